@@ -1,0 +1,228 @@
+"""The Python API of KSPEC.md: kspec.load / kspec.loads, Module, Kernel."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from . import ir
+from .dsl import compile_source
+from .dtypes import DType, from_torch
+from .errors import BackendUnavailable, KspecError, KspecLaunchError
+
+BACKENDS = ("triton", "cuda", "hip")
+
+
+@dataclass
+class Bound:
+    """Arguments matched to a kernel's signature, with every shape symbol's value."""
+
+    tensors: dict[str, torch.Tensor]
+    scalars: dict[str, Any]
+    env: dict[str, int]
+
+    def output_shape(self, decl: ir.TensorDecl) -> tuple[int, ...]:
+        return tuple(d.evaluate(self.env) for d in decl.dims)
+
+
+def bind(kernel: ir.Kernel, args: tuple, kwargs: dict, strict_dtypes: bool = True) -> Bound:
+    """Match arguments to parameters, bind shape symbols and run the launch-time checks."""
+    params = kernel.params
+    sig = ", ".join(p.name if not isinstance(p, ir.ScalarParam) or p.default is None
+                    else f"{p.name}={p.default}" for p in params)
+    if len(args) > len(params):
+        raise KspecLaunchError(f"{kernel.name}({sig}) takes {len(params)} arguments, "
+                               f"{len(args)} given")
+    values: dict[str, Any] = {}
+    for p, a in zip(params, args):
+        values[p.name] = a
+    for name, a in kwargs.items():
+        if name not in {p.name for p in params}:
+            raise KspecLaunchError(f"{kernel.name}({sig}) has no parameter '{name}'")
+        if name in values:
+            raise KspecLaunchError(f"{kernel.name}: argument '{name}' given twice")
+        values[name] = a
+    tensors, scalars = {}, {}
+    for p in params:
+        if p.name not in values:
+            if isinstance(p, ir.ScalarParam) and p.default is not None:
+                values[p.name] = p.default
+            else:
+                raise KspecLaunchError(f"{kernel.name}({sig}): missing argument '{p.name}'")
+        if isinstance(p, ir.TensorDecl):
+            tensors[p.name] = _tensor_arg(kernel, p, values[p.name], strict_dtypes)
+        else:
+            scalars[p.name] = _scalar_arg(kernel, p, values[p.name])
+    env = bind_symbols(kernel, tensors)
+    for check in kernel.checks:
+        if not check.holds(env):
+            where = f" ({check.pos})" if check.pos else ""
+            raise KspecLaunchError(f"{kernel.name}: {check.message}{where}; with "
+                                   f"{_env_text(check.expr.symbols(), env)}")
+    return Bound(tensors, scalars, env)
+
+
+def _env_text(names: set[str], env: dict[str, int]) -> str:
+    return ", ".join(f"{n} = {env[n]}" for n in sorted(names)) or "these sizes"
+
+
+def _tensor_arg(kernel: ir.Kernel, p: ir.TensorDecl, a: Any, strict: bool) -> torch.Tensor:
+    if not isinstance(a, torch.Tensor):
+        raise KspecLaunchError(f"{kernel.name}: argument '{p.name}' must be a torch tensor "
+                               f"({p.dtype}[{', '.join(map(str, p.dims))}]), got "
+                               f"{type(a).__name__}")
+    if a.dim() != p.rank:
+        raise KspecLaunchError(f"{kernel.name}: argument '{p.name}' has {a.dim()} dims; the "
+                               f"kernel declares {p.rank} ({p.dtype}[{', '.join(map(str, p.dims))}])")
+    if strict and from_torch(a.dtype) != p.dtype:
+        raise KspecLaunchError(f"{kernel.name}: argument '{p.name}' has dtype {a.dtype}; the "
+                               f"kernel declares {p.dtype} ({p.dtype.torch})")
+    return a
+
+
+def _scalar_arg(kernel: ir.Kernel, p: ir.ScalarParam, a: Any) -> Any:
+    if isinstance(a, torch.Tensor) and a.dim() == 0:
+        a = a.item()
+    ok = (isinstance(a, bool) if p.dtype == DType.bool else
+          isinstance(a, int) and not isinstance(a, bool) if p.dtype.is_int else
+          isinstance(a, (int, float)) and not isinstance(a, bool))
+    if not ok:
+        raise KspecLaunchError(f"{kernel.name}: scalar '{p.name}' is {p.dtype}; got "
+                               f"{type(a).__name__} {a!r}")
+    return float(a) if p.dtype.is_float else a
+
+
+def bind_symbols(kernel: ir.Kernel, tensors: dict[str, torch.Tensor]) -> dict[str, int]:
+    """Shape symbols from the input tensors' sizes: bare dims first, then dims linear in one
+    still-unknown symbol; every dim is then checked against its declaration."""
+    env: dict[str, int] = {}
+    source: dict[str, str] = {}
+    dims = [(p, d, i) for p in kernel.tensor_params for i, d in enumerate(p.dims)]
+    progress = True
+    while progress:
+        progress = False
+        for p, d, i in dims:
+            unknown = d.symbols() - set(env)
+            if len(unknown) != 1:
+                continue
+            (sym,) = unknown
+            lin = d.linear_in(sym)
+            if lin is None or lin[0] == 0:
+                continue
+            a, rest = lin
+            size = tensors[p.name].shape[i]
+            num = size - rest.evaluate(env)
+            if num % a != 0:
+                raise KspecLaunchError(f"{kernel.name}: '{p.name}' dim {i} is {size}, which "
+                                       f"does not fit {d} for any integer {sym}")
+            env[sym] = num // a
+            source[sym] = f"{p.name} (dim {i})"
+            if env[sym] < 1:
+                raise KspecLaunchError(f"{kernel.name}: shape symbol {sym} is {env[sym]} from "
+                                       f"{source[sym]}; sizes must be at least 1")
+            progress = True
+    for p, d, i in dims:
+        want, got = d.evaluate(env), tensors[p.name].shape[i]
+        if want != got:
+            if len(d.symbols()) == 1 and d == ir.Shape.sym(next(iter(d.symbols()))):
+                sym = next(iter(d.symbols()))
+                raise KspecLaunchError(f"{kernel.name}: shape symbol {sym} is {want} from "
+                                       f"{source[sym]} but {got} from {p.name} (dim {i})")
+            raise KspecLaunchError(f"{kernel.name}: '{p.name}' dim {i} is {got} but {d} = "
+                                   f"{want} with {_env_text(d.symbols(), env)}")
+    return env
+
+
+class Kernel:
+    """One kernel of a module: its IR, the reference, and its backends."""
+
+    def __init__(self, kernel_ir: ir.Kernel, module: "Module"):
+        self.ir = kernel_ir
+        self.module = module
+        self._builds: dict[tuple, Callable] = {}
+
+    @property
+    def name(self) -> str:
+        return self.ir.name
+
+    def bind(self, *args: Any, strict_dtypes: bool = True, **kwargs: Any) -> Bound:
+        return bind(self.ir, args, kwargs, strict_dtypes)
+
+    def reference(self, *args: Any, **kwargs: Any):
+        """The float64 reference result: one tensor, or a tuple in declared output order."""
+        from .verify.reference import evaluate
+
+        b = bind(self.ir, args, kwargs, strict_dtypes=False)
+        out = evaluate(self.ir, b.tensors, b.scalars, b.env)
+        results = tuple(out[o.name] for o in self.ir.outputs)
+        return results[0] if len(results) == 1 else results
+
+    def build(self, backend: str = "triton", **options: Any) -> Callable:
+        """A launcher taking torch tensors (in signature order) and returning the output(s)."""
+        from .backends import get_backend
+
+        key = (backend, tuple(sorted(options.items())))
+        if key not in self._builds:
+            self._builds[key] = get_backend(backend).build(self.ir, **options)
+        return self._builds[key]
+
+    def source(self, backend: str = "triton", **options: Any) -> str:
+        """The generated source text for a backend."""
+        from .backends import get_backend
+
+        return get_backend(backend).source(self.ir, **options)
+
+    def __repr__(self) -> str:
+        return f"<kspec kernel {self.name} from {self.module.file}>"
+
+
+class Module:
+    """The kernels of one .kspec file, by name: `mod["softmax"]` or `mod.softmax`."""
+
+    def __init__(self, module_ir: ir.Module, source: str, file: str):
+        self.ir = module_ir
+        self.source = source
+        self.file = file
+        self.kernels = {k.name: Kernel(k, self) for k in module_ir.kernels}
+
+    def __getitem__(self, name: str) -> Kernel:
+        try:
+            return self.kernels[name]
+        except KeyError:
+            raise KeyError(f"{self.file} has no kernel '{name}'; it has "
+                           f"{', '.join(self.kernels) or 'none'}") from None
+
+    def __getattr__(self, name: str) -> Kernel:
+        kernels = self.__dict__.get("kernels", {})
+        if name in kernels:
+            return kernels[name]
+        raise AttributeError(f"{self.__dict__.get('file')} has no kernel '{name}'")
+
+    def __iter__(self) -> Iterator[Kernel]:
+        return iter(self.kernels.values())
+
+    def __len__(self) -> int:
+        return len(self.kernels)
+
+    def __repr__(self) -> str:
+        return f"<kspec module {self.file}: {', '.join(self.kernels)}>"
+
+
+def loads(source: str, file: str = "<string>") -> Module:
+    """Compile kspec source text. Raises a KspecError (with file:line:col) on bad input."""
+    return Module(compile_source(source, file), source, file)
+
+
+def load(path: str | Path) -> Module:
+    """Compile a .kspec file."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except OSError as e:
+        raise KspecError(f"cannot read {path}: {e.strerror}") from None
+    return loads(text, str(path))
+
+
+__all__ = ["load", "loads", "Module", "Kernel", "Bound", "bind", "BackendUnavailable", "BACKENDS"]

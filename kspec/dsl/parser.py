@@ -1,0 +1,229 @@
+"""Source text -> syntax tree, with every Lark error turned into a positioned KspecSyntaxError."""
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+
+from ..errors import KspecSyntaxError, SourcePos
+from . import ast
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# How the parser's terminal names read in "expected ..." messages.
+_TERMINAL_TEXT = {
+    "NAME": "a name", "NUMBER": "a number", "_NL": "end of line", "$END": "end of file",
+    "LPAR": "'('", "RPAR": "')'", "LSQB": "'['", "RSQB": "']'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "COMMA": "','", "COLON": "':'", "SEMICOLON": "';'", "EQUAL": "'='", "ARROW": "'->'",
+    "CMP": "a comparison", "LT": "'<'", "PLUS": "'+'", "MINUS": "'-'", "STAR": "'*'",
+    "SLASH": "'/'", "DSLASH": "'//'", "PERCENT": "'%'", "POW": "'**'",
+    "KERNEL": "'kernel'", "FOR": "'for'", "AND": "'and'", "OR": "'or'", "NOT": "'not'",
+}
+_OPERATORS = {"CMP", "LT", "PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW",
+              "AND", "OR"}
+
+
+class _NewlineFilter:
+    """Newlines end statements only directly inside `{ }`; inside ( ) or [ ], and between kernels,
+    they are layout. Lark calls this between the lexer and the LALR parser."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream):
+        stack: list[str] = []
+        for tok in stream:
+            if tok.type in ("LPAR", "LSQB", "LBRACE"):
+                stack.append(tok.type)
+            elif tok.type in ("RPAR", "RSQB", "RBRACE") and stack:
+                stack.pop()
+            elif tok.type == "_NL" and (not stack or stack[-1] != "LBRACE"):
+                continue
+            yield tok
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_GRAMMAR.read_text(), parser="lalr", lexer="contextual",
+                postlex=_NewlineFilter(), propagate_positions=True, maybe_placeholders=True)
+
+
+def grammar_text() -> str:
+    return _GRAMMAR.read_text()
+
+
+_NUMBER_OK = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+class _ToAst(Transformer):
+    def __init__(self, file: str, source: str):
+        super().__init__()
+        self.file, self.source = file, source
+
+    def _pos(self, item) -> SourcePos:
+        if isinstance(item, Token):
+            return SourcePos(self.file, item.line, item.column, self.source)
+        return SourcePos(self.file, item.line, item.column, self.source)
+
+    def start(self, kernels):
+        return ast.File(list(kernels), self.file, self.source)
+
+    @v_args(meta=True)
+    def kernel(self, meta, items):
+        name, *rest = items
+        params = [p for p in rest[:-3] if p is not None]
+        _arrow, outputs, body = rest[-3:]
+        return ast.KernelDef(str(name), params, outputs, body, self._pos(name))
+
+    def param(self, items):
+        name, typ, default = items
+        return ast.Param(str(name), typ, default, self._pos(name))
+
+    def output(self, items):
+        name, typ = items
+        return ast.Param(str(name), typ, None, self._pos(name))
+
+    def outputs(self, items):
+        return [o for o in items if o is not None]
+
+    def type(self, items):
+        name, lsqb, *dims = items
+        if lsqb is None:
+            return ast.TypeRef(str(name), None, self._pos(name))
+        return ast.TypeRef(str(name), [d for d in dims if d is not None], self._pos(name))
+
+    def body(self, items):
+        return list(items)
+
+    def stmt(self, items):
+        name, lsqb, *rest = items
+        value = rest[-1]
+        indices = None if lsqb is None else [d for d in rest[:-1] if d is not None]
+        return ast.Stmt(str(name), indices, value, self._pos(name))
+
+    def number(self, items):
+        (tok,) = items
+        text = str(tok)
+        if not _NUMBER_OK.match(text):
+            raise KspecSyntaxError(f"malformed number '{text}'", self._pos(tok))
+        is_float = any(c in text for c in ".eE")
+        return ast.Num(text, float(text) if is_float else int(text), self._pos(tok))
+
+    def name(self, items):
+        (tok,) = items
+        return ast.Name(str(tok), self._pos(tok))
+
+    def index(self, items):
+        name, _lsqb, *args = items
+        return ast.Index(str(name), [a for a in args if a is not None], self._pos(name))
+
+    def call(self, items):
+        name, *args = items
+        return ast.Call(str(name), [a for a in args if a is not None], self._pos(name))
+
+    def generator(self, items):
+        name, body, *vars_ = items
+        return ast.Generator(str(name), body, list(vars_), self._pos(name))
+
+    def redvar(self, items):
+        name, _lt, bound = items
+        return ast.RedVar(str(name), bound, self._pos(name))
+
+    def binop(self, items):
+        a, op, b = items
+        return ast.BinOp(str(op), a, b, self._pos(op))
+
+    compare = binop
+
+    @v_args(meta=True)
+    def or_(self, meta, items):
+        return ast.BinOp("or", items[0], items[1], self._pos(meta))
+
+    @v_args(meta=True)
+    def and_(self, meta, items):
+        return ast.BinOp("and", items[0], items[1], self._pos(meta))
+
+    @v_args(meta=True)
+    def not_(self, meta, items):
+        return ast.UnOp("not", items[0], self._pos(meta))
+
+    def neg(self, items):
+        op, a = items
+        return ast.UnOp("-", a, self._pos(op))
+
+    def pos(self, items):
+        op, a = items
+        return ast.UnOp("+", a, self._pos(op))
+
+
+def _check_characters(source: str, file: str) -> None:
+    for offset, ch in enumerate(source):
+        if ch in "\t\n\r\f" or " " <= ch <= "~":
+            continue
+        line = source.count("\n", 0, offset) + 1
+        col = offset - (source.rfind("\n", 0, offset) + 1) + 1
+        what = "NUL character" if ch == "\0" else (
+            "control character" if ord(ch) < 128 else "non-ASCII character")
+        shown = "" if ch == "\0" or ord(ch) < 32 else f" '{ch}'"
+        raise KspecSyntaxError(f"{what}{shown} (U+{ord(ch):04X}); kspec source is ASCII",
+                               SourcePos(file, line, col, source))
+
+
+def _describe(tok: Token) -> str:
+    if tok.type == "$END":
+        return "end of file"
+    if tok.type == "_NL":
+        return "end of line"
+    if tok.type == "NAME":
+        return f"name '{tok}'"
+    if tok.type == "NUMBER":
+        return f"number '{tok}'"
+    return f"'{tok}'"
+
+
+def _expected(names) -> str:
+    names = set(names)
+    if names & _OPERATORS and len(names) > 4:
+        names = (names - _OPERATORS) | {"an operator"}
+    texts = sorted({_TERMINAL_TEXT.get(n, n if n == "an operator" else f"'{n.lower()}'")
+                    for n in names})
+    if len(texts) > 6:
+        return "an expression or statement"
+    return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+
+def parse(source: str, file: str = "<string>") -> ast.File:
+    """Parse kspec source. Raises KspecSyntaxError with file:line:col on any malformed input."""
+    _check_characters(source, file)
+    try:
+        tree = _parser().parse(source)
+    except lark.UnexpectedToken as e:
+        tok = e.token
+        line, col = (tok.line, tok.column) if tok.line is not None else _end_pos(source)
+        if tok.type == "$END":
+            line, col = _end_pos(source)
+        raise KspecSyntaxError(f"unexpected {_describe(tok)}; expected {_expected(e.accepts or e.expected)}",
+                               SourcePos(file, line, col, source)) from None
+    except lark.UnexpectedCharacters as e:
+        ch = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
+        raise KspecSyntaxError(f"unexpected character '{ch}'",
+                               SourcePos(file, e.line, e.column, source)) from None
+    except lark.UnexpectedEOF as e:
+        line, col = _end_pos(source)
+        raise KspecSyntaxError(f"unexpected end of file; expected {_expected(e.expected)}",
+                               SourcePos(file, line, col, source)) from None
+    try:
+        return _ToAst(file, source).transform(tree)
+    except lark.exceptions.VisitError as e:
+        if isinstance(e.orig_exc, KspecSyntaxError):
+            raise e.orig_exc from None
+        raise
+
+
+def _end_pos(source: str) -> tuple[int, int]:
+    lines = source.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        return len(lines) - 1, len(lines[-2]) + 1
+    return len(lines), len(lines[-1]) + 1

@@ -1,0 +1,599 @@
+"""Semantic checks: syntax tree -> typed IR.
+
+One pass per statement builds typed expressions (names resolved, dtypes promoted), collecting
+every tensor access; then index ranges are inferred from bare uses and affine accesses and every
+access is proved in bounds or turned into a launch-time check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import ir
+from ..dtypes import DTYPES, Category, DType, Level, accumulator, float_of, promote
+from ..errors import KspecSemanticError, SourcePos
+from ..ops import BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
+from ..shapes import Shape
+from . import ast
+
+LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
+                 "false": (False, DType.bool)}
+RESERVED = set(FUNCTIONS) | set(REDUCTIONS) | set(DTYPES) | set(LITERAL_NAMES) | {"gelu_tanh"}
+
+
+def error(message: str, pos: SourcePos | None) -> KspecSemanticError:
+    return KspecSemanticError(message, pos)
+
+
+def check_file(tree: ast.File) -> ir.Module:
+    seen: dict[str, ast.KernelDef] = {}
+    kernels = []
+    for kdef in tree.kernels:
+        if kdef.name in seen:
+            raise error(f"kernel '{kdef.name}' is defined twice (first at line "
+                        f"{seen[kdef.name].pos.line})", kdef.pos)
+        seen[kdef.name] = kdef
+        kernels.append(_KernelChecker(kdef).check())
+    return ir.Module(tuple(kernels), tree.name)
+
+
+# --- shape expressions -------------------------------------------------------------------------
+def shape_of(node: ast.Node, symbols: dict[str, SourcePos], what: str,
+             names: dict[str, str] | None = None) -> Shape:
+    """A dim or range written in source -> Shape. Unknown upper-or-lower-case names become shape
+    symbols (recorded in `symbols`) unless `names` says they are something else."""
+    if isinstance(node, ast.Num):
+        if not isinstance(node.value, int):
+            raise error(f"{what} must be an integer, not '{node.text}'", node.pos)
+        return Shape.const(node.value)
+    if isinstance(node, ast.Name):
+        kind = (names or {}).get(node.id)
+        if node.id in RESERVED or kind is not None:
+            raise error(f"'{node.id}' is {kind or 'a function or type name'}; {what} may use "
+                        f"only integers and shape symbols", node.pos)
+        symbols.setdefault(node.id, node.pos)
+        return Shape.sym(node.id)
+    if isinstance(node, ast.UnOp) and node.op in "+-":
+        inner = shape_of(node.a, symbols, what, names)
+        return -inner if node.op == "-" else inner
+    if isinstance(node, ast.BinOp) and node.op in ("+", "-", "*", "//"):
+        a = shape_of(node.a, symbols, what, names)
+        b = shape_of(node.b, symbols, what, names)
+        if node.op == "//":
+            if b.is_const and b.value == 0:
+                raise error("division by zero in a shape expression", node.pos)
+            return a // b
+        return a + b if node.op == "+" else a - b if node.op == "-" else a * b
+    if isinstance(node, ast.Call) and node.name in ("min",) and len(node.args) == 2:
+        return shape_of(node.args[0], symbols, what, names).min(
+            shape_of(node.args[1], symbols, what, names))
+    raise error(f"{what} may use only integers, shape symbols, + - * // and parentheses",
+                node.pos)
+
+
+def constant_value(node: ast.Node) -> int | float | bool:
+    """A scalar parameter's default: a number, optionally negated, or inf/true/false."""
+    if isinstance(node, ast.Num):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in LITERAL_NAMES:
+        return LITERAL_NAMES[node.id][0]
+    if isinstance(node, ast.UnOp) and node.op in "+-":
+        v = constant_value(node.a)
+        if isinstance(v, bool):
+            raise error("a bool default cannot be negated", node.pos)
+        return -v if node.op == "-" else v
+    raise error("a default value must be a number, inf, true or false", node.pos)
+
+
+# --- per-statement bookkeeping -----------------------------------------------------------------
+@dataclass
+class _Var:
+    name: str
+    uid: int
+    pos: SourcePos
+    extent: Shape | None = None      # fixed: output dims or an explicit `for k < E`
+    explicit: bool = False           # the extent is given, not inferred
+    bounded: bool = False            # given by `for k < E`: bare uses are only bounds-checked
+    ir: ir.IndexVar | None = None
+
+
+@dataclass
+class _Access:
+    tensor: str
+    dims: tuple[Shape, ...]
+    index: list[tuple[dict[int, int], Shape, SourcePos]]  # per dim: {uid: coeff}, offset, pos
+    pos: SourcePos
+
+
+@dataclass
+class _Statement:
+    vars: list[_Var] = field(default_factory=list)
+    accesses: list[_Access] = field(default_factory=list)
+
+
+class _KernelChecker:
+    def __init__(self, kdef: ast.KernelDef):
+        self.kdef = kdef
+        self.names: dict[str, str] = {}           # name -> what it is, for clash messages
+        self.symbols: dict[str, SourcePos] = {}
+        self.decls: dict[str, ir.TensorDecl | ir.ScalarParam] = {}
+        self.assigned: dict[str, SourcePos] = {}
+        self.targets: dict[str, SourcePos] = {}   # every statement target, for use-before-def
+        self.checks: list[ir.Check] = []
+        self.next_uid = 0
+
+    # --- declarations -----------------------------------------------------------------------
+    def declare(self, name: str, kind: str, pos: SourcePos) -> None:
+        if name in RESERVED:
+            raise error(f"'{name}' is a built-in function or type name and cannot name {kind}",
+                        pos)
+        if name in self.names:
+            raise error(f"'{name}' is already {self.names[name]}; names of tensors, scalars, "
+                        f"shape symbols and index variables must differ", pos)
+        self.names[name] = kind
+
+    def dtype(self, t: ast.TypeRef) -> DType:
+        if t.dtype not in DTYPES:
+            raise error(f"unknown dtype '{t.dtype}'; expected one of {' '.join(DTYPES)}", t.pos)
+        return DTYPES[t.dtype]
+
+    def dims(self, t: ast.TypeRef) -> tuple[Shape, ...]:
+        if t.dims is None:
+            return ()
+        return tuple(shape_of(d, self.symbols, "a dim", self.names) for d in t.dims)
+
+    def check(self) -> ir.Kernel:
+        k = self.kdef
+        params: list[ir.TensorDecl | ir.ScalarParam] = []
+        for p in k.params:
+            self.declare(p.name, "a parameter", p.pos)
+        for o in k.outputs:
+            self.declare(o.name, "an output", o.pos)
+        for p in k.params:
+            dt = self.dtype(p.type)
+            if p.type.dims is None:
+                default = None
+                if p.default is not None:
+                    default = self.default_for(p, dt)
+                decl: ir.TensorDecl | ir.ScalarParam = ir.ScalarParam(p.name, dt, default, p.pos)
+                self.names[p.name] = "a scalar parameter"
+            else:
+                if p.default is not None:
+                    raise error(f"tensor parameter '{p.name}' cannot have a default", p.default.pos)
+                decl = ir.TensorDecl(p.name, dt, self.dims(p.type), p.pos)
+                self.names[p.name] = "an input tensor"
+            self.decls[p.name] = decl
+            params.append(decl)
+        input_symbols = set(self.symbols)
+        outputs = []
+        for o in k.outputs:
+            decl = ir.TensorDecl(o.name, self.dtype(o.type), self.dims(o.type), o.pos)
+            self.decls[o.name] = decl
+            outputs.append(decl)
+        for name, pos in self.symbols.items():
+            if name in self.names:
+                raise error(f"'{name}' is {self.names[name]} and cannot be a shape symbol", pos)
+        for name in self.symbols:
+            self.names[name] = "a shape symbol"
+        self.check_bindable(params, input_symbols)
+        for out in outputs:
+            for d in out.dims:
+                self.require_positive(d, f"output '{out.name}' has a dim {d}", out.pos)
+
+        for s in k.body:
+            self.targets.setdefault(s.target, s.pos)
+        body = [self.statement(s) for s in k.body]
+        for o in outputs:
+            if o.name not in self.assigned:
+                raise error(f"output '{o.name}' is never assigned", o.pos)
+        intermediates = tuple(d for name, d in self.decls.items()
+                              if name not in {p.name for p in k.params} | {o.name for o in outputs})
+        symbols = tuple(self.symbols)
+        return ir.Kernel(k.name, tuple(params), tuple(outputs), intermediates, tuple(body),
+                         symbols, tuple(self.checks), k.pos)
+
+    def default_for(self, p: ast.Param, dt: DType) -> int | float | bool:
+        value = constant_value(p.default)
+        if dt == DType.bool and not isinstance(value, bool):
+            raise error(f"default of bool parameter '{p.name}' must be true or false",
+                        p.default.pos)
+        if dt != DType.bool and isinstance(value, bool):
+            raise error(f"default of {dt} parameter '{p.name}' cannot be {str(value).lower()}",
+                        p.default.pos)
+        if dt.is_int and isinstance(value, float):
+            raise error(f"default of {dt} parameter '{p.name}' must be an integer",
+                        p.default.pos)
+        return float(value) if dt.is_float else value
+
+    def check_bindable(self, params: list, input_symbols: set[str]) -> None:
+        """Every shape symbol must be recoverable from the input tensors' shapes at launch:
+        bare in some dim, or solvable from a dim linear in it once the others are known."""
+        known: set[str] = set()
+        dims = [d for p in params if isinstance(p, ir.TensorDecl) for d in p.dims]
+        progress = True
+        while progress:
+            progress = False
+            for d in dims:
+                unknown = d.symbols() - known
+                if len(unknown) == 1:
+                    (sym,) = unknown
+                    lin = d.linear_in(sym)
+                    if lin is not None and lin[0] != 0:
+                        known.add(sym)
+                        progress = True
+        for name, pos in self.symbols.items():
+            if name not in known:
+                where = "the inputs' dims" if name in input_symbols else "any input's dims"
+                raise error(f"shape symbol '{name}' cannot be bound from {where}; its value "
+                            f"would be unknown at launch", pos)
+
+    def require_positive(self, extent: Shape, what: str, pos: SourcePos | None) -> None:
+        need = extent - 1
+        if extent.is_const and extent.value < 1:
+            raise error(f"{what}, which is {extent.value}; it must be at least 1", pos)
+        if not need.provably_nonneg():
+            self.checks.append(ir.Check(need, ">=", f"{what}, which must be at least 1", pos))
+
+    # --- statements -------------------------------------------------------------------------
+    def statement(self, s: ast.Stmt) -> ir.Assign:
+        name = s.target
+        decl = self.decls.get(name)
+        if isinstance(decl, (ir.ScalarParam,)) or (
+                isinstance(decl, ir.TensorDecl) and name in {p.name for p in self.kdef.params}):
+            raise error(f"'{name}' is an input and cannot be assigned", s.pos)
+        if name in self.assigned:
+            raise error(f"'{name}' is assigned twice (first at line {self.assigned[name].line})",
+                        s.pos)
+        if decl is None:
+            self.declare(name, "an intermediate", s.pos)
+        st = _Statement()
+        scope: dict[str, _Var] = {}
+        lhs: list[_Var] = []
+        for node in s.indices or []:
+            if not isinstance(node, ast.Name):
+                raise error("a left-hand-side index must be a plain index variable", node.pos)
+            if node.id in scope:
+                raise error(f"index '{node.id}' appears twice on the left-hand side", node.pos)
+            self.check_index_name(node.id, node.pos)
+            var = self.new_var(st, node.id, node.pos)
+            scope[node.id] = var
+            lhs.append(var)
+        if isinstance(decl, ir.TensorDecl):  # an output: its dims fix the ranges
+            if s.indices is None and decl.dims:
+                raise error(f"output '{name}' has {decl.rank} dims; assign it as "
+                            f"{name}[{', '.join('ijklmn'[:decl.rank])}] = ...", s.pos)
+            if len(lhs) != decl.rank:
+                raise error(f"wrong number of indices for '{name}': it has {decl.rank} dims, "
+                            f"{len(lhs)} given", s.pos)
+            for var, dim in zip(lhs, decl.dims):
+                var.extent, var.explicit = dim, True
+        value, _ = self.expr(s.value, scope, st)
+        self.solve_ranges(st)
+        index = tuple(v.ir for v in lhs)
+        if decl is None:
+            decl = ir.TensorDecl(name, value.dtype, tuple(v.extent for v in lhs), s.pos)
+            self.decls[name] = decl
+            self.names[name] = "a tensor" if lhs else "a scalar"
+        self.assigned[name] = s.pos
+        return ir.Assign(name, index, value, s.pos)
+
+    def check_index_name(self, name: str, pos: SourcePos) -> None:
+        if name in RESERVED:
+            raise error(f"'{name}' is a built-in function or type name and cannot be an index "
+                        f"variable", pos)
+        if name in self.names or name in self.targets:
+            what = self.names.get(name, "a tensor")
+            raise error(f"'{name}' is {what} and cannot be an index variable", pos)
+
+    def new_var(self, st: _Statement, name: str, pos: SourcePos) -> _Var:
+        var = _Var(name, self.next_uid, pos)
+        self.next_uid += 1
+        st.vars.append(var)
+        return var
+
+    # --- expressions ------------------------------------------------------------------------
+    def expr(self, node: ast.Node, scope: dict[str, _Var], st: _Statement
+             ) -> tuple[ir.Expr, Level]:
+        if isinstance(node, ast.Num):
+            dt = DType.f32 if isinstance(node.value, float) else DType.i64
+            return ir.Const(node.value, dt), Level.LITERAL
+        if isinstance(node, ast.Name):
+            return self.name(node, scope)
+        if isinstance(node, ast.Index):
+            return self.load(node, scope, st)
+        if isinstance(node, ast.Call):
+            return self.call(node, scope, st)
+        if isinstance(node, ast.Generator):
+            return self.reduction(node, scope, st)
+        if isinstance(node, ast.UnOp):
+            a, lv = self.expr(node.a, scope, st)
+            if node.op == "+":
+                self.require_numeric(a, "unary '+'", node.pos)
+                return a, lv
+            if node.op == "-":
+                self.require_numeric(a, "unary '-'", node.pos)
+                return ir.Op("neg", (a,), a.dtype), lv
+            self.require_bool(a, "'not'", node.a.pos if hasattr(node.a, "pos") else node.pos)
+            return ir.Op("not", (a,), DType.bool), lv
+        assert isinstance(node, ast.BinOp)
+        if node.op == "//":
+            raise error("'//' is only allowed in shape expressions; use floor(a / b)", node.pos)
+        op = node.op if node.op in ("and", "or") else BINARY_SYMBOLS[node.op]
+        a = self.expr(node.a, scope, st)
+        b = self.expr(node.b, scope, st)
+        return self.apply(op, [a, b], node.pos, f"'{node.op}'")
+
+    def apply(self, op: str, operands: list[tuple[ir.Expr, Level]], pos: SourcePos,
+              what: str) -> tuple[ir.Expr, Level]:
+        rule = OPS[op].rule
+        args = tuple(e for e, _ in operands)
+        if rule == "logic":
+            for e in args:
+                self.require_bool(e, what, pos)
+            return ir.Op(op, args, DType.bool), min(lv for _, lv in operands)
+        if rule in ("arith", "div", "float", "same"):
+            for e in args:
+                self.require_numeric(e, what, pos)
+        dt, lv = promote([(e.dtype, lv) for e, lv in operands])
+        if rule == "cmp":
+            dt = DType.bool
+        elif rule in ("div", "float"):
+            dt = float_of(dt)
+        return ir.Op(op, args, dt), lv
+
+    def require_bool(self, e: ir.Expr, what: str, pos: SourcePos) -> None:
+        if e.dtype != DType.bool:
+            raise error(f"{what} needs bool operands, got {e.dtype}", pos)
+
+    def require_numeric(self, e: ir.Expr, what: str, pos: SourcePos) -> None:
+        if e.dtype == DType.bool:
+            raise error(f"{what} needs numbers, got bool; convert with i32(...) or "
+                        f"where(...)", pos)
+
+    def name(self, node: ast.Name, scope: dict[str, _Var]) -> tuple[ir.Expr, Level]:
+        n = node.id
+        if n in scope:
+            return ir.IndexValue(scope[n].ir or self.ir_var(scope[n])), Level.LITERAL
+        if n in LITERAL_NAMES:
+            value, dt = LITERAL_NAMES[n]
+            return ir.Const(value, dt), Level.LITERAL
+        decl = self.decls.get(n)
+        if isinstance(decl, ir.ScalarParam):
+            return ir.ScalarRef(n, decl.dtype), Level.SCALAR
+        if n in self.symbols:
+            return ir.ShapeValue(Shape.sym(n)), Level.LITERAL
+        self.require_defined(n, node.pos)
+        if isinstance(decl, ir.TensorDecl):
+            if decl.rank == 0:
+                return ir.ScalarRef(n, decl.dtype), Level.TENSOR
+            raise error(f"'{n}' is a tensor with {decl.rank} dims; index it as "
+                        f"{n}[{', '.join('ijklmn'[:decl.rank])}]", node.pos)
+        if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
+            raise error(f"'{n}' is a function; call it as {n}(...)", node.pos)
+        raise error(f"unknown name '{n}'", node.pos)
+
+    def require_defined(self, n: str, pos: SourcePos) -> None:
+        if n in self.targets and n not in self.assigned:
+            line = self.targets[n].line
+            raise error(f"'{n}' is used before it is assigned (at line {line})", pos)
+
+    def ir_var(self, var: _Var) -> ir.IndexVar:
+        # Extents are filled in by solve_ranges once the whole statement has been seen.
+        var.ir = ir.IndexVar(var.name, var.uid, Shape.const(0))
+        return var.ir
+
+    def load(self, node: ast.Index, scope: dict[str, _Var], st: _Statement
+             ) -> tuple[ir.Expr, Level]:
+        n = node.name
+        self.require_defined(n, node.pos)
+        decl = self.decls.get(n)
+        if not isinstance(decl, ir.TensorDecl):
+            if isinstance(decl, ir.ScalarParam):
+                raise error(f"'{n}' is a scalar and cannot be indexed", node.pos)
+            if n in self.symbols:
+                raise error(f"'{n}' is a shape symbol and cannot be indexed", node.pos)
+            if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
+                raise error(f"'{n}' is a function; call it with (...), not [...]", node.pos)
+            raise error(f"unknown tensor '{n}'", node.pos)
+        if len(node.args) != decl.rank:
+            raise error(f"wrong number of indices for '{n}': it has {decl.rank} dims, "
+                        f"{len(node.args)} given", node.pos)
+        affines, parts = [], []
+        for arg in node.args:
+            coeffs, offset = self.affine(arg, scope)
+            parts.append((coeffs, offset, arg.pos))
+            terms = tuple((scope_var.ir or self.ir_var(scope_var), c)
+                          for scope_var in st.vars if (c := coeffs.get(scope_var.uid, 0)) != 0)
+            affines.append(ir.Affine(terms, offset))
+        st.accesses.append(_Access(n, decl.dims, parts, node.pos))
+        return ir.Load(n, tuple(affines), decl.dtype), Level.TENSOR
+
+    def affine(self, node: ast.Node, scope: dict[str, _Var]) -> tuple[dict[int, int], Shape]:
+        """An index expression -> ({var uid: coefficient}, offset)."""
+        if isinstance(node, ast.Num):
+            if not isinstance(node.value, int):
+                raise error(f"an index must be an integer expression, not '{node.text}'",
+                            node.pos)
+            return {}, Shape.const(node.value)
+        if isinstance(node, ast.Name):
+            if node.id in scope:
+                return {scope[node.id].uid: 1}, Shape.const(0)
+            if node.id in self.symbols:
+                return {}, Shape.sym(node.id)
+            if node.id in self.names or node.id in RESERVED:
+                raise error(f"'{node.id}' cannot be used in an index: indices are affine in "
+                            f"index variables and shape symbols", node.pos)
+            raise error(f"unknown index '{node.id}'; index variables come from the "
+                        f"left-hand side or a reduction's 'for'", node.pos)
+        if isinstance(node, ast.UnOp) and node.op in "+-":
+            c, o = self.affine(node.a, scope)
+            return ({k: -v for k, v in c.items()}, -o) if node.op == "-" else (c, o)
+        if isinstance(node, ast.BinOp) and node.op in "+-":
+            c1, o1 = self.affine(node.a, scope)
+            c2, o2 = self.affine(node.b, scope)
+            sign = 1 if node.op == "+" else -1
+            out = dict(c1)
+            for k, v in c2.items():
+                out[k] = out.get(k, 0) + sign * v
+            return out, o1 + o2 if sign == 1 else o1 - o2
+        if isinstance(node, ast.BinOp) and node.op == "*":
+            c1, o1 = self.affine(node.a, scope)
+            c2, o2 = self.affine(node.b, scope)
+            if c1 and c2:
+                raise error("an index must be affine: a product of two index variables is not",
+                            node.pos)
+            (cv, ov), (cc, oc) = ((c1, o1), (c2, o2)) if c1 else ((c2, o2), (c1, o1))
+            if cv and not oc.is_const:
+                raise error("an index variable's coefficient must be an integer constant",
+                            node.pos)
+            k = oc.value if oc.is_const else None
+            if cv:
+                return {u: v * k for u, v in cv.items()}, ov * oc
+            return {}, ov * oc
+        raise error("an index must be affine: integers, shape symbols and index variables "
+                    "with + - and constant *", node.pos)
+
+    def call(self, node: ast.Call, scope: dict[str, _Var], st: _Statement
+             ) -> tuple[ir.Expr, Level]:
+        n, nargs = node.name, len(node.args)
+        if n in DTYPES:
+            if nargs != 1:
+                raise error(f"the cast {n}(...) takes one argument, {nargs} given", node.pos)
+            a, lv = self.expr(node.args[0], scope, st)
+            return ir.Cast(a, DTYPES[n]), lv
+        if n in ("sum", "prod", "mean"):
+            raise error(f"'{n}' is a reduction; write {n}(expr for k)", node.pos)
+        if n in ("max", "min") and nargs != 2:
+            raise error(f"{n} takes two arguments, or a generator: {n}(expr for k)", node.pos)
+        if n not in FUNCTIONS:
+            decl = self.decls.get(n)
+            if isinstance(decl, ir.TensorDecl):
+                raise error(f"'{n}' is a tensor; index it with [...], not (...)", node.pos)
+            raise error(f"unknown function '{n}'", node.pos)
+        op = FUNCTIONS[n]
+        arity = OPS[op].arity
+        if nargs != arity:
+            plural = "argument" if arity == 1 else "arguments"
+            raise error(f"{n} takes {arity} {plural}, {nargs} given", node.pos)
+        operands = [self.expr(a, scope, st) for a in node.args]
+        if op == "where":
+            (c, _), a, b = operands
+            if c.dtype != DType.bool:
+                raise error(f"where's condition must be bool, got {c.dtype}", node.args[0].pos
+                            if hasattr(node.args[0], "pos") else node.pos)
+            if (a[0].dtype == DType.bool) != (b[0].dtype == DType.bool):
+                raise error(f"dtype mismatch in where: {a[0].dtype} and {b[0].dtype}", node.pos)
+            dt, lv = promote([(a[0].dtype, a[1]), (b[0].dtype, b[1])])
+            return ir.Op("where", (c, a[0], b[0]), dt), lv
+        return self.apply(op, operands, node.pos, n)
+
+    def reduction(self, node: ast.Generator, scope: dict[str, _Var], st: _Statement
+                  ) -> tuple[ir.Expr, Level]:
+        if node.fn not in REDUCTIONS:
+            if node.fn in FUNCTIONS or node.fn in DTYPES:
+                raise error(f"'{node.fn}' is not a reduction; reductions are "
+                            f"{', '.join(REDUCTIONS)}", node.pos)
+            raise error(f"unknown reduction '{node.fn}'", node.pos)
+        inner = dict(scope)
+        vars_ = []
+        for rv in node.vars:
+            if rv.name in scope:
+                raise error(f"reduction index '{rv.name}' is also a free index of the statement",
+                            rv.pos)
+            if rv.name in {v.name for v in vars_}:
+                raise error(f"reduction index '{rv.name}' is listed twice", rv.pos)
+            self.check_index_name(rv.name, rv.pos)
+            var = self.new_var(st, rv.name, rv.pos)
+            if rv.bound is not None:
+                var.extent = shape_of(rv.bound, self.symbols, "a reduction range", self.names)
+                var.explicit = var.bounded = True
+                if any(s not in self.names for s in var.extent.symbols()):
+                    unknown = sorted(s for s in var.extent.symbols() if s not in self.names)
+                    raise error(f"unknown shape symbol '{unknown[0]}' in the range of "
+                                f"'{rv.name}'", rv.bound.pos)
+            inner[rv.name] = var
+            vars_.append(var)
+        body, lv = self.expr(node.body, inner, st)
+        if body.dtype == DType.bool and node.fn not in ("sum", "max", "min"):
+            raise error(f"{node.fn} of bool values; convert with i32(...)", node.pos)
+        if node.fn in ("sum", "prod"):
+            dt = body.dtype if body.dtype.is_float else accumulator(body.dtype)
+        elif node.fn == "mean":
+            dt = float_of(body.dtype)
+        else:
+            dt = body.dtype
+        irvars = tuple(v.ir or self.ir_var(v) for v in vars_)
+        return ir.Reduce(node.fn, irvars, body, dt), lv
+
+    # --- ranges ---------------------------------------------------------------------------------
+    def solve_ranges(self, st: _Statement) -> None:
+        by_uid = {v.uid: v for v in st.vars}
+        # 1. bare uses: the range is the dim; several bare uses must agree.
+        origin: dict[int, str] = {v.uid: "its declaration" for v in st.vars if v.explicit}
+        for acc in st.accesses:
+            for d, (coeffs, offset, pos) in enumerate(acc.index):
+                if len(coeffs) == 1 and offset == 0 and next(iter(coeffs.values())) == 1:
+                    var = by_uid[next(iter(coeffs))]
+                    dim = acc.dims[d]
+                    where = f"{acc.tensor} (dim {d})"
+                    if var.extent is None:
+                        var.extent, origin[var.uid] = dim, where
+                    elif var.bounded:
+                        continue  # `for k < E`: only the bounds check below applies
+                    elif var.extent != dim:
+                        self.unify(var, var.extent, origin[var.uid], dim, where, pos)
+        # 2. indices used only inside affine expressions: the largest in-bounds range.
+        progress = True
+        while progress:
+            progress = False
+            candidates: dict[int, Shape] = {}
+            for acc in st.accesses:
+                for d, (coeffs, offset, pos) in enumerate(acc.index):
+                    unknown = [u for u in coeffs if by_uid[u].extent is None]
+                    if len(unknown) != 1:
+                        continue
+                    u = unknown[0]
+                    c = coeffs[u]
+                    rest_max = offset + sum((by_uid[k].extent - 1) * v for k, v in coeffs.items()
+                                            if k != u and v > 0)
+                    rest_min = offset + sum((by_uid[k].extent - 1) * v for k, v in coeffs.items()
+                                            if k != u and v < 0)
+                    if c > 0:
+                        bound = (acc.dims[d] - 1 - rest_max) // c + 1
+                    else:
+                        bound = rest_min // (-c) + 1
+                    candidates[u] = candidates[u].min(bound) if u in candidates else bound
+            for u, extent in candidates.items():
+                var = by_uid[u]
+                var.extent = extent
+                self.require_positive(extent, f"index '{var.name}' ranges over {extent}", var.pos)
+                progress = True
+        for var in st.vars:
+            if var.extent is None:
+                raise error(f"cannot infer the range of index '{var.name}'; use it bare as a "
+                            f"tensor index or give it a range: for {var.name} < N", var.pos)
+            if var.ir is None:
+                self.ir_var(var)
+            object.__setattr__(var.ir, "extent", var.extent)
+        # 3. every access in bounds: proved here, or checked at launch.
+        for acc in st.accesses:
+            for d, (coeffs, offset, pos) in enumerate(acc.index):
+                hi = offset + sum((by_uid[u].extent - 1) * c for u, c in coeffs.items() if c > 0)
+                lo = offset + sum((by_uid[u].extent - 1) * c for u, c in coeffs.items() if c < 0)
+                dim = acc.dims[d]
+                self.in_bounds(dim - 1 - hi, f"{acc.tensor} (dim {d}, size {dim}) is indexed up "
+                               f"to {hi}", pos)
+                self.in_bounds(lo, f"{acc.tensor} (dim {d}) is indexed down to {lo}", pos)
+
+    def unify(self, var: _Var, a: Shape, a_from: str, b: Shape, b_from: str,
+              pos: SourcePos) -> None:
+        if (a - b).is_const:
+            raise error(f"index '{var.name}' is used with two ranges: {a} from {a_from} and "
+                        f"{b} from {b_from}", pos)
+        self.checks.append(ir.Check(a - b, "==", f"index '{var.name}' ranges over {a} from "
+                                    f"{a_from} and {b} from {b_from}; they must be equal", pos))
+
+    def in_bounds(self, slack: Shape, what: str, pos: SourcePos) -> None:
+        if slack.is_const and slack.value < 0:
+            raise error(f"index out of bounds: {what}", pos)
+        if not slack.provably_nonneg():
+            self.checks.append(ir.Check(slack, ">=", f"index out of bounds: {what}", pos))

@@ -1,0 +1,248 @@
+"""The reference interpreter: evaluates typed IR in float64 (integers exactly, as int64) on CPU.
+
+It defines the expected result of every kernel. It is vectorised: an expression evaluates to a
+torch tensor whose dims are named by index variables; operators broadcast by name, tensor
+accesses gather with affine index tensors, and a sum of products becomes one einsum (so a
+convolution is a single contraction, not a loop).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Mapping
+
+import torch
+
+from .. import ir
+from ..dtypes import DType
+
+Value = tuple[torch.Tensor, tuple[ir.IndexVar, ...]]
+
+_SQRT2 = math.sqrt(2.0)
+_GELU_TANH_C = math.sqrt(2.0 / math.pi)
+
+# op -> implementation on aligned torch tensors (already in the compute dtype).
+REFERENCE_OPS: dict[str, Callable[..., torch.Tensor]] = {
+    "add": torch.add, "sub": torch.sub, "mul": torch.mul,
+    "div": lambda a, b: a.double() / b.double(),
+    "mod": torch.remainder,
+    "pow": lambda a, b: _pow(a, b),
+    "neg": torch.neg,
+    "lt": torch.lt, "le": torch.le, "gt": torch.gt, "ge": torch.ge, "eq": torch.eq, "ne": torch.ne,
+    "and": torch.logical_and, "or": torch.logical_or, "not": torch.logical_not,
+    "where": torch.where,
+    "maximum": torch.maximum, "minimum": torch.minimum,
+    "clamp": lambda x, lo, hi: torch.minimum(torch.maximum(x, lo), hi),
+    "exp": torch.exp, "exp2": torch.exp2, "log": torch.log, "log2": torch.log2,
+    "log1p": torch.log1p, "sqrt": torch.sqrt, "rsqrt": torch.rsqrt, "sin": torch.sin,
+    "cos": torch.cos, "tanh": torch.tanh, "sigmoid": torch.sigmoid, "erf": torch.erf,
+    "gelu": lambda x: 0.5 * x * (1.0 + torch.erf(x / _SQRT2)),
+    "gelu_tanh": lambda x: 0.5 * x * (1.0 + torch.tanh(_GELU_TANH_C * (x + 0.044715 * x ** 3))),
+    "silu": lambda x: x * torch.sigmoid(x),
+    "softplus": lambda x: torch.logaddexp(x, torch.zeros_like(x)),
+    "abs": torch.abs, "relu": lambda x: torch.clamp_min(x, 0),
+    "floor": lambda x: torch.floor(x) if x.is_floating_point() else x,
+    "ceil": lambda x: torch.ceil(x) if x.is_floating_point() else x,
+}
+
+
+def _pow(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if a.is_floating_point() or b.is_floating_point():
+        return torch.pow(a.double(), b.double())
+    # Integer powers: exact for non-negative exponents; negative ones follow C's truncation.
+    out = torch.pow(a.double(), b.double())
+    return torch.trunc(out).to(torch.int64)
+
+
+def compute_dtype(d: DType) -> torch.dtype:
+    """The dtype the reference holds values of dtype d in."""
+    if d.is_float:
+        return torch.float64
+    if d.is_int:
+        return torch.int64
+    return torch.bool
+
+
+def cast_exact(t: torch.Tensor, d: DType) -> torch.Tensor:
+    """Convert to dtype d as a store does (round to nearest even, truncate toward zero), then
+    back to the compute dtype, so the value carries exactly the rounding of the cast."""
+    if d.is_float:
+        return t.to(d.torch).to(torch.float64)
+    if d.is_int:
+        if t.is_floating_point():
+            t = torch.trunc(t)
+        return t.to(torch.int64).to(d.torch).to(torch.int64)  # wraps like a C narrowing cast
+    return t != 0
+
+
+def align(value: Value, order: tuple[ir.IndexVar, ...]) -> torch.Tensor:
+    """Permute value's dims into `order` (a superset of its vars), with size-1 dims elsewhere."""
+    t, vars_ = value
+    if vars_ == order:
+        return t
+    perm = sorted(range(len(vars_)), key=lambda d: order.index(vars_[d]))
+    t = t.permute(perm) if perm != list(range(len(vars_))) else t
+    present = {v: i for i, v in enumerate(sorted(vars_, key=order.index))}
+    shape = [t.shape[present[v]] if v in present else 1 for v in order]
+    return t.reshape(shape)
+
+
+def union(*var_lists: tuple[ir.IndexVar, ...]) -> tuple[ir.IndexVar, ...]:
+    out: list[ir.IndexVar] = []
+    for vs in var_lists:
+        out.extend(v for v in vs if v not in out)
+    return tuple(out)
+
+
+class Interpreter:
+    """Evaluates one kernel. `tensors` maps input names to tensors, `scalars` scalar params to
+    Python numbers, `env` shape symbols to ints."""
+
+    def __init__(self, kernel: ir.Kernel, env: Mapping[str, int]):
+        self.kernel = kernel
+        self.env = dict(env)
+        self.values: dict[str, torch.Tensor] = {}
+
+    def extent(self, v: ir.IndexVar) -> int:
+        return v.extent.evaluate(self.env)
+
+    def run(self, tensors: Mapping[str, torch.Tensor], scalars: Mapping[str, object]
+            ) -> dict[str, torch.Tensor]:
+        k = self.kernel
+        for p in k.tensor_params:
+            self.values[p.name] = tensors[p.name].detach().to("cpu", compute_dtype(p.dtype))
+        for p in k.scalar_params:
+            self.values[p.name] = torch.tensor(scalars[p.name], dtype=compute_dtype(p.dtype))
+        for stmt in k.body:
+            value = self.eval(stmt.value)
+            t = align(value, stmt.index) if stmt.index else value[0].reshape(())
+            if stmt.index:
+                t = t.expand([self.extent(v) for v in stmt.index])
+            self.values[stmt.target] = t.to(compute_dtype(stmt.value.dtype)).contiguous()
+        out = {}
+        for o in k.outputs:
+            t = self.values[o.name]
+            out[o.name] = t.to(torch.float64) if o.dtype.is_float else cast_exact(t, o.dtype).to(
+                o.dtype.torch)
+        return out
+
+    # --- expressions -----------------------------------------------------------------------
+    def eval(self, e: ir.Expr) -> Value:
+        if isinstance(e, ir.Const):
+            return torch.tensor(e.value, dtype=compute_dtype(e.dtype)), ()
+        if isinstance(e, ir.ShapeValue):
+            return torch.tensor(e.shape.evaluate(self.env), dtype=torch.int64), ()
+        if isinstance(e, ir.ScalarRef):
+            return self.values[e.name], ()
+        if isinstance(e, ir.IndexValue):
+            return torch.arange(self.extent(e.var), dtype=torch.int64), (e.var,)
+        if isinstance(e, ir.Load):
+            return self.load(e)
+        if isinstance(e, ir.Cast):
+            t, vs = self.eval(e.arg)
+            return cast_exact(t, e.dtype), vs
+        if isinstance(e, ir.Reduce):
+            return self.reduce(e)
+        assert isinstance(e, ir.Op)
+        return self.op(e)
+
+    def op(self, e: ir.Op) -> Value:
+        args = [self.eval(a) for a in e.args]
+        order = union(*(vs for _, vs in args))
+        tensors = [align(a, order) for a in args]
+        if e.op == "where":
+            c, a, b = tensors
+            dt = compute_dtype(e.dtype)
+            return torch.where(c, a.to(dt), b.to(dt)), order
+        if e.op not in ("and", "or", "not"):
+            # Operands meet in one compute dtype: f64 if any is float, else int64.
+            floaty = any(t.is_floating_point() for t in tensors)
+            dt = torch.float64 if floaty or e.dtype.is_float else torch.int64
+            if not all(t.dtype == torch.bool for t in tensors) or e.op not in ("eq", "ne"):
+                tensors = [t.to(dt) for t in tensors]
+        return REFERENCE_OPS[e.op](*tensors), order
+
+    def load(self, e: ir.Load) -> Value:
+        base = self.values[e.tensor]
+        bare = [a.bare for a in e.index]
+        if all(bare) and len(set(bare)) == len(bare):
+            return base, tuple(bare)  # type: ignore[arg-type]
+        vars_ = union(*(tuple(a.vars()) for a in e.index))
+        idx = []
+        for a in e.index:
+            shape = [1] * len(vars_)
+            t = torch.tensor(a.offset.evaluate(self.env), dtype=torch.int64).reshape(shape)
+            for v, c in a.terms:
+                s = list(shape)
+                s[vars_.index(v)] = self.extent(v)
+                t = t + c * torch.arange(self.extent(v), dtype=torch.int64).reshape(s)
+            idx.append(t)
+        if not vars_:
+            return base[tuple(int(t) for t in idx)], ()
+        out = base[tuple(idx)]
+        full = [self.extent(v) for v in vars_]
+        return out.expand(full), vars_
+
+    def reduce(self, e: ir.Reduce) -> Value:
+        if e.op in ("sum", "mean") and e.dtype.is_float:
+            factors = _product_factors(e.body)
+            if len(factors) > 1:
+                return self.contract(e, factors)
+        t, vs = self.eval(e.body)
+        order = union(vs, e.vars)
+        t = align((t, vs), order)
+        # A reduced index the body does not depend on still counts its range.
+        t = t.expand([self.extent(v) if v in e.vars else t.shape[i]
+                      for i, v in enumerate(order)])
+        dims = [order.index(v) for v in e.vars]
+        keep = tuple(v for v in order if v not in e.vars)
+        if e.op in ("sum", "mean"):
+            t = t.to(torch.float64 if e.dtype.is_float else torch.int64)
+            r = t.sum(dim=dims)
+            if e.op == "mean":
+                r = r.double() / math.prod(self.extent(v) for v in e.vars)
+        elif e.op == "prod":
+            t = t.to(torch.float64 if e.dtype.is_float else torch.int64)
+            r = _prod_over(t, dims)
+        else:
+            r = t.amax(dim=dims) if e.op == "max" else t.amin(dim=dims)
+        return r, keep
+
+    def contract(self, e: ir.Reduce, factors: list[ir.Expr]) -> Value:
+        values = [self.eval(f) for f in factors]
+        all_vars = union(*(vs for _, vs in values))
+        keep = tuple(v for v in all_vars if v not in e.vars)
+        letters = {v: chr(ord("a") + i) if i < 26 else chr(ord("A") + i - 26)
+                   for i, v in enumerate(all_vars)}
+        operands, specs = [], []
+        for t, vs in values:
+            operands.append(t.to(torch.float64).expand(
+                [self.extent(v) for v in vs]) if vs else t.to(torch.float64))
+            specs.append("".join(letters[v] for v in vs))
+        r = torch.einsum(",".join(specs) + "->" + "".join(letters[v] for v in keep), *operands)
+        # Reduced indices no factor depends on multiply the sum by their range.
+        missing = [v for v in e.vars if v not in all_vars]
+        scale = math.prod(self.extent(v) for v in missing)
+        if e.op == "mean":
+            scale /= math.prod(self.extent(v) for v in e.vars)
+        return (r * scale if scale != 1 else r), keep
+
+
+def _prod_over(t: torch.Tensor, dims: list[int]) -> torch.Tensor:
+    for d in sorted(dims, reverse=True):
+        t = t.prod(dim=d)
+    return t
+
+
+def _product_factors(e: ir.Expr) -> list[ir.Expr]:
+    """The factors of a product tree of float multiplications (a*b*c -> [a, b, c])."""
+    if isinstance(e, ir.Op) and e.op == "mul" and e.dtype.is_float:
+        return _product_factors(e.args[0]) + _product_factors(e.args[1])
+    return [e]
+
+
+def evaluate(kernel: ir.Kernel, tensors: Mapping[str, torch.Tensor],
+             scalars: Mapping[str, object], env: Mapping[str, int]) -> dict[str, torch.Tensor]:
+    """Run the reference on bound arguments; returns {output name: tensor}. Float outputs are
+    float64 (the exact value before rounding to the declared dtype); integer and bool outputs
+    have the declared dtype."""
+    return Interpreter(kernel, env).run(tensors, scalars)
