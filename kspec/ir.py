@@ -22,10 +22,11 @@ class IndexVar:
     name: str
     uid: int
     extent: Shape
+    given: bool = False   # the range is written in source (`for k < E`), not inferred
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, IndexVar) and (self.uid, self.name, self.extent) == (
-            other.uid, other.name, other.extent)
+        return isinstance(other, IndexVar) and (self.uid, self.name, self.extent, self.given) == (
+            other.uid, other.name, other.extent, other.given)
 
     def __hash__(self) -> int:
         return hash((self.uid, self.name))

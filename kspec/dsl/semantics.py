@@ -574,6 +574,7 @@ class _KernelChecker:
             if var.ir is None:
                 self.ir_var(var)
             object.__setattr__(var.ir, "extent", var.extent)
+            object.__setattr__(var.ir, "given", var.bounded)
         # 3. every access in bounds: proved here, or checked at launch.
         for acc in st.accesses:
             for d, (coeffs, offset, pos) in enumerate(acc.index):
