@@ -1,0 +1,47 @@
+"""How close a backend's output must be to the float64 reference.
+
+Per output dtype: |got - want| <= atol + rtol * |want| elementwise, with rtol a few units of the
+dtype's rounding and atol scaled by the output's magnitude (so an output of tiny values is not
+passed by a fixed absolute floor). NaN where the reference is finite always fails."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..dtypes import DType
+
+# relative tolerance per dtype: ~ a few ulps after f32 accumulation
+RTOL = {DType.f16: 2e-3, DType.bf16: 1.6e-2, DType.f32: 2e-5, DType.f64: 1e-12}
+
+
+@dataclass
+class Comparison:
+    ok: bool
+    worst: float     # max(|err| / tol)
+    detail: str = ""
+
+
+def compare(got: torch.Tensor, want: torch.Tensor, dtype: DType) -> Comparison:
+    if tuple(got.shape) != tuple(want.shape):
+        return Comparison(False, float("inf"), f"shape {tuple(got.shape)}, expected "
+                                               f"{tuple(want.shape)}")
+    if not dtype.is_float:
+        bad = (got.to(torch.int64) != want.to(torch.int64)).sum().item()
+        return Comparison(bad == 0, float(bad > 0), f"{bad} elements differ" if bad else "")
+    g, w = got.double(), want.double()
+    rtol = RTOL[dtype]
+    scale = w.abs().max().item() if w.numel() else 0.0
+    atol = rtol * max(scale, 1e-30) * 1e-2 + 1e-30
+    tol = atol + rtol * w.abs()
+    err = (g - w).abs()
+    finite = torch.isfinite(w)
+    same_special = (~finite) & ((g == w) | (torch.isnan(g) & torch.isnan(w)))
+    ratio = torch.where(finite, err / tol, torch.where(same_special, 0.0, float("inf")))
+    ratio = torch.nan_to_num(ratio, nan=float("inf"))
+    worst = ratio.max().item() if ratio.numel() else 0.0
+    if worst <= 1.0:
+        return Comparison(True, worst)
+    idx = int(ratio.flatten().argmax())
+    return Comparison(False, worst, f"element {idx}: got {g.flatten()[idx].item():.6g}, "
+                                    f"expected {w.flatten()[idx].item():.6g}")
