@@ -17,7 +17,33 @@ from . import ast
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
                  "false": (False, DType.bool)}
-RESERVED = set(FUNCTIONS) | set(REDUCTIONS) | set(DTYPES) | set(LITERAL_NAMES) | {"gelu_tanh"}
+KEYWORDS = {"kernel", "for", "and", "or", "not"}
+RESERVED = (set(FUNCTIONS) | set(REDUCTIONS) | set(DTYPES) | set(LITERAL_NAMES) | {"gelu_tanh"}
+            | KEYWORDS)
+
+
+def builtin_kind(name: str) -> str:
+    """What a reserved name is, for messages: "a keyword", "a dtype", ..."""
+    if name in KEYWORDS:
+        return "a keyword"
+    if name in DTYPES:
+        return "a dtype"
+    if name in LITERAL_NAMES:
+        return "a literal"
+    if name in REDUCTIONS and name not in FUNCTIONS:
+        return "a reduction"
+    return "a built-in function"
+
+
+def start(node: ast.Node) -> SourcePos:
+    """Where an expression begins (a BinOp's own position is its operator)."""
+    while isinstance(node, ast.BinOp):
+        node = node.a
+    return node.pos
+
+
+def dims_text(n: int) -> str:
+    return f"{n} dim" if n == 1 else f"{n} dims"
 
 
 def error(message: str, pos: SourcePos | None) -> KspecSemanticError:
@@ -28,6 +54,8 @@ def check_file(tree: ast.File) -> ir.Module:
     seen: dict[str, ast.KernelDef] = {}
     kernels = []
     for kdef in tree.kernels:
+        if kdef.name in KEYWORDS:
+            raise error(f"'{kdef.name}' is a keyword and cannot name a kernel", kdef.pos)
         if kdef.name in seen:
             raise error(f"kernel '{kdef.name}' is defined twice (first at line "
                         f"{seen[kdef.name].pos.line})", kdef.pos)
@@ -48,7 +76,7 @@ def shape_of(node: ast.Node, symbols: dict[str, SourcePos], what: str,
     if isinstance(node, ast.Name):
         kind = (names or {}).get(node.id)
         if node.id in RESERVED or kind is not None:
-            raise error(f"'{node.id}' is {kind or 'a function or type name'}; {what} may use "
+            raise error(f"'{node.id}' is {kind or builtin_kind(node.id)}; {what} may use "
                         f"only integers and shape symbols", node.pos)
         symbols.setdefault(node.id, node.pos)
         return Shape.sym(node.id)
@@ -81,7 +109,8 @@ def constant_value(node: ast.Node) -> int | float | bool:
         if isinstance(v, bool):
             raise error("a bool default cannot be negated", node.pos)
         return -v if node.op == "-" else v
-    raise error("a default value must be a number, inf, true or false", node.pos)
+    raise error("a default value must be a constant: a number, inf, true or false, "
+                "optionally negated", start(node))
 
 
 # --- per-statement bookkeeping -----------------------------------------------------------------
@@ -92,6 +121,7 @@ class _Var:
     pos: SourcePos
     extent: Shape | None = None      # fixed: output dims or an explicit `for k < E`
     explicit: bool = False           # the extent is given, not inferred
+    reduced: bool = False            # bound by a reduction's `for`, not the left-hand side
     bounded: bool = False            # given by `for k < E`: bare uses are only bounds-checked
     ir: ir.IndexVar | None = None
 
@@ -120,12 +150,12 @@ class _KernelChecker:
         self.targets: dict[str, SourcePos] = {}   # every statement target, for use-before-def
         self.checks: list[ir.Check] = []
         self.next_uid = 0
+        self.current: SourcePos | None = None     # the statement being checked
 
     # --- declarations -----------------------------------------------------------------------
     def declare(self, name: str, kind: str, pos: SourcePos) -> None:
         if name in RESERVED:
-            raise error(f"'{name}' is a built-in function or type name and cannot name {kind}",
-                        pos)
+            raise error(f"'{name}' is {builtin_kind(name)} and cannot name {kind}", pos)
         if name in self.names:
             raise error(f"'{name}' is already {self.names[name]}; names of tensors, scalars, "
                         f"shape symbols and index variables must differ", pos)
@@ -158,7 +188,8 @@ class _KernelChecker:
                 self.names[p.name] = "a scalar parameter"
             else:
                 if p.default is not None:
-                    raise error(f"tensor parameter '{p.name}' cannot have a default", p.default.pos)
+                    raise error(f"tensor parameter '{p.name}' cannot have a default",
+                                start(p.default))
                 decl = ir.TensorDecl(p.name, dt, self.dims(p.type), p.pos)
                 self.names[p.name] = "an input tensor"
             self.decls[p.name] = decl
@@ -176,8 +207,8 @@ class _KernelChecker:
             self.names[name] = "a shape symbol"
         self.check_bindable(params, input_symbols)
         for out in outputs:
-            for d in out.dims:
-                self.require_positive(d, f"output '{out.name}' has a dim {d}", out.pos)
+            for n, d in enumerate(out.dims):
+                self.require_positive(d, f"dim {n} of output '{out.name}' is {d}", out.pos)
 
         for s in k.body:
             self.targets.setdefault(s.target, s.pos)
@@ -195,13 +226,13 @@ class _KernelChecker:
         value = constant_value(p.default)
         if dt == DType.bool and not isinstance(value, bool):
             raise error(f"default of bool parameter '{p.name}' must be true or false",
-                        p.default.pos)
+                        start(p.default))
         if dt != DType.bool and isinstance(value, bool):
             raise error(f"default of {dt} parameter '{p.name}' cannot be {str(value).lower()}",
-                        p.default.pos)
+                        start(p.default))
         if dt.is_int and isinstance(value, float):
             raise error(f"default of {dt} parameter '{p.name}' must be an integer",
-                        p.default.pos)
+                        start(p.default))
         return float(value) if dt.is_float else value
 
     def check_bindable(self, params: list, input_symbols: set[str]) -> None:
@@ -229,17 +260,19 @@ class _KernelChecker:
     def require_positive(self, extent: Shape, what: str, pos: SourcePos | None) -> None:
         need = extent - 1
         if extent.is_const and extent.value < 1:
-            raise error(f"{what}, which is {extent.value}; it must be at least 1", pos)
+            raise error(f"{what}; it must be at least 1", pos)
         if not need.provably_nonneg():
             self.checks.append(ir.Check(need, ">=", f"{what}, which must be at least 1", pos))
 
     # --- statements -------------------------------------------------------------------------
     def statement(self, s: ast.Stmt) -> ir.Assign:
         name = s.target
+        self.current = s.pos
         decl = self.decls.get(name)
         if isinstance(decl, (ir.ScalarParam,)) or (
                 isinstance(decl, ir.TensorDecl) and name in {p.name for p in self.kdef.params}):
-            raise error(f"'{name}' is an input and cannot be assigned", s.pos)
+            raise error(f"'{name}' is {self.names[name]} and cannot be assigned; assign the "
+                        f"result to a new name", s.pos)
         if name in self.assigned:
             raise error(f"'{name}' is assigned twice (first at line {self.assigned[name].line})",
                         s.pos)
@@ -259,11 +292,11 @@ class _KernelChecker:
             lhs.append(var)
         if isinstance(decl, ir.TensorDecl):  # an output: its dims fix the ranges
             if s.indices is None and decl.dims:
-                raise error(f"output '{name}' has {decl.rank} dims; assign it as "
+                raise error(f"output '{name}' has {dims_text(decl.rank)}; assign it as "
                             f"{name}[{', '.join('ijklmn'[:decl.rank])}] = ...", s.pos)
             if len(lhs) != decl.rank:
-                raise error(f"wrong number of indices for '{name}': it has {decl.rank} dims, "
-                            f"{len(lhs)} given", s.pos)
+                raise error(f"wrong number of indices for '{name}': it has "
+                            f"{dims_text(decl.rank)}, {len(lhs)} given", s.pos)
             for var, dim in zip(lhs, decl.dims):
                 var.extent, var.explicit = dim, True
         value, _ = self.expr(s.value, scope, st)
@@ -278,8 +311,7 @@ class _KernelChecker:
 
     def check_index_name(self, name: str, pos: SourcePos) -> None:
         if name in RESERVED:
-            raise error(f"'{name}' is a built-in function or type name and cannot be an index "
-                        f"variable", pos)
+            raise error(f"'{name}' is {builtin_kind(name)} and cannot be an index variable", pos)
         if name in self.names or name in self.targets:
             what = self.names.get(name, "a tensor")
             raise error(f"'{name}' is {what} and cannot be an index variable", pos)
@@ -312,7 +344,7 @@ class _KernelChecker:
             if node.op == "-":
                 self.require_numeric(a, "unary '-'", node.pos)
                 return ir.Op("neg", (a,), a.dtype), lv
-            self.require_bool(a, "'not'", node.a.pos if hasattr(node.a, "pos") else node.pos)
+            self.require_bool(a, "'not'", start(node.a))
             return ir.Op("not", (a,), DType.bool), lv
         assert isinstance(node, ast.BinOp)
         if node.op == "//":
@@ -342,7 +374,8 @@ class _KernelChecker:
 
     def require_bool(self, e: ir.Expr, what: str, pos: SourcePos) -> None:
         if e.dtype != DType.bool:
-            raise error(f"{what} needs bool operands, got {e.dtype}", pos)
+            raise error(f"{what} needs bool operands, got {e.dtype}; compare with a number "
+                        f"(x != 0) to get a bool", pos)
 
     def require_numeric(self, e: ir.Expr, what: str, pos: SourcePos) -> None:
         if e.dtype == DType.bool:
@@ -365,15 +398,18 @@ class _KernelChecker:
         if isinstance(decl, ir.TensorDecl):
             if decl.rank == 0:
                 return ir.ScalarRef(n, decl.dtype), Level.TENSOR
-            raise error(f"'{n}' is a tensor with {decl.rank} dims; index it as "
+            raise error(f"'{n}' is a tensor with {dims_text(decl.rank)}; index it as "
                         f"{n}[{', '.join('ijklmn'[:decl.rank])}]", node.pos)
         if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
-            raise error(f"'{n}' is a function; call it as {n}(...)", node.pos)
+            raise error(f"'{n}' is {builtin_kind(n)}; call it as {n}(...)", node.pos)
         raise error(f"unknown name '{n}'", node.pos)
 
     def require_defined(self, n: str, pos: SourcePos) -> None:
         if n in self.targets and n not in self.assigned:
             line = self.targets[n].line
+            if self.targets[n] == self.current:
+                raise error(f"'{n}' is used in its own definition; a tensor is assigned once, "
+                            f"from inputs and tensors assigned before it", pos)
             raise error(f"'{n}' is used before it is assigned (at line {line})", pos)
 
     def ir_var(self, var: _Var) -> ir.IndexVar:
@@ -392,15 +428,18 @@ class _KernelChecker:
             if n in self.symbols:
                 raise error(f"'{n}' is a shape symbol and cannot be indexed", node.pos)
             if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
-                raise error(f"'{n}' is a function; call it with (...), not [...]", node.pos)
+                raise error(f"'{n}' is {builtin_kind(n)}; call it with (...), not [...]",
+                            node.pos)
             raise error(f"unknown tensor '{n}'", node.pos)
+        if decl.rank == 0:
+            raise error(f"'{n}' is a scalar and cannot be indexed", node.pos)
         if len(node.args) != decl.rank:
-            raise error(f"wrong number of indices for '{n}': it has {decl.rank} dims, "
+            raise error(f"wrong number of indices for '{n}': it has {dims_text(decl.rank)}, "
                         f"{len(node.args)} given", node.pos)
         affines, parts = [], []
         for arg in node.args:
             coeffs, offset = self.affine(arg, scope)
-            parts.append((coeffs, offset, arg.pos))
+            parts.append((coeffs, offset, start(arg)))
             terms = tuple((scope_var.ir or self.ir_var(scope_var), c)
                           for scope_var in st.vars if (c := coeffs.get(scope_var.uid, 0)) != 0)
             affines.append(ir.Affine(terms, offset))
@@ -434,7 +473,7 @@ class _KernelChecker:
             out = dict(c1)
             for k, v in c2.items():
                 out[k] = out.get(k, 0) + sign * v
-            return out, o1 + o2 if sign == 1 else o1 - o2
+            return {k: v for k, v in out.items() if v}, o1 + o2 if sign == 1 else o1 - o2
         if isinstance(node, ast.BinOp) and node.op == "*":
             c1, o1 = self.affine(node.a, scope)
             c2, o2 = self.affine(node.b, scope)
@@ -447,7 +486,7 @@ class _KernelChecker:
                             node.pos)
             k = oc.value if oc.is_const else None
             if cv:
-                return {u: v * k for u, v in cv.items()}, ov * oc
+                return {u: v * k for u, v in cv.items() if v * k}, ov * oc
             return {}, ov * oc
         raise error("an index must be affine: integers, shape symbols and index variables "
                     "with + - and constant *", node.pos)
@@ -478,10 +517,11 @@ class _KernelChecker:
         if op == "where":
             (c, _), a, b = operands
             if c.dtype != DType.bool:
-                raise error(f"where's condition must be bool, got {c.dtype}", node.args[0].pos
-                            if hasattr(node.args[0], "pos") else node.pos)
+                raise error(f"where's condition must be bool, got {c.dtype}; compare it "
+                            f"(x > 0) to get a bool", start(node.args[0]))
             if (a[0].dtype == DType.bool) != (b[0].dtype == DType.bool):
-                raise error(f"dtype mismatch in where: {a[0].dtype} and {b[0].dtype}", node.pos)
+                raise error(f"dtype mismatch in where: the branches are {a[0].dtype} and "
+                            f"{b[0].dtype}; both must be numbers or both bool", start(node.args[2]))
             dt, lv = promote([(a[0].dtype, a[1]), (b[0].dtype, b[1])])
             return ir.Op("where", (c, a[0], b[0]), dt), lv
         return self.apply(op, operands, node.pos, n)
@@ -497,19 +537,26 @@ class _KernelChecker:
         vars_ = []
         for rv in node.vars:
             if rv.name in scope:
-                raise error(f"reduction index '{rv.name}' is also a free index of the statement",
-                            rv.pos)
+                if scope[rv.name].reduced:
+                    raise error(f"reduction index '{rv.name}' is already reduced by an "
+                                f"enclosing reduction; use another name", rv.pos)
+                raise error(f"reduction index '{rv.name}' is also a free index of the statement "
+                            f"(it is on the left-hand side); reduce over another name", rv.pos)
             if rv.name in {v.name for v in vars_}:
                 raise error(f"reduction index '{rv.name}' is listed twice", rv.pos)
             self.check_index_name(rv.name, rv.pos)
             var = self.new_var(st, rv.name, rv.pos)
+            var.reduced = True
             if rv.bound is not None:
                 var.extent = shape_of(rv.bound, self.symbols, "a reduction range", self.names)
                 var.explicit = var.bounded = True
                 if any(s not in self.names for s in var.extent.symbols()):
                     unknown = sorted(s for s in var.extent.symbols() if s not in self.names)
                     raise error(f"unknown shape symbol '{unknown[0]}' in the range of "
-                                f"'{rv.name}'", rv.bound.pos)
+                                f"'{rv.name}'; a range may use the shape symbols of the "
+                                f"kernel's parameters", start(rv.bound))
+                self.require_positive(var.extent, f"the range of '{rv.name}' is {var.extent}",
+                                      start(rv.bound))
             inner[rv.name] = var
             vars_.append(var)
         body, lv = self.expr(node.body, inner, st)
@@ -565,9 +612,13 @@ class _KernelChecker:
             for u, extent in candidates.items():
                 var = by_uid[u]
                 var.extent = extent
-                self.require_positive(extent, f"index '{var.name}' ranges over {extent}", var.pos)
+                self.require_positive(extent, f"the inferred range of index '{var.name}' is "
+                                      f"{extent}", var.pos)
                 progress = True
         for var in st.vars:
+            if var.extent is None and not var.reduced:
+                raise error(f"cannot infer the range of index '{var.name}'; use it bare as an "
+                            f"index of a tensor on the right-hand side", var.pos)
             if var.extent is None:
                 raise error(f"cannot infer the range of index '{var.name}'; use it bare as a "
                             f"tensor index or give it a range: for {var.name} < N", var.pos)
@@ -582,19 +633,20 @@ class _KernelChecker:
                 lo = offset + sum((by_uid[u].extent - 1) * c for u, c in coeffs.items() if c < 0)
                 dim = acc.dims[d]
                 self.in_bounds(dim - 1 - hi, f"{acc.tensor} (dim {d}, size {dim}) is indexed up "
-                               f"to {hi}", pos)
-                self.in_bounds(lo, f"{acc.tensor} (dim {d}) is indexed down to {lo}", pos)
+                               f"to {hi}", pos, f"; the largest valid index is {dim - 1}")
+                self.in_bounds(lo, f"{acc.tensor} (dim {d}) is indexed down to {lo}", pos,
+                               "; the smallest valid index is 0")
 
     def unify(self, var: _Var, a: Shape, a_from: str, b: Shape, b_from: str,
               pos: SourcePos) -> None:
-        if (a - b).is_const:
+        if (a - b).is_const or (a - b - 1).provably_nonneg() or (b - a - 1).provably_nonneg():
             raise error(f"index '{var.name}' is used with two ranges: {a} from {a_from} and "
                         f"{b} from {b_from}", pos)
         self.checks.append(ir.Check(a - b, "==", f"index '{var.name}' ranges over {a} from "
                                     f"{a_from} and {b} from {b_from}; they must be equal", pos))
 
-    def in_bounds(self, slack: Shape, what: str, pos: SourcePos) -> None:
-        if slack.is_const and slack.value < 0:
-            raise error(f"index out of bounds: {what}", pos)
+    def in_bounds(self, slack: Shape, what: str, pos: SourcePos, hint: str = "") -> None:
+        if slack.is_const and slack.value < 0 or (-slack - 1).provably_nonneg():
+            raise error(f"index out of bounds: {what}{hint}", pos)
         if not slack.provably_nonneg():
             self.checks.append(ir.Check(slack, ">=", f"index out of bounds: {what}", pos))

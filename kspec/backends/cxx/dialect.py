@@ -1,0 +1,106 @@
+"""The vendor dialect table of the C++ family: everything that differs between CUDA and HIP.
+
+Templates and the expression table ask the dialect for every spelling that is not plain C++
+(headers, half types and their conversions, lane shuffles, the lane count, launch bounds, thread
+indices, math function names). A new C-like vendor is one more `Dialect` value.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+# Math functions the expression table and the helpers use: kspec name -> (float, double) names.
+# CUDA and HIP both provide the C99 names in device code; a vendor that spells one differently
+# overrides the entry in its dialect.
+_C99_MATH: dict[str, tuple[str, str]] = {
+    "exp": ("expf", "exp"), "exp2": ("exp2f", "exp2"), "log": ("logf", "log"),
+    "log2": ("log2f", "log2"), "log1p": ("log1pf", "log1p"), "sqrt": ("sqrtf", "sqrt"),
+    "rsqrt": ("rsqrtf", "rsqrt"), "sin": ("sinf", "sin"), "cos": ("cosf", "cos"),
+    "tanh": ("tanhf", "tanh"), "erf": ("erff", "erf"), "floor": ("floorf", "floor"),
+    "ceil": ("ceilf", "ceil"), "abs": ("fabsf", "fabs"), "pow": ("powf", "pow"),
+    "fmod": ("fmodf", "fmod"),
+}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str                       # "cuda" | "hip"
+    title: str                      # for the generated file's header comment
+    file_ext: str                   # "cu" | "hip"
+    includes: tuple[str, ...]
+    warp_size: int                  # lanes per warp / wavefront for the arch in hand
+    half_type: str
+    bf16_type: str
+    # Conversions, as format strings over {x}: storage <-> float, rounding to nearest even.
+    half_to_float: str
+    float_to_half: str
+    bf16_to_float: str
+    float_to_bf16: str
+    # One lane exchange: {x} value, {mask} xor distance, {width} lanes taking part.
+    shfl_xor: str
+    launch_bounds: str              # {threads}
+    kernel_decl: str = 'extern "C" __global__ void'
+    device_fn: str = "__device__ __forceinline__"
+    restrict: str = "__restrict__"
+    thread_id: str = "threadIdx.x"
+    block_id: str = "blockIdx.x"
+    block_dim: str = "blockDim.x"
+    grid_dim: str = "gridDim.x"
+    sync_threads: str = "__syncthreads()"
+    shared: str = "__shared__"
+    inf_float: str = "INFINITY"            # <math.h>, which both runtimes' headers include
+    inf_double: str = "(double)INFINITY"
+    nan_float: str = "NAN"
+    nan_double: str = "(double)NAN"
+    math: Mapping[str, tuple[str, str]] = field(default_factory=lambda: dict(_C99_MATH))
+
+    def math_fn(self, fn: str, ctype: str) -> str:
+        """The device function computing `fn` on a `ctype` ("float" or "double") value."""
+        f32, f64 = self.math[fn]
+        return f64 if ctype == "double" else f32
+
+    def for_arch(self, arch: str | None) -> "Dialect":
+        """The dialect specialised for one target: the lane count depends on it for AMD."""
+        return replace(self, warp_size=lane_count(self.name, arch))
+
+
+def lane_count(vendor: str, arch: str | None) -> int:
+    """Lanes per warp or wavefront. NVIDIA: always 32. AMD: 64 on GCN/CDNA (gfx9xx: MI100,
+    MI200, MI300), 32 on RDNA (gfx10xx, gfx11xx, gfx12xx), which compile in wave32 by default.
+    The HIP source run on NVIDIA (arch sm_*) has 32."""
+    if arch is None:
+        return 32 if vendor == "cuda" else 64
+    if arch.startswith("sm_") or arch.startswith("compute_"):
+        return 32
+    m = re.match(r"gfx(\d+)", arch)
+    if m and len(m.group(1)) >= 4 and m.group(1)[:2] in ("10", "11", "12"):
+        return 32
+    return 64
+
+
+CUDA = Dialect(
+    name="cuda", title="CUDA C++", file_ext="cu",
+    includes=("cuda_fp16.h", "cuda_bf16.h", "stdint.h"),
+    warp_size=32,
+    half_type="__half", bf16_type="__nv_bfloat16",
+    half_to_float="__half2float({x})", float_to_half="__float2half_rn({x})",
+    bf16_to_float="__bfloat162float({x})", float_to_bf16="__float2bfloat16_rn({x})",
+    shfl_xor="__shfl_xor_sync(0xffffffffu, {x}, {mask}, {width})",
+    launch_bounds="__launch_bounds__({threads})",
+)
+
+HIP = Dialect(
+    name="hip", title="HIP C++", file_ext="hip",
+    includes=("hip/hip_runtime.h", "hip/hip_fp16.h", "hip/hip_bfloat16.h", "stdint.h"),
+    warp_size=64,
+    half_type="__half", bf16_type="hip_bfloat16",
+    half_to_float="__half2float({x})", float_to_half="__float2half({x})",
+    # hip_bfloat16's float constructor rounds to nearest even (and keeps NaN a NaN).
+    bf16_to_float="static_cast<float>({x})", float_to_bf16="hip_bfloat16({x})",
+    # HIP's shuffles take no mask; on NVIDIA the prelude maps them to the _sync forms.
+    shfl_xor="__shfl_xor({x}, {mask}, {width})",
+    launch_bounds="__launch_bounds__({threads})",
+)
+
+DIALECTS: dict[str, Dialect] = {"cuda": CUDA, "hip": HIP}

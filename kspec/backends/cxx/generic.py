@@ -1,0 +1,190 @@
+"""The generic loop-nest lowering: correct for any valid kspec program, fast for none.
+
+Each statement becomes one C++ kernel with one thread per element of its left-hand side (a
+grid-stride loop over the flattened index space); every reduction is a for-loop (nested
+reductions are nested loops). Intermediates are materialised into temporaries that the launcher
+allocates; the statements' kernels are launched in source order on one stream. Strides are
+kernel arguments, so non-contiguous inputs work without copies.
+
+The result is a `GenericPlan`: the kernels' text pieces for the templates plus everything the
+launcher needs (argument lists, index-space sizes, temporaries), independent of the vendor.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from ... import ir
+from ...dtypes import DType
+from ...printer import format_expr
+from ...shapes import Shape
+from .code import MUL, Code
+from .ctype import compute_ctype, storage_ctype, temporary_dtype
+from .dialect import Dialect
+from .loops import Buffer, StatementRenderer
+from .names import Namer, reserved_for
+
+THREADS = 256   # threads per block of every generic kernel
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One kernel parameter, in order. `kind` says where its value comes from at launch:
+    "tensor" (a data pointer), "stride" (of tensor `ref`, dim `dim`, in elements),
+    "symbol" (a shape symbol's value), "scalar" (a scalar parameter's value)."""
+
+    kind: str
+    name: str       # the C++ parameter name
+    decl: str       # the C++ declaration, e.g. "const float* __restrict__ x"
+    ctype: str      # the C++ value type for by-value args ("int64_t", "float", ...)
+    ref: str        # the kspec name it comes from
+    dim: int = -1
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One statement's kernel."""
+
+    name: str                       # the extern "C" symbol
+    statement: str                  # the kspec statement, for comments
+    target: str
+    args: tuple[Arg, ...]
+    param_lines: tuple[str, ...]    # the parameter list, one tensor (with strides) per line
+    extents: tuple[Shape, ...]      # the left-hand side's index space
+    total: str                      # C++ expression of its element count
+    index_lines: tuple[str, ...]    # linear index -> index variables
+    body_lines: tuple[str, ...]     # reductions, at the body's indentation
+    store: str                      # the final assignment
+
+    def size(self, env: dict[str, int]) -> int:
+        return math.prod(e.evaluate(env) for e in self.extents)
+
+
+@dataclass(frozen=True)
+class Temporary:
+    name: str
+    dtype: DType                    # the buffer's element dtype (a compute dtype)
+    dims: tuple[Shape, ...]
+
+
+@dataclass
+class GenericPlan:
+    kernel: ir.Kernel
+    dialect: Dialect
+    units: list[Unit]
+    temporaries: list[Temporary]
+    helpers: set[str] = field(default_factory=set)
+    threads: int = THREADS
+    pattern: str = "generic"
+
+
+def plan_generic(kernel: ir.Kernel, dialect: Dialect) -> GenericPlan:
+    elements: dict[str, DType] = {}
+    for p in kernel.tensor_params:
+        elements[p.name] = p.dtype
+    for o in kernel.outputs:
+        elements[o.name] = o.dtype
+    temps = [Temporary(t.name, temporary_dtype(t.dtype), t.dims) for t in kernel.intermediates]
+    for t in temps:
+        elements[t.name] = t.dtype
+    plan = GenericPlan(kernel, dialect, [], temps)
+    for k, stmt in enumerate(kernel.body):
+        plan.units.append(_lower_statement(kernel, k, stmt, elements, dialect, plan.helpers))
+    return plan
+
+
+def _reads(e: ir.Expr, scalars: set[str]) -> list[str]:
+    """Tensors an expression reads, in order of first appearance."""
+    out: list[str] = []
+    for node in ir.walk(e):
+        name = node.tensor if isinstance(node, ir.Load) else (
+            node.name if isinstance(node, ir.ScalarRef) and node.name not in scalars else None)
+        if name is not None and name not in out:
+            out.append(name)
+    return out
+
+
+def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[str, DType],
+                     d: Dialect, helpers: set[str]) -> Unit:
+    namer = Namer(reserved_for(d))
+    scalar_params = {p.name: p for p in kernel.scalar_params}
+    tensors = [stmt.target] + [t for t in _reads(stmt.value, set(scalar_params))
+                               if t != stmt.target]
+    ranks = {t: len(kernel.decl(t).dims) for t in tensors}   # type: ignore[union-attr]
+    pointers = {t: namer.fresh(t) for t in tensors}
+    strides = {t: tuple(namer.fresh(f"{t}_s{i}") for i in range(ranks[t])) for t in tensors}
+    symbols = {s: namer.fresh(s) for s in kernel.symbols}
+    scalars = {n: (namer.fresh(n), p.dtype) for n, p in scalar_params.items()}
+    var_names = {v: namer.fresh(v.name) for v in stmt.index}
+    buffers = {t: Buffer(pointers[t], strides[t], elements[t]) for t in tensors}
+
+    r = StatementRenderer(d, namer, buffers, scalars, symbols, var_names, frozenset(stmt.index))
+    value = r.render(stmt.value)
+    target = buffers[stmt.target]
+    lhs = r.element(stmt.target, [Code(var_names[v], "int64_t") for v in stmt.index])
+    store = f"{lhs} = {r.to_storage(value, stmt.value.dtype, target.element)};"
+    total = _product([r.shape(v.extent) for v in stmt.index])
+    index_lines = _index_lines(r, stmt.index, var_names)
+    body = tuple(r.lines(""))
+    helpers |= r.helpers
+
+    # Parameters: only what the kernel text uses, in a fixed order (see module.j2's header).
+    text = "\n".join((*index_lines, *body, store, total))
+    args: list[Arg] = []
+    prev_kind = ""
+    for t in tensors:
+        ctype = storage_ctype(elements[t], d)
+        qual = "" if t == stmt.target else "const "
+        args.append(Arg("tensor", pointers[t], f"{qual}{ctype}* {d.restrict} {pointers[t]}",
+                        ctype, t))
+        for i, s in enumerate(strides[t]):
+            if _uses(text, s):
+                args.append(Arg("stride", s, f"int64_t {s}", "int64_t", t, i))
+    for s, name in symbols.items():
+        if _uses(text, name):
+            args.append(Arg("symbol", name, f"int64_t {name}", "int64_t", s))
+    for n, (name, dt) in scalars.items():
+        if _uses(text, name):
+            args.append(Arg("scalar", name, f"{compute_ctype(dt)} {name}", compute_ctype(dt), n))
+    groups: list[list[str]] = []
+    for a in args:
+        same = groups and (a.kind == "stride" or a.kind == prev_kind != "tensor")
+        if same:
+            groups[-1].append(a.decl)
+        else:
+            groups.append([a.decl])
+        prev_kind = a.kind
+    param_lines = tuple(", ".join(g) for g in groups)
+    target_text = stmt.target + (f"[{', '.join(v.name for v in stmt.index)}]"
+                                 if stmt.index else "")
+    return Unit(name=f"{kernel.name}_{k}_{stmt.target}",
+                statement=f"{target_text} = {format_expr(stmt.value)}",
+                target=stmt.target, args=tuple(args), param_lines=param_lines,
+                extents=tuple(v.extent for v in stmt.index), total=total,
+                index_lines=index_lines, body_lines=body, store=store)
+
+
+def _index_lines(r: StatementRenderer, index: tuple[ir.IndexVar, ...],
+                 names: dict[ir.IndexVar, str]) -> tuple[str, ...]:
+    """Split the linear element number into index variables, last dim fastest (row-major)."""
+    if not index:
+        return ()
+    if len(index) == 1:
+        return (f"const int64_t {names[index[0]]} = linear;",)
+    lines = ["int64_t rest = linear;"]
+    for v in reversed(index[1:]):
+        extent = r.shape(v.extent).wrapped(MUL + 1)
+        lines += [f"const int64_t {names[v]} = rest % {extent};", f"rest /= {extent};"]
+    lines.append(f"const int64_t {names[index[0]]} = rest;")
+    return tuple(lines)
+
+
+def _product(factors: list[Code]) -> str:
+    if not factors:
+        return "1"
+    return " * ".join(f.wrapped(MUL) for f in factors)
+
+
+def _uses(text: str, name: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", text) is not None

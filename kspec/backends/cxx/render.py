@@ -1,0 +1,46 @@
+"""Jinja2 rendering of the C++ family: a plan plus a dialect -> one translation unit."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+
+from ... import ir
+from ...printer import format_kernel
+from .dialect import Dialect
+from .generic import GenericPlan, plan_generic
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+                              undefined=jinja2.StrictUndefined, autoescape=False)
+
+
+def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None) -> GenericPlan:
+    """The lowering plan a backend renders. Today every kernel takes the generic loop nest;
+    this is the one place a pattern-based plan would be chosen instead."""
+    return plan_generic(kernel, dialect.for_arch(arch))
+
+
+def render_plan(plan: GenericPlan, arch: str | None = None) -> str:
+    kernel = plan.kernel
+    file = Path(kernel.pos.file).name if kernel.pos and kernel.pos.file else "<string>"
+    text = environment().get_template("module.j2").render(
+        d=plan.dialect, plan=plan, kernel=kernel, file=file, arch=arch,
+        signature=format_kernel(kernel).rstrip("\n").splitlines())
+    return text
+
+
+def render_source(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None) -> str:
+    return render_plan(plan_for(kernel, dialect, arch), arch)
+
+
+def render_helpers(dialect: Dialect, names: list[str]) -> str:
+    """Helper definitions alone (for pattern templates and for tests)."""
+    h = environment().get_template("helpers.j2").module
+    return "\n".join(str(getattr(h, n)(dialect)) for n in names)

@@ -1,0 +1,27 @@
+"""The Triton backend: renders the lowering plan as a Python module of @triton.jit kernels.
+
+CPU tensors run through Triton's interpreter, CUDA tensors on the GPU. Triton reads kernel
+source with `inspect`, so generated modules are real files in a cache directory."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ... import ir
+from .codegen import render
+from .launcher import build, compile_asm
+
+
+class TritonBackend:
+    name = "triton"
+
+    def source(self, kernel: ir.Kernel, **options: Any) -> str:
+        return render(kernel, file=options.get("file", "<kspec>"))
+
+    def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
+        return build(kernel, self.source(kernel, **options), **options)
+
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
+        return compile_asm(kernel, self.source(kernel), arch or "sm_90")
+
+
+BACKEND = TritonBackend()

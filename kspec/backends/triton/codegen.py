@@ -1,0 +1,403 @@
+"""Lowering plan -> one Triton module per kernel: @triton.jit functions and a host `launch`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from ... import ir
+from ...dtypes import DType
+from ...lowering import Launch, Plan, plan_kernel
+from ...shapes import Shape
+from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, literal, shape_code
+
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
+                          keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+@dataclass
+class JitKernel:
+    name: str
+    params: list[str]
+    body: list[str]
+    comment: str
+
+
+@dataclass
+class _Ctx:
+    plan: Plan
+    kernels: list[JitKernel] = field(default_factory=list)
+    host: list[str] = field(default_factory=list)
+
+
+def render(kernel: ir.Kernel, file: str = "<string>") -> str:
+    plan = plan_kernel(kernel)
+    ctx = _Ctx(plan)
+    for n, launch in enumerate(plan.launches):
+        _LaunchWriter(ctx, n, launch).write()
+    outputs = [o.name for o in kernel.outputs]
+    host_params = [p.name for p in kernel.params] + list(kernel.symbols)
+    allocs = []
+    in_memory = {t for launch in plan.launches for t in launch.stores}
+    for name, decl in plan.program.buffers.items():
+        if name not in in_memory:
+            continue
+        shape = ", ".join(shape_code(d) for d in decl.dims)
+        allocs.append(f"{name} = torch.empty(({shape}{',' if len(decl.dims) == 1 else ''}), "
+                      f"dtype={_torch_dtype(decl.dtype)}, device=device)")
+    first_tensor = next((p.name for p in kernel.tensor_params), None)
+    return _ENV.get_template("module.py.j2").render(
+        file=file, kernel=kernel.name, plan_lines=str(plan).splitlines(),
+        kernels=ctx.kernels, host_params=host_params,
+        first_input=first_tensor or "torch.empty(0)",
+        host_body=allocs + ctx.host,
+        returns=outputs[0] if len(outputs) == 1 else "(" + ", ".join(outputs) + ")")
+
+
+def _torch_dtype(d: DType) -> str:
+    return "torch." + str(d.torch).split(".")[1]
+
+
+def _product(shapes: list[Shape]) -> Shape:
+    out = Shape.const(1)
+    for s in shapes:
+        out = out * s
+    return out
+
+
+_IDENTITY = {"sum": "0", "mean": "0", "prod": "1"}
+
+
+class _LaunchWriter:
+    """Writes one @triton.jit function and its host-side launch lines."""
+
+    def __init__(self, ctx: _Ctx, n: int, launch: Launch):
+        self.ctx, self.n, self.launch = ctx, n, launch
+        self.kernel = ctx.plan.kernel
+        self.program = ctx.plan.program
+        self.name = f"{self.kernel.name}_{n}_{launch.pattern}"
+        self.em = Emitter(self.name)
+        self.em.scalars = {p.name for p in self.kernel.scalar_params}
+        self.lines: list[str] = []
+        self.constexprs: list[str] = []
+
+    # --- buffers and arguments -------------------------------------------------------------
+    def buffers(self) -> list[tuple[str, int]]:
+        """Buffers the kernel touches in memory: what it loads (minus per-row values it keeps in
+        registers) and what it stores."""
+        names: dict[str, int] = {}
+        in_registers = {s.target for s in self.launch.statements} - set(self.launch.stores)
+        for s in self.launch.statements:
+            for node in ir.walk(s.value):
+                if isinstance(node, ir.Load) and node.tensor not in in_registers:
+                    names.setdefault(node.tensor, len(node.index))
+                elif isinstance(node, ir.ScalarRef) and node.name not in self.em.scalars \
+                        and node.name not in in_registers:
+                    names.setdefault(node.name, 0)
+        for t in self.launch.stores:
+            names.setdefault(t, len(self.program.buffers[t].dims))
+        return list(names.items())
+
+    def write(self) -> None:
+        bufs = self.buffers()
+        params, args = [], []
+        for name, rank in bufs:
+            params += [f"{name}_ptr"] + [f"{name}_s{d}" for d in range(rank)]
+            args += [name] + [f"{name}.stride({d})" for d in range(rank)]
+        scalars = [p.name for p in self.kernel.scalar_params
+                   if any(isinstance(x, ir.ScalarRef) and x.name == p.name
+                          for s in self.launch.statements for x in ir.walk(s.value))]
+        params += scalars + list(self.kernel.symbols)
+        args += scalars + list(self.kernel.symbols)
+        self.host_args = args
+        getattr(self, f"body_{self.launch.pattern}")()
+        params += [f"{c}: tl.constexpr" for c in self.constexprs]
+        targets = ", ".join(s.target for s in self.launch.statements)
+        self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
+                                          f"{self.launch.pattern} -> {targets}"))
+
+    def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
+                    warps: str) -> None:
+        host = self.ctx.host
+        host.append(f"# launch {self.n}: {self.launch.pattern} -> "
+                    f"{', '.join(s.target for s in self.launch.statements)}")
+        for k, v in schedule.items():
+            host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
+        kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
+        host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
+                    f"num_warps={warps})")
+
+    # --- shared pieces ---------------------------------------------------------------------
+    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> list[str]:
+        """Row-major decomposition of a flat offset into one code per variable."""
+        out = []
+        rest = offs
+        for k in range(len(vars_) - 1, -1, -1):
+            if k == 0:
+                out.append(rest)
+            else:
+                ext = shape_code(vars_[k].extent)
+                name = codes[k]
+                self.lines.append(f"{name} = {rest} % {ext}")
+                rest_name = f"{name}_q"
+                self.lines.append(f"{rest_name} = {rest} // {ext}")
+                rest = rest_name
+                out.append(name)
+        out.reverse()
+        return out
+
+    def store(self, target: str, index_codes: list[str], value: str, mask: str,
+              indent: str = "") -> None:
+        decl = self.program.buffers[target]
+        addr = f"{target}_ptr" + "".join(f" + ({c}) * {target}_s{d}"
+                                         for d, c in enumerate(index_codes))
+        if not index_codes:  # a scalar: a block pointer so the tile-shaped value can store
+            addr += " + offs_p * 0"
+        dt = TL_DTYPE[decl.dtype]
+        self.lines.append(f"{indent}tl.store({addr}, ({value}).to({dt}), mask={mask})")
+
+    def outer_setup(self, outer: list[ir.IndexVar], block: str) -> list[str]:
+        total = _product([v.extent for v in outer])
+        self.lines.append("pid = tl.program_id(0)")
+        self.lines.append(f"offs_p = pid * {block} + tl.arange(0, {block})[:, None]")
+        self.lines.append(f"pmask = offs_p < {shape_code(total)}")
+        if not outer:
+            return []
+        return self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))])
+
+    def reduce_into(self, r: ir.Reduce, scope: Scope, mask: str, offs: str,
+                    loop_ext: Shape, single: bool) -> str:
+        """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it."""
+        acc = self.em.fresh("red")
+        body_dt = compute_dtype(r.body.dtype)
+        acc_dt = (DType.f64 if body_dt == DType.f64 else DType.f32) if r.body.dtype.is_float \
+            or r.op == "mean" else DType.i64
+        if r.op in ("max", "min"):
+            acc_dt = body_dt if r.body.dtype != DType.bool else DType.i32
+        ident = self.identity(r.op, acc_dt)
+        tl_acc = TL_DTYPE[acc_dt]
+        indent = scope.indent
+        if single:
+            inner = scope
+        else:
+            self.lines.append(f"{indent}{acc} = tl.full([BLOCK_P, BLOCK_R], {ident}, {tl_acc})")
+            self.lines.append(f"{indent}for r0 in range(0, {shape_code(loop_ext)}, BLOCK_R):")
+            inner = Scope(self.lines, indent + "    ")
+            self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
+            self.lines.append(f"{inner.indent}rmask = offs_r < {shape_code(loop_ext)}")
+            mask = "pmask & rmask"
+        self.bind_reduce_vars(r, inner, offs if single else "offs_r")
+        body = self.em.expr(r.body, inner, mask)
+        body = f"{body}.to({tl_acc})" if compute_dtype(r.body.dtype) != acc_dt and \
+            not body.replace(".", "").isdigit() else body
+        val = f"tl.where({mask}, {body}, {ident})"
+        combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
+                   "max": "tl.maximum({a}, {v})", "min": "tl.minimum({a}, {v})"}[r.op]
+        # tl.reduce with the module's own combiners, not tl.sum/tl.max: those are @triton.jit
+        # library functions, decorated once at import, which the interpreter cannot call.
+        combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max",
+                    "min": "_min"}[r.op]
+        final = f"tl.reduce({{a}}, 1, {combiner}, keep_dims=True)"
+        if single:
+            self.lines.append(f"{indent}{acc} = {final.format(a=val)}")
+        else:
+            self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
+            self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
+        if r.op == "mean":
+            self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
+        if r.body.dtype == DType.bool and r.op in ("max", "min"):
+            self.lines.append(f"{indent}{acc} = {acc} != 0")
+        return acc
+
+    def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
+        if len(r.vars) == 1:
+            self.em.var_code[r.vars[0]] = offs
+            return
+        codes = [self.em.fresh("r") for _ in r.vars]
+        saved, self.lines = self.lines, []
+        parts = self.decompose(offs, list(r.vars), codes)
+        saved += [scope.indent + line for line in self.lines]
+        self.lines = saved
+        scope.lines = saved
+        for v, c in zip(r.vars, parts):
+            self.em.var_code[v] = c
+
+    @staticmethod
+    def identity(op: str, dt: DType) -> str:
+        if op in _IDENTITY:
+            return _IDENTITY[op] + (".0" if dt.is_float else "")
+        big = "float('inf')" if dt.is_float else str(2 ** (dt.bits - 1) - 1)
+        small = "float('-inf')" if dt.is_float else str(-(2 ** (dt.bits - 1)))
+        return small if op == "max" else big
+
+    def statement_value(self, stmt: ir.Assign, scope: Scope, mask: str, offs: str,
+                        loop_ext: Shape | None, single: bool) -> str:
+        for node in ir.walk(stmt.value):
+            if isinstance(node, ir.Reduce):
+                ext = loop_ext if loop_ext is not None else _product([v.extent for v in node.vars])
+                self.em.replace[id(node)] = self.reduce_into(node, scope, mask, offs, ext, single)
+        return self.em.expr(stmt.value, scope, mask if single else "pmask")
+
+    # --- patterns --------------------------------------------------------------------------
+    def body_loop_nest(self) -> None:
+        (stmt,) = self.launch.statements
+        codes = self.outer_setup(list(stmt.index), "BLOCK_P")
+        for v, c in zip(stmt.index, codes):
+            self.em.var_code[v] = c
+        scope = Scope(self.lines, "")
+        value = self.statement_value(stmt, scope, "pmask", "offs_r", None, single=False)
+        self.store(stmt.target, codes, value, "pmask")
+        self.constexprs = ["BLOCK_P", "BLOCK_R"]
+        total = _product([v.extent for v in stmt.index])
+        self.emit_launch({"BLOCK_P": "1" if not stmt.index else "32", "BLOCK_R": "128"},
+                         f"triton.cdiv({shape_code(total)}, BLOCK_P)",
+                         {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R"}, "4")
+
+    def body_pointwise(self) -> None:
+        (stmt,) = self.launch.statements
+        outer, inner = list(stmt.index[:-1]), stmt.index[-1]
+        n_inner = shape_code(inner.extent)
+        total_p = shape_code(_product([v.extent for v in outer]))
+        self.lines.append("pid = tl.program_id(0)")
+        self.lines.append(f"blocks_i = ({n_inner} + BLOCK_I - 1) // BLOCK_I")
+        self.lines.append("offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]")
+        self.lines.append("offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]")
+        self.lines.append(f"mask = (offs_p < {total_p}) & (offs_i < {n_inner})")
+        codes = self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))]) \
+            if outer else []
+        for v, c in zip(outer, codes):
+            self.em.var_code[v] = c
+        self.em.var_code[inner] = "offs_i"
+        scope = Scope(self.lines, "")
+        value = self.em.expr(stmt.value, scope, "mask")
+        self.store(stmt.target, codes + ["offs_i"], value, "mask")
+        self.constexprs = ["BLOCK_P", "BLOCK_I"]
+        self.emit_launch(
+            {"BLOCK_I": f"min(triton.next_power_of_2({n_inner}), 1024)",
+             "BLOCK_P": f"min(triton.next_power_of_2({total_p}), max(1, 2048 // BLOCK_I))"},
+            f"triton.cdiv({total_p}, BLOCK_P) * triton.cdiv({n_inner}, BLOCK_I)",
+            {"BLOCK_P": "BLOCK_P", "BLOCK_I": "BLOCK_I"}, "4")
+
+    def body_rows(self) -> None:
+        launch = self.launch
+        n_outer = len(launch.outer)
+        codes = self.outer_setup(list(launch.outer), "BLOCK_P")
+        ext = launch.inner.extent
+        self.lines.append("if SINGLE:")
+        self.lines.append("    offs_r = tl.arange(0, BLOCK_R)[None, :]")
+        self.lines.append(f"    rmask = offs_r < {shape_code(ext)}")
+        self.rows_pass(codes, n_outer, single=True)
+        self.lines.append("else:")
+        self.rows_pass(codes, n_outer, single=False)
+        self.constexprs = ["BLOCK_P", "BLOCK_R", "SINGLE"]
+        total = shape_code(_product([v.extent for v in launch.outer]))
+        n = shape_code(ext)
+        self.emit_launch(
+            {"BLOCK_R": f"min(triton.next_power_of_2({n}), 8192)",
+             "BLOCK_P": f"min(triton.next_power_of_2({total}), max(1, 2048 // BLOCK_R))",
+             "WARPS": "4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P <= 4096 else 16)"},
+            f"triton.cdiv({total}, BLOCK_P)",
+            {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R", "SINGLE": f"{n} <= BLOCK_R"}, "WARPS")
+
+    def rows_pass(self, outer_codes: list[str], n_outer: int, single: bool) -> None:
+        scope = Scope(self.lines, "    ")
+        mask = "pmask & rmask"
+        self.em.registers = {}
+        for stmt in self.launch.statements:
+            for v, c in zip(stmt.index[:n_outer], outer_codes):
+                self.em.var_code[v] = c
+            is_vector = len(stmt.index) > n_outer
+            if not is_vector:
+                value = self.statement_value(stmt, scope, mask, "offs_r", self.launch.inner.extent,
+                                             single)
+                reg = f"{stmt.target}_row"
+                self.lines.append(f"{scope.indent}{reg} = {value}")
+                self.em.registers[stmt.target] = reg
+                if stmt.target in self.launch.stores:
+                    self.store(stmt.target, outer_codes, reg, "pmask", scope.indent)
+                continue
+            if single:
+                self.em.var_code[stmt.index[-1]] = "offs_r"
+                value = self.em.expr(stmt.value, scope, mask)
+                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, scope.indent)
+            else:
+                ext = shape_code(self.launch.inner.extent)
+                self.lines.append(f"{scope.indent}for r0 in range(0, {ext}, BLOCK_R):")
+                inner = Scope(self.lines, scope.indent + "    ")
+                self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
+                self.lines.append(f"{inner.indent}rmask = offs_r < {ext}")
+                self.em.var_code[stmt.index[-1]] = "offs_r"
+                value = self.em.expr(stmt.value, inner, mask)
+                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, inner.indent)
+
+    def body_contraction(self) -> None:
+        c = self.launch.contraction
+        stmt = self.launch.statements[0]
+        em = self.em
+        batch = list(c.batch)
+        self.lines.append("pid = tl.program_id(0)")
+        m, n, k = (shape_code(v.extent) for v in (c.i, c.j, c.k))
+        self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
+        self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
+        # grouped ordering: programs sharing a band of rows of A run together (L2 reuse)
+        self.lines.append("group = pid // (GROUP_M * blocks_n)")
+        self.lines.append("first_m = group * GROUP_M")
+        self.lines.append("size_m = tl.minimum(blocks_m - first_m, GROUP_M)")
+        self.lines.append("pid_m = first_m + (pid % (GROUP_M * blocks_n)) % size_m")
+        self.lines.append("pid_n = (pid % (GROUP_M * blocks_n)) // size_m")
+        self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+        self.lines.append("offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]")
+        if batch:
+            self.lines.append("offs_b = tl.program_id(1)")
+            codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
+            for v, code in zip(batch, codes):
+                em.var_code[v] = code
+        scope = Scope(self.lines, "")
+        self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_N], 0.0, {self.acc_dtype(c)})")
+        self.lines.append(f"for k0 in range(0, {k}, BLOCK_K):")
+        loop = Scope(self.lines, "    ")
+        self.lines.append("    offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]")
+        self.lines.append("    offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
+        operand = self.operand_dtype(c)
+        em.raw_loads = operand is not None
+        em.var_code[c.i], em.var_code[c.k] = "offs_m", "offs_ka"
+        a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
+        em.var_code[c.k], em.var_code[c.j] = "offs_kb", "offs_n"
+        b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
+        em.raw_loads = False
+        precision = "" if operand is not None and operand != "tl.float32" else \
+            ", input_precision=PRECISION"
+        if operand is None:
+            a, b = f"({a}).to(tl.float32)", f"({b}).to(tl.float32)"
+        self.lines.append(f"    acc = tl.dot({a}, {b}, acc{precision})")
+        em.replace[id(c.reduce)] = "acc"
+        em.var_code[c.i], em.var_code[c.j] = "offs_m", "offs_n"
+        mask = f"(offs_m < {m}) & (offs_n < {n})"
+        value = em.expr(stmt.value, scope, mask)
+        codes = [em.var_code[v] for v in stmt.index]
+        self.store(stmt.target, codes, value, mask)
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION"]
+        batch_total = shape_code(_product([v.extent for v in batch]))
+        self.emit_launch(
+            {"BLOCK_M": "128 if device.type == 'cuda' else 32",
+             "BLOCK_N": "128 if device.type == 'cuda' else 32",
+             "BLOCK_K": "64 if device.type == 'cuda' else 32",
+             "STAGES": "3 if device.type == 'cuda' else 1",
+             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
+            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
+            {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
+             "PRECISION": "PRECISION", "num_stages": "STAGES"}, "8 if device.type == 'cuda' else 4")
+
+    def operand_dtype(self, c) -> str | None:
+        """The dtype tl.dot gets: both operands' storage dtype when they agree on a tensor-core
+        type (f16, bf16, f32); None means convert both to f32."""
+        dts = {n.dtype for f in (c.a, c.b) for n in ir.walk(f) if isinstance(n, ir.Load)}
+        plain = all(isinstance(f, ir.Load) for f in (c.a, c.b))
+        if plain and len(dts) == 1 and next(iter(dts)) in (DType.f16, DType.bf16, DType.f32):
+            return TL_DTYPE[next(iter(dts))]
+        return None
+
+    def acc_dtype(self, c) -> str:
+        return "tl.float64" if c.reduce.dtype == DType.f64 else "tl.float32"

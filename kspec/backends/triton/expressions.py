@@ -1,0 +1,213 @@
+"""IR expressions -> Triton expressions.
+
+`TRITON_OPS` is the backend's expression table: op name -> format string over rendered operands.
+`Emitter` renders expressions inside one tile of a kernel: it knows the code for each index
+variable (already shaped for broadcasting), which buffers are held in registers, and it
+emits each distinct load once per scope.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ... import ir
+from ...dtypes import DType
+from ...shapes import Shape
+
+TL_DTYPE = {
+    DType.bool: "tl.int1", DType.u8: "tl.uint8", DType.i8: "tl.int8", DType.i16: "tl.int16",
+    DType.i32: "tl.int32", DType.i64: "tl.int64", DType.f16: "tl.float16",
+    DType.bf16: "tl.bfloat16", DType.f32: "tl.float32", DType.f64: "tl.float64",
+}
+
+
+def compute_dtype(d: DType) -> DType:
+    """Halves are computed in f32; everything else in its own dtype."""
+    return DType.f32 if d.is_half else d
+
+
+def tl_compute(d: DType) -> str:
+    return TL_DTYPE[compute_dtype(d)]
+
+
+# Helper functions the generated module defines (see templates/module.py.j2).
+TRITON_OPS: dict[str, str] = {
+    "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
+    "mod": "_mod({0}, {1})", "pow": "_pow({0}, {1})", "neg": "(-{0})",
+    "lt": "({0} < {1})", "le": "({0} <= {1})", "gt": "({0} > {1})", "ge": "({0} >= {1})",
+    "eq": "({0} == {1})", "ne": "({0} != {1})",
+    "and": "({0} & {1})", "or": "({0} | {1})", "not": "({0} == 0)",
+    "where": "tl.where({0}, {1}, {2})",
+    "maximum": "tl.maximum({0}, {1})", "minimum": "tl.minimum({0}, {1})",
+    "clamp": "tl.minimum(tl.maximum({0}, {1}), {2})",
+    "exp": "tl.exp({0})", "exp2": "tl.exp2({0})", "log": "tl.log({0})", "log2": "tl.log2({0})",
+    "log1p": "_log1p({0})", "sqrt": "tl.sqrt({0})", "rsqrt": "tl.rsqrt({0})",
+    "sin": "tl.sin({0})", "cos": "tl.cos({0})", "tanh": "_tanh({0})",
+    "sigmoid": "_sigmoid({0})", "erf": "tl.erf({0})",
+    "gelu": "(0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476)))",
+    "gelu_tanh": "_gelu_tanh({0})", "silu": "({0} * _sigmoid({0}))",
+    "softplus": "_softplus({0})", "abs": "tl.abs({0})", "relu": "tl.maximum({0}, 0)",
+    "floor": "tl.floor({0})", "ceil": "tl.ceil({0})",
+}
+# Ops whose operands must meet in the result's (or the promoted) compute dtype first.
+_FLOAT_ONLY = {"div", "exp", "exp2", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos",
+               "tanh", "sigmoid", "erf", "gelu", "gelu_tanh", "silu", "softplus"}
+_INT_IDENTITY = {"floor", "ceil"}
+
+
+def shape_code(s: Shape) -> str:
+    """A shape expression over the kernel's symbol arguments (same syntax in Python/Triton)."""
+    return f"({s})" if not s.is_const else str(s.value)
+
+
+def literal(value: object, d: DType) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if d.is_float:
+        v = float(value)  # type: ignore[arg-type]
+        if v == float("inf"):
+            return "float('inf')"
+        if v == float("-inf"):
+            return "float('-inf')"
+        return repr(v)
+    return str(int(value))  # type: ignore[arg-type]
+
+
+@dataclass
+class Scope:
+    """Lines being emitted at one indentation, with the loads already emitted there."""
+
+    lines: list[str]
+    indent: str
+    loads: dict[str, str] = field(default_factory=dict)
+
+
+class Emitter:
+    """Renders expressions of one launch. `var_code` maps each index variable to its code,
+    `mask` is the mask expression for loads in the current tile, `registers` maps buffers held
+    in registers (per-row values computed earlier in the same program) to their variables."""
+
+    def __init__(self, kernel_name: str):
+        self.counter = 0
+        self.kernel_name = kernel_name
+        self.var_code: dict[ir.IndexVar, str] = {}
+        self.registers: dict[str, str] = {}
+        self.replace: dict[int, str] = {}   # id(node) -> code (a contraction's accumulator)
+        self.raw_loads = False              # contraction operands keep their storage dtype
+        self.scalars: set[str] = set()      # scalar parameters: kernel arguments by name
+
+    def fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    # --- addresses ------------------------------------------------------------------------
+    def affine(self, a: ir.Affine) -> str:
+        parts = []
+        for v, c in a.terms:
+            code = self.var_code[v]
+            parts.append(code if c == 1 else f"{c} * {code}")
+        if a.offset != 0 or not parts:
+            parts.append(shape_code(a.offset))
+        return " + ".join(parts)
+
+    def address(self, name: str, index: tuple[ir.Affine, ...]) -> str:
+        terms = [f"({self.affine(a)}) * {name}_s{d}" for d, a in enumerate(index)]
+        return f"{name}_ptr" + "".join(f" + {t}" for t in terms)
+
+    # --- expressions ----------------------------------------------------------------------
+    def expr(self, e: ir.Expr, scope: Scope, mask: str) -> str:
+        """Code for e (in its compute dtype). Loads are hoisted into `scope` once each."""
+        if id(e) in self.replace:
+            return self.replace[id(e)]
+        if isinstance(e, ir.Const):
+            return literal(e.value, e.dtype)
+        if isinstance(e, ir.ShapeValue):
+            return shape_code(e.shape)
+        if isinstance(e, ir.IndexValue):
+            return self.var_code[e.var]
+        if isinstance(e, ir.ScalarRef):
+            if e.name in self.registers:
+                return self.registers[e.name]
+            if e.name in self.scalars:
+                return e.name
+            return self.load_code(e.name, (), e.dtype, scope, "True")
+        if isinstance(e, ir.Load):
+            if e.tensor in self.registers:
+                return self.registers[e.tensor]
+            return self.load_code(e.tensor, e.index, e.dtype, scope, mask)
+        if isinstance(e, ir.Cast):
+            inner = self.expr(e.arg, scope, mask)
+            return self.cast(inner, e.arg.dtype, e.dtype)
+        if isinstance(e, ir.Reduce):
+            raise AssertionError("reductions are rendered by the pattern, not inline")
+        assert isinstance(e, ir.Op)
+        return self.op(e, scope, mask)
+
+    def cast(self, code: str, src: DType, dst: DType) -> str:
+        if dst == DType.bool:
+            return f"({code} != 0)"
+        if dst.is_half:  # round to the half type, keep computing in f32
+            return f"{code}.to({TL_DTYPE[dst]}).to(tl.float32)"
+        if compute_dtype(src) == compute_dtype(dst):
+            return code
+        return f"{code}.to({TL_DTYPE[dst]})"
+
+    def op(self, e: ir.Op, scope: Scope, mask: str) -> str:
+        args = [self.expr(a, scope, mask) for a in e.args]
+        if e.op in _INT_IDENTITY and not e.dtype.is_float:
+            return args[0]
+        if e.op == "pow" and isinstance(e.args[1], ir.Const) and e.args[1].value in (2, 2.0):
+            return self.to_compute(f"({args[0]} * {args[0]})", e.args[0].dtype, e.dtype)
+        if e.op in ("and", "or", "not", "where") or OPS_RULE_CMP(e.op):
+            if e.op == "where":
+                args[1] = self.to_compute(args[1], e.args[1].dtype, e.dtype)
+                args[2] = self.to_compute(args[2], e.args[2].dtype, e.dtype)
+            elif OPS_RULE_CMP(e.op):
+                target = _meet(e.args[0].dtype, e.args[1].dtype)
+                args = [self.to_compute(c, a.dtype, target) for c, a in zip(args, e.args)]
+            return TRITON_OPS[e.op].format(*args)
+        target = e.dtype
+        args = [self.to_compute(c, a.dtype, target) for c, a in zip(args, e.args)]
+        return TRITON_OPS[e.op].format(*args)
+
+    def to_compute(self, code: str, src: DType, dst: DType) -> str:
+        """Convert an operand to the compute dtype of dst when it differs (literals need not)."""
+        if compute_dtype(src) == compute_dtype(dst) or _is_literal(code):
+            if _is_literal(code) and dst.is_float and "." not in code and "inf" not in code:
+                return f"{code}.0"
+            return code
+        return f"{code}.to({tl_compute(dst)})"
+
+    def load_code(self, name: str, index: tuple[ir.Affine, ...], dtype: DType, scope: Scope,
+                  mask: str) -> str:
+        addr = self.address(name, index)
+        key = f"{addr}|{mask}|{self.raw_loads}"
+        if key in scope.loads:
+            return scope.loads[key]
+        var = self.fresh(f"{name}_")
+        other = "0" if dtype.is_int or dtype == DType.bool else "0.0"
+        load = f"tl.load({addr}, mask={mask}, other={other})" if mask != "True" else \
+            f"tl.load({addr})"
+        if not self.raw_loads and dtype.is_half:
+            load += ".to(tl.float32)"
+        elif dtype == DType.bool:
+            load += " != 0"
+        scope.lines.append(f"{scope.indent}{var} = {load}")
+        scope.loads[key] = var
+        return var
+
+
+def OPS_RULE_CMP(op: str) -> bool:
+    return op in ("lt", "le", "gt", "ge", "eq", "ne")
+
+
+def _meet(a: DType, b: DType) -> DType:
+    if a.is_float or b.is_float:
+        return DType.f64 if DType.f64 in (a, b) else DType.f32
+    return DType.i64
+
+
+def _is_literal(code: str) -> bool:
+    if code in ("float('inf')", "float('-inf')"):
+        return True
+    c = code.lstrip("-")
+    return c.replace(".", "", 1).replace("e-", "", 1).replace("e+", "", 1).isdigit()

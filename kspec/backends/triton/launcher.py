@@ -1,0 +1,89 @@
+"""Load a generated Triton module (interpreted for CPU tensors, compiled for CUDA tensors) and
+wrap its `launch` with kspec's argument binding and launch-time checks."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+import torch
+
+from ... import ir
+from ...api import bind
+from ...errors import BackendUnavailable, KspecLaunchError
+
+_LOCK = threading.Lock()
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("KSPEC_CACHE", Path.home() / ".cache" / "kspec"))
+    path = root / "triton"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_module(source: str, interpret: bool) -> ModuleType:
+    """Import generated source from a file named by its hash. Triton decides at decoration
+    time whether @triton.jit interprets, so each mode gets its own module object."""
+    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
+    name = f"kspec_gen_{digest}_{'interp' if interpret else 'gpu'}"
+    with _LOCK:
+        if name in sys.modules:
+            return sys.modules[name]
+        path = cache_dir() / f"{name}.py"
+        if not path.exists():
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(source)
+            tmp.replace(path)
+        old = os.environ.get("TRITON_INTERPRET")
+        os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
+        try:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+        finally:
+            if old is None:
+                os.environ.pop("TRITON_INTERPRET", None)
+            else:
+                os.environ["TRITON_INTERPRET"] = old
+    return module
+
+
+def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
+    try:
+        import triton  # noqa: F401
+    except ImportError as e:
+        raise BackendUnavailable(f"triton is not installed ({e})") from None
+    schedule = dict(options.get("schedule", {}))
+    if options.get("allow_tf32"):
+        schedule["allow_tf32"] = True
+
+    def launcher(*args: Any, **kwargs: Any):
+        b = bind(kernel, args, kwargs)
+        devices = {t.device.type for t in b.tensors.values()}
+        if len(devices) > 1:
+            raise KspecLaunchError(f"{kernel.name}: inputs are on several devices: "
+                                   f"{', '.join(sorted(devices))}")
+        device = devices.pop() if devices else "cpu"
+        if device not in ("cpu", "cuda"):
+            raise KspecLaunchError(f"{kernel.name}: the triton backend runs CPU tensors "
+                                   f"(interpreter) or CUDA tensors, not {device}")
+        module = load_module(source, interpret=device == "cpu")
+        call = [b.tensors[p.name] if isinstance(p, ir.TensorDecl) else b.scalars[p.name]
+                for p in kernel.params] + [b.env[s] for s in kernel.symbols]
+        return module.launch(*call, schedule=schedule)
+
+    launcher.source = source  # type: ignore[attr-defined]
+    return launcher
+
+
+def compile_asm(kernel: ir.Kernel, source: str, arch: str) -> dict[str, str]:
+    from .asm import compile_module_asm
+
+    return compile_module_asm(kernel, source, arch)

@@ -1,0 +1,204 @@
+"""The lowering plan: a kernel's normalized statements grouped into GPU launches, each with a
+pattern and a schedule. Backend-neutral data; every backend renders the same plan.
+
+Patterns:
+- pointwise:   one statement without reductions; a 2-D tile over (other indices, last index).
+- rows:        statements sharing outer indices P, whose reductions run over one inner index
+               of one extent (softmax, layernorm, rmsnorm chains). One program handles BLOCK_P
+               rows; per-row results stay in registers for the statements after them; the whole
+               row is read once when it fits in one tile (single pass), else in chunks.
+- loop_nest:   the always-correct fallback: one statement; each reduction loops over its
+               flattened reduction space in chunks.
+- contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
+               tensor cores, with the rest of the statement fused as an epilogue.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import ir
+from ..shapes import Shape
+from .normalize import Program, has_reduce, normalize
+
+
+@dataclass
+class Launch:
+    pattern: str
+    statements: list[ir.Assign]
+    outer: tuple[ir.IndexVar, ...] = ()        # indices spread over programs (flattened)
+    inner: ir.IndexVar | None = None           # rows/pointwise: the index along a tile row
+    contraction: "Contraction | None" = None
+    schedule: dict = field(default_factory=dict)
+    stores: tuple[str, ...] = ()               # buffers this launch writes to memory
+
+    def __str__(self) -> str:
+        targets = ", ".join(s.target for s in self.statements)
+        outer = ", ".join(f"{v.name}<{v.extent}" for v in self.outer)
+        inner = f" inner {self.inner.name}<{self.inner.extent}" if self.inner else ""
+        sched = " ".join(f"{k}={v}" for k, v in self.schedule.items())
+        return (f"{self.pattern:11s} -> {targets}  [outer {outer or '-'}{inner}]  "
+                f"stores {', '.join(self.stores)}  {sched}".rstrip())
+
+
+@dataclass(frozen=True)
+class Contraction:
+    """acc[batch.., i, j] = sum(a * b for k); the statement's value with the Reduce replaced
+    by the accumulator is the epilogue."""
+
+    reduce: ir.Reduce
+    a: ir.Expr
+    b: ir.Expr
+    batch: tuple[ir.IndexVar, ...]
+    i: ir.IndexVar
+    j: ir.IndexVar
+    k: ir.IndexVar
+
+
+@dataclass
+class Plan:
+    program: Program
+    launches: list[Launch]
+
+    @property
+    def kernel(self) -> ir.Kernel:
+        return self.program.kernel
+
+    def __str__(self) -> str:
+        p = self.program
+        lines = [f"kernel {self.kernel.name}: {len(self.launches)} launch(es)"]
+        if p.temporaries:
+            temps = ", ".join(f"{n}: {p.buffers[n].dtype}[{', '.join(map(str, p.buffers[n].dims))}]"
+                              for n in p.temporaries)
+            lines.append(f"  temporaries: {temps}")
+        lines += [f"  {i}. {launch}" for i, launch in enumerate(self.launches)]
+        return "\n".join(lines) + "\n"
+
+
+def reduces_of(e: ir.Expr) -> list[ir.Reduce]:
+    return [n for n in ir.walk(e) if isinstance(n, ir.Reduce)]
+
+
+def plan_kernel(kernel: ir.Kernel) -> Plan:
+    program = normalize(kernel)
+    launches: list[Launch] = []
+    pending: list[ir.Assign] = list(program.body)
+    while pending:
+        stmt = pending[0]
+        contraction = match_contraction(stmt)
+        if contraction is not None:
+            launches.append(Launch("contraction", [stmt], contraction=contraction))
+            pending.pop(0)
+            continue
+        group = take_row_group(pending)
+        if group is not None:
+            launches.append(group)
+            del pending[:len(group.statements)]
+            continue
+        pending.pop(0)
+        if not has_reduce(stmt.value) and stmt.index:
+            launches.append(Launch("pointwise", [stmt], outer=stmt.index[:-1],
+                                   inner=stmt.index[-1]))
+        else:
+            launches.append(Launch("loop_nest", [stmt], outer=stmt.index))
+    _assign_stores(program, launches)
+    return Plan(program, launches)
+
+
+def _assign_stores(program: Program, launches: list[Launch]) -> None:
+    """A launch stores what is an output or is read by a later launch; per-row values used
+    only inside their own launch stay in registers."""
+    outputs = {o.name for o in program.kernel.outputs}
+    for n, launch in enumerate(launches):
+        later = set()
+        for other in launches[n + 1:]:
+            for s in other.statements:
+                later |= _reads(s.value)
+        launch.stores = tuple(s.target for s in launch.statements
+                              if s.target in outputs or s.target in later)
+
+
+def _reads(e: ir.Expr) -> set[str]:
+    return {n.tensor if isinstance(n, ir.Load) else n.name for n in ir.walk(e)
+            if isinstance(n, ir.Load) or isinstance(n, ir.ScalarRef)}
+
+
+# --- rows ---------------------------------------------------------------------------------------
+def _row_shape(stmt: ir.Assign) -> tuple[tuple[Shape, ...], Shape, bool] | None:
+    """(outer extents, inner extent, is_reduction) when stmt fits a row group, else None."""
+    reds = reduces_of(stmt.value)
+    if reds:
+        if any(len(r.vars) != 1 for r in reds):
+            return None
+        inner = {r.vars[0].extent for r in reds}
+        if len(inner) != 1:
+            return None
+        return tuple(v.extent for v in stmt.index), inner.pop(), True
+    if not stmt.index:
+        return None
+    return tuple(v.extent for v in stmt.index[:-1]), stmt.index[-1].extent, False
+
+
+def take_row_group(pending: list[ir.Assign]) -> Launch | None:
+    first = _row_shape(pending[0])
+    if first is None or not first[2]:
+        return None
+    outer_ext, inner_ext, _ = first
+    group: list[ir.Assign] = []
+    produced_rows: set[str] = set()     # per-row values made by the group, readable as [outer]
+    produced_vecs: set[str] = set()     # row vectors made by the group: not readable in it
+    for stmt in pending:
+        shape = _row_shape(stmt)
+        if shape is None or shape[0] != outer_ext or shape[1] != inner_ext:
+            break
+        if not _reads_rows_ok(stmt, produced_rows, produced_vecs, len(outer_ext)):
+            break
+        if match_contraction(stmt) is not None:
+            break
+        group.append(stmt)
+        (produced_rows if shape[2] else produced_vecs).add(stmt.target)
+    first_stmt = group[0]
+    outer = first_stmt.index
+    inner = reduces_of(first_stmt.value)[0].vars[0]
+    return Launch("rows", group, outer=outer, inner=inner)
+
+
+def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str], n_outer: int) -> bool:
+    outer = stmt.index[:n_outer]
+    for node in ir.walk(stmt.value):
+        if isinstance(node, ir.Load) and node.tensor in vecs:
+            return False
+        if isinstance(node, ir.Load) and node.tensor in rows:
+            if tuple(a.bare for a in node.index) != tuple(outer):
+                return False
+        if isinstance(node, ir.ScalarRef) and node.name in vecs:
+            return False
+    return True
+
+
+# --- contractions -----------------------------------------------------------------------------
+def match_contraction(stmt: ir.Assign) -> Contraction | None:
+    """One sum over one index k of a product of two factors, the first over (.., i, k) and the
+    second over (.., k, j), where i and j are the statement's last two indices."""
+    reds = reduces_of(stmt.value)
+    if len(reds) != 1 or len(stmt.index) < 2:
+        return None
+    r = reds[0]
+    if r.op != "sum" or len(r.vars) != 1 or not isinstance(r.body, ir.Op) or r.body.op != "mul":
+        return None
+    k = r.vars[0]
+    *batch, i, j = stmt.index
+    fa, fb = r.body.args
+    va, vb = ir.free_vars(fa), ir.free_vars(fb)
+    if j in va or i in vb:
+        fa, fb, va, vb = fb, fa, vb, va
+    if not ({i, k} <= va <= {i, k, *batch}) or not ({k, j} <= vb <= {k, j, *batch}):
+        return None
+    if not (_plain_loads(fa) and _plain_loads(fb)):
+        return None
+    return Contraction(r, fa, fb, tuple(batch), i, j, k)
+
+
+def _plain_loads(e: ir.Expr) -> bool:
+    """Operands whose every load is indexed by bare variables (tiles load with strides)."""
+    return all(all(a.bare is not None for a in n.index) for n in ir.walk(e)
+               if isinstance(n, ir.Load)) and not has_reduce(e)
