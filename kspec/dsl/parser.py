@@ -24,6 +24,14 @@ _TERMINAL_TEXT = {
 }
 _OPERATORS = {"CMP", "LT", "PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT", "POW",
               "AND", "OR"}
+_EXPRESSION_START = {"NAME", "NUMBER", "LPAR", "MINUS", "PLUS", "NOT"}
+_CLOSERS = {"(": ")", "[": "]", "{": "}"}
+_HINTS = {"&": "; write 'and'", "|": "; write 'or'", "!": "; write 'not' (or != to compare)",
+          "'": "; kspec has no strings", '"': "; kspec has no strings"}
+
+# Deeper expressions are rejected: the checks, the printer and the backends walk them
+# recursively, and no real kernel nests operators this deep.
+MAX_DEPTH = 100
 
 
 class _NewlineFilter:
@@ -63,8 +71,6 @@ class _ToAst(Transformer):
         self.file, self.source = file, source
 
     def _pos(self, item) -> SourcePos:
-        if isinstance(item, Token):
-            return SourcePos(self.file, item.line, item.column, self.source)
         return SourcePos(self.file, item.line, item.column, self.source)
 
     def start(self, kernels):
@@ -158,17 +164,34 @@ class _ToAst(Transformer):
         return ast.UnOp("+", a, self._pos(op))
 
 
-def _check_characters(source: str, file: str) -> None:
-    for offset, ch in enumerate(source):
-        if ch in "\t\n\r\f" or " " <= ch <= "~":
-            continue
-        line = source.count("\n", 0, offset) + 1
-        col = offset - (source.rfind("\n", 0, offset) + 1) + 1
-        what = "NUL character" if ch == "\0" else (
-            "control character" if ord(ch) < 128 else "non-ASCII character")
-        shown = "" if ch == "\0" or ord(ch) < 32 else f" '{ch}'"
-        raise KspecSyntaxError(f"{what}{shown} (U+{ord(ch):04X}); kspec source is ASCII",
-                               SourcePos(file, line, col, source))
+_BAD_CHARACTER = re.compile(r"[^\t\n\r\f -~]")
+
+
+def _check_characters(source: str, display: str, file: str) -> None:
+    m = _BAD_CHARACTER.search(source)
+    if m is None:
+        return
+    offset, ch = m.start(), m.group()
+    line = source.count("\n", 0, offset) + 1
+    col = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    what = "NUL character" if ch == "\0" else (
+        "control character" if ord(ch) < 128 else "non-ASCII character")
+    shown = "" if ord(ch) < 32 or ord(ch) == 127 or not ch.isprintable() else f" '{ch}'"
+    raise KspecSyntaxError(f"{what}{shown} (U+{ord(ch):04X}); kspec source is ASCII",
+                           SourcePos(file, line, col, display))
+
+
+def _display(source: str) -> str:
+    """The source as error excerpts show it: one line per '\n' (as Lark counts lines), with line
+    breaks of other kinds (\r, \f, U+2028 ...) and unprintable characters shown as one
+    character each, so that the caret stays under the fault."""
+    lines = source.split("\n")
+    out = []
+    for line in lines:
+        line = line[:-1] if line.endswith("\r") else line
+        out.append("".join(c if c == "\t" or c.isprintable() else ("?" if c not in "\r\f\v"
+                                                                     else " ") for c in line))
+    return "\n".join(out)
 
 
 def _describe(tok: Token) -> str:
@@ -185,37 +208,97 @@ def _describe(tok: Token) -> str:
 
 def _expected(names) -> str:
     names = set(names)
+    if _EXPRESSION_START - {"NOT"} <= names:
+        names = (names - _EXPRESSION_START) | {"an expression"}
     if names & _OPERATORS and len(names) > 4:
         names = (names - _OPERATORS) | {"an operator"}
-    texts = sorted({_TERMINAL_TEXT.get(n, n if n == "an operator" else f"'{n.lower()}'")
+    texts = sorted({_TERMINAL_TEXT.get(n, n if n.startswith("an ") else f"'{n.lower()}'")
                     for n in names})
     if len(texts) > 6:
         return "an expression or statement"
     return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
 
 
+def _open_brackets(source: str, upto: int) -> list[tuple[str, int]]:
+    """The brackets still open at offset `upto` (comments skipped): (bracket, offset) pairs."""
+    stack: list[tuple[str, int]] = []
+    for m in re.finditer(r"#[^\n]*|[()\[\]{}]", source[:upto]):
+        ch = m.group()
+        if ch in _CLOSERS:
+            stack.append((ch, m.start()))
+        elif ch in ")]}" and stack and _CLOSERS[stack[-1][0]] == ch:
+            stack.pop()
+    return stack
+
+
+def _unclosed(source: str, upto: int, expected: set[str]) -> str:
+    """", to close '(' at 3:12" when the innermost open bracket's closer is what was expected."""
+    stack = _open_brackets(source, upto)
+    if not stack:
+        return ""
+    ch, offset = stack[-1]
+    closer = {"(": "RPAR", "[": "RSQB", "{": "RBRACE"}[ch]
+    if closer not in expected:
+        return ""
+    line = source.count("\n", 0, offset) + 1
+    col = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    what = "the kernel body" if ch == "{" else f"'{ch}'"
+    return f"; '{_CLOSERS[ch]}' to close {what} opened at {line}:{col} is missing"
+
+
+def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: str):
+    tok = e.token
+    expected = set(e.accepts or e.expected)
+    if tok.type == "$END" or tok.line is None:
+        line, col = _end_pos(display)
+        offset = len(source)
+    else:
+        line, col, offset = tok.line, tok.column, tok.start_pos
+    message = f"unexpected {_describe(tok)}; expected {_expected(expected)}"
+    if tok.type in ("CMP", "LT") and not expected & {"CMP", "LT"} and "PLUS" in expected:
+        message = (f"unexpected {_describe(tok)}; comparisons do not chain: write "
+                   f"a < b and b < c")
+    elif tok.type in _OPERATORS | {"RPAR", "RSQB", "RBRACE", "COMMA", "$END", "_NL"}:
+        message += _unclosed(source, offset, expected)
+        if (tok.type in _OPERATORS and tok.line is not None and tok.line > 1
+                and not display.split("\n")[tok.line - 1][:tok.column - 1].strip()):
+            message += ("; a statement continues on the next line only inside ( ) or [ ], "
+                        "or after a backslash")
+    return KspecSyntaxError(message, SourcePos(file, line, col, display))
+
+
+def _check_depth(tree: lark.Tree, file: str, display: str) -> None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            pos = SourcePos(file, node.meta.line, node.meta.column, display)
+            raise KspecSyntaxError(f"expression nested too deeply (more than {MAX_DEPTH} levels "
+                                   f"of operators and calls); split it into several statements",
+                                   pos)
+        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+
+
 def parse(source: str, file: str = "<string>") -> ast.File:
     """Parse kspec source. Raises KspecSyntaxError with file:line:col on any malformed input."""
-    _check_characters(source, file)
+    display = _display(source)
+    _check_characters(source, display, file)
     try:
         tree = _parser().parse(source)
     except lark.UnexpectedToken as e:
-        tok = e.token
-        line, col = (tok.line, tok.column) if tok.line is not None else _end_pos(source)
-        if tok.type == "$END":
-            line, col = _end_pos(source)
-        raise KspecSyntaxError(f"unexpected {_describe(tok)}; expected {_expected(e.accepts or e.expected)}",
-                               SourcePos(file, line, col, source)) from None
+        raise _unexpected_token(e, source, display, file) from None
     except lark.UnexpectedCharacters as e:
         ch = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
-        raise KspecSyntaxError(f"unexpected character '{ch}'",
-                               SourcePos(file, e.line, e.column, source)) from None
+        expected = f"; expected {_expected(e.allowed)}" if e.allowed else ""
+        raise KspecSyntaxError(f"unexpected character '{ch}'{_HINTS.get(ch, expected)}",
+                               SourcePos(file, e.line, e.column, display)) from None
     except lark.UnexpectedEOF as e:
-        line, col = _end_pos(source)
+        line, col = _end_pos(display)
         raise KspecSyntaxError(f"unexpected end of file; expected {_expected(e.expected)}",
-                               SourcePos(file, line, col, source)) from None
+                               SourcePos(file, line, col, display)) from None
+    _check_depth(tree, file, display)
     try:
-        return _ToAst(file, source).transform(tree)
+        return _ToAst(file, display).transform(tree)
     except lark.exceptions.VisitError as e:
         if isinstance(e.orig_exc, KspecSyntaxError):
             raise e.orig_exc from None

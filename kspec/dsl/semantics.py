@@ -75,7 +75,7 @@ def shape_of(node: ast.Node, symbols: dict[str, SourcePos], what: str,
         return Shape.const(node.value)
     if isinstance(node, ast.Name):
         kind = (names or {}).get(node.id)
-        if node.id in RESERVED or kind is not None:
+        if node.id in RESERVED or (kind is not None and kind != "a shape symbol"):
             raise error(f"'{node.id}' is {kind or builtin_kind(node.id)}; {what} may use "
                         f"only integers and shape symbols", node.pos)
         symbols.setdefault(node.id, node.pos)

@@ -112,12 +112,16 @@ class Interpreter:
             self.values[p.name] = tensors[p.name].detach().to("cpu", compute_dtype(p.dtype))
         for p in k.scalar_params:
             self.values[p.name] = torch.tensor(scalars[p.name], dtype=compute_dtype(p.dtype))
+        integral_outputs = {o.name: o.dtype for o in k.outputs if not o.dtype.is_float}
         for stmt in k.body:
             value = self.eval(stmt.value)
             t = align(value, stmt.index) if stmt.index else value[0].reshape(())
             if stmt.index:
                 t = t.expand([self.extent(v) for v in stmt.index])
-            self.values[stmt.target] = t.to(compute_dtype(stmt.value.dtype)).contiguous()
+            t = t.to(compute_dtype(stmt.value.dtype))
+            if stmt.target in integral_outputs:  # later statements read the stored value
+                t = cast_exact(t, integral_outputs[stmt.target])
+            self.values[stmt.target] = t.contiguous()
         out = {}
         for o in k.outputs:
             t = self.values[o.name]
@@ -165,6 +169,10 @@ class Interpreter:
         base = self.values[e.tensor]
         bare = [a.bare for a in e.index]
         if all(bare) and len(set(bare)) == len(bare):
+            # a `for k < E` index may cover only the start of the dim it indexes
+            for d, v in enumerate(bare):
+                if self.extent(v) != base.shape[d]:
+                    base = base.narrow(d, 0, self.extent(v))
             return base, tuple(bare)  # type: ignore[arg-type]
         vars_ = union(*(tuple(a.vars()) for a in e.index))
         idx = []

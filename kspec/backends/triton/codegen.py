@@ -23,6 +23,8 @@ class JitKernel:
     params: list[str]
     body: list[str]
     comment: str
+    signature: dict[str, str] = field(default_factory=dict)   # for ahead-of-time compiles
+    samples: dict[str, object] = field(default_factory=dict)  # constexpr values to compile with
 
 
 @dataclass
@@ -30,6 +32,14 @@ class _Ctx:
     plan: Plan
     kernels: list[JitKernel] = field(default_factory=list)
     host: list[str] = field(default_factory=list)
+
+
+def jit_kernels(kernel: ir.Kernel) -> list[JitKernel]:
+    """The @triton.jit functions of a kernel's module, with their argument types."""
+    ctx = _Ctx(plan_kernel(kernel))
+    for n, launch in enumerate(ctx.plan.launches):
+        _LaunchWriter(ctx, n, launch).write()
+    return ctx.kernels
 
 
 def render(kernel: ir.Kernel, file: str = "<string>") -> str:
@@ -68,6 +78,19 @@ def _product(shapes: list[Shape]) -> Shape:
 
 
 _IDENTITY = {"sum": "0", "mean": "0", "prod": "1"}
+
+_TRITON_SIG = {DType.bool: "i1", DType.u8: "u8", DType.i8: "i8", DType.i16: "i16",
+               DType.i32: "i32", DType.i64: "i64", DType.f16: "fp16", DType.bf16: "bf16",
+               DType.f32: "fp32", DType.f64: "fp64"}
+
+# Representative schedules for compiling without a launch (kcompile --emit asm).
+_SAMPLES: dict[str, dict[str, object]] = {
+    "pointwise": {"BLOCK_P": 2, "BLOCK_I": 1024},
+    "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True},
+    "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128},
+    "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
+                    "PRECISION": "ieee", "INTERPRETED": False},
+}
 
 
 class _LaunchWriter:
@@ -113,10 +136,20 @@ class _LaunchWriter:
         args += scalars + list(self.kernel.symbols)
         self.host_args = args
         getattr(self, f"body_{self.launch.pattern}")()
+        signature = {}
+        for name, rank in bufs:
+            decl = self.program.buffers.get(name) or self.kernel.decl(name)
+            signature[f"{name}_ptr"] = "*" + _TRITON_SIG[decl.dtype]
+            signature.update({f"{name}_s{d}": "i32" for d in range(rank)})
+        for name in scalars:
+            signature[name] = _TRITON_SIG[self.kernel.decl(name).dtype]
+        signature.update({s: "i32" for s in self.kernel.symbols})
+        signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
         self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
-                                          f"{self.launch.pattern} -> {targets}"))
+                                          f"{self.launch.pattern} -> {targets}", signature,
+                                          _SAMPLES[self.launch.pattern]))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
                     warps: str) -> None:
@@ -371,6 +404,14 @@ class _LaunchWriter:
             ", input_precision=PRECISION"
         if operand is None:
             a, b = f"({a}).to(tl.float32)", f"({b}).to(tl.float32)"
+        elif operand == "tl.bfloat16":
+            # the interpreter (Triton 3.9) gets bf16 arithmetic wrong: it computes in f32 there
+            self.lines.append(f"    a_tile = {a}")
+            self.lines.append(f"    b_tile = {b}")
+            self.lines.append("    if INTERPRETED:")
+            self.lines.append("        a_tile = a_tile.to(tl.float32)")
+            self.lines.append("        b_tile = b_tile.to(tl.float32)")
+            a, b = "a_tile", "b_tile"
         self.lines.append(f"    acc = tl.dot({a}, {b}, acc{precision})")
         em.replace[id(c.reduce)] = "acc"
         em.var_code[c.i], em.var_code[c.j] = "offs_m", "offs_n"
@@ -378,7 +419,7 @@ class _LaunchWriter:
         value = em.expr(stmt.value, scope, mask)
         codes = [em.var_code[v] for v in stmt.index]
         self.store(stmt.target, codes, value, mask)
-        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION"]
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED"]
         batch_total = shape_code(_product([v.extent for v in batch]))
         self.emit_launch(
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
@@ -388,7 +429,8 @@ class _LaunchWriter:
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
-             "PRECISION": "PRECISION", "num_stages": "STAGES"}, "8 if device.type == 'cuda' else 4")
+             "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
+             "num_stages": "STAGES"}, "8 if device.type == 'cuda' else 4")
 
     def operand_dtype(self, c) -> str | None:
         """The dtype tl.dot gets: both operands' storage dtype when they agree on a tensor-core

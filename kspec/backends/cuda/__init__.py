@@ -1,0 +1,94 @@
+"""The CUDA backend: C++ from the shared family (kspec/backends/cxx) in the CUDA dialect,
+compiled by nvcc (or NVRTC) to a cubin and launched through the CUDA driver API.
+
+    BACKEND.source(kernel_ir, arch=None)            -> .cu text
+    BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc") -> launcher(*args, **kwargs)
+    BACKEND.compile_asm(kernel_ir, arch="sm_90")    -> {file name: text}: source, PTX, SASS,
+                                                       and the register/smem/spill report
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any, Callable
+
+import torch
+
+from ... import ir
+from ...errors import KspecError
+from ..cxx import CUDA, plan_for, render_plan
+from ..cxx.launch import PlanLauncher
+from ..cxx.tools import Compiled
+from . import launcher, toolchain
+
+
+def _options(kernel: ir.Kernel, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise KspecError(f"{kernel.name}: unknown option(s) {', '.join(unknown)} for the cuda "
+                         f"backend; it takes {', '.join(allowed)}")
+
+
+def device_arch(index: int | None = None) -> str:
+    major, minor = torch.cuda.get_device_capability(index)
+    return f"sm_{major}{minor}"
+
+
+class CudaBackend:
+    name = "cuda"
+    dialect = CUDA
+
+    def source(self, kernel: ir.Kernel, arch: str | None = None, **options: Any) -> str:
+        _options(kernel, options, ("arch", "compiler"))
+        return render_plan(plan_for(kernel, CUDA, arch), arch)
+
+    def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
+                ptx: bool = False, compiler: str = "nvcc") -> Compiled:
+        """Compile without a GPU: the cubin, PTX when asked, and ptxas's report."""
+        src = self.source(kernel, arch)
+        if compiler == "nvrtc":
+            return toolchain.compile_nvrtc(src, arch)
+        if compiler != "nvcc":
+            raise KspecError(f"compiler must be 'nvcc' or 'nvrtc', not {compiler!r}")
+        return toolchain.compile_nvcc(src, arch, ptx=ptx)
+
+    def build(self, kernel: ir.Kernel, arch: str | None = None, compiler: str = "nvcc",
+              **options: Any) -> Callable:
+        _options(kernel, options, ())
+        launcher.require()   # BackendUnavailable, with the reason, before any compile
+        arch = arch or device_arch()
+        plan = plan_for(kernel, CUDA, arch)
+        compiled = self.compile(kernel, arch, compiler=compiler)
+        runtime = launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
+        return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}")
+
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
+        arch = arch or toolchain.DEFAULT_ARCH
+        c = self.compile(kernel, arch, ptx=True)
+        files = {f"{kernel.name}.cu": self.source(kernel, arch), f"{kernel.name}.ptx": c.asm,
+                 f"{kernel.name}.resources.txt": toolchain.resource_report(
+                     c, f"{kernel.name}: registers, shared memory and spills (ptxas -v)")}
+        sass = disassemble(c.binary)
+        if sass:
+            files[f"{kernel.name}.sass"] = sass
+        return files
+
+
+def disassemble(cubin: bytes) -> str:
+    """SASS of a cubin through cuobjdump (shipped with nvcc), or "" when it is missing."""
+    tool = shutil.which("cuobjdump")
+    if tool is None:
+        return ""
+    from ..cxx import cache
+
+    work = cache.scratch_dir("cuda")
+    (work / "kernel.cubin").write_bytes(cubin)
+    try:
+        out = subprocess.run([tool, "-sass", "kernel.cubin"], cwd=work, capture_output=True,
+                             text=True, timeout=120)
+        return out.stdout if out.returncode == 0 else ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+BACKEND = CudaBackend()

@@ -1,0 +1,96 @@
+"""The vendor-neutral half of launching a generic plan: bind arguments, allocate outputs and
+temporaries, and turn every kernel's parameter list into ctypes values and a grid size.
+
+A runtime (CUDA driver, HIP) only has to load a binary and launch a named function with a list
+of ctypes values on a stream: see `Runtime`.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Any, Protocol
+
+import torch
+
+from ... import ir
+from ...api import Bound, bind
+from ...errors import KspecLaunchError
+from .ctype import CTYPES, TORCH_DTYPES, compute_ctype
+from .generic import GenericPlan, Unit
+
+MAX_BLOCKS = 65535 * 8   # grid-stride loops cover anything larger
+
+
+class Runtime(Protocol):
+    def launch(self, function: str, grid: int, block: int, params: list[ctypes._SimpleCData],
+               device: torch.device) -> None: ...
+
+
+def grid_size(n: int, threads: int) -> int:
+    return max(1, min((n + threads - 1) // threads, MAX_BLOCKS))
+
+
+def _device_of(kernel: ir.Kernel, b: Bound, device_type: str) -> torch.device:
+    devices = {name: t.device for name, t in b.tensors.items()}
+    wrong = [f"{n} on {d}" for n, d in devices.items() if d.type != device_type]
+    if wrong:
+        raise KspecLaunchError(f"{kernel.name}: the GPU backends take {device_type} tensors; got "
+                               f"{', '.join(wrong)}")
+    distinct = set(devices.values())
+    if len(distinct) > 1:
+        raise KspecLaunchError(f"{kernel.name}: tensors are on several devices: "
+                               f"{', '.join(f'{n} on {d}' for n, d in devices.items())}")
+    if distinct:
+        return distinct.pop()
+    return torch.device(device_type, torch.cuda.current_device())
+
+
+def unit_params(unit: Unit, buffers: dict[str, torch.Tensor], b: Bound
+                ) -> list[ctypes._SimpleCData]:
+    """The ctypes values of one kernel's parameters, in its declared order."""
+    values: list[ctypes._SimpleCData] = []
+    for a in unit.args:
+        if a.kind == "tensor":
+            values.append(ctypes.c_void_p(buffers[a.ref].data_ptr()))
+        elif a.kind == "stride":
+            values.append(ctypes.c_int64(buffers[a.ref].stride(a.dim)))
+        elif a.kind == "symbol":
+            values.append(ctypes.c_int64(b.env[a.ref]))
+        else:
+            values.append(CTYPES[a.ctype](b.scalars[a.ref]))
+    return values
+
+
+class PlanLauncher:
+    """A callable running a generic plan's kernels in order: `fn(*args, **kwargs)` returns the
+    output tensor, or a tuple of them in declared order."""
+
+    def __init__(self, plan: GenericPlan, runtime: Runtime, device_type: str = "cuda",
+                 label: str = ""):
+        self.plan = plan
+        self.kernel = plan.kernel
+        self.runtime = runtime
+        self.device_type = device_type
+        self.label = label
+
+    def __call__(self, *args: Any, **kwargs: Any):
+        k = self.kernel
+        b = bind(k, args, kwargs)
+        device = _device_of(k, b, self.device_type)
+        buffers: dict[str, torch.Tensor] = dict(b.tensors)
+        for o in k.outputs:
+            buffers[o.name] = torch.empty(b.output_shape(o), dtype=o.dtype.torch, device=device)
+        for t in self.plan.temporaries:
+            shape = tuple(d.evaluate(b.env) for d in t.dims)
+            buffers[t.name] = torch.empty(shape, dtype=TORCH_DTYPES[compute_ctype(t.dtype)],
+                                          device=device)
+        for unit in self.plan.units:
+            n = unit.size(b.env)
+            if n == 0:
+                continue
+            self.runtime.launch(unit.name, grid_size(n, self.plan.threads), self.plan.threads,
+                                unit_params(unit, buffers, b), device)
+        outs = tuple(buffers[o.name] for o in k.outputs)
+        return outs[0] if len(outs) == 1 else outs
+
+    def __repr__(self) -> str:
+        return f"<kspec {self.label} kernel {self.kernel.name}: {len(self.plan.units)} launches>"
