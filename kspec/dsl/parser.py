@@ -231,19 +231,23 @@ def _open_brackets(source: str, upto: int) -> list[tuple[str, int]]:
     return stack
 
 
-def _unclosed(source: str, upto: int, expected: set[str]) -> str:
-    """", to close '(' at 3:12" when the innermost open bracket's closer is what was expected."""
-    stack = _open_brackets(source, upto)
-    if not stack:
-        return ""
-    ch, offset = stack[-1]
+def _bracket_hint(tok: Token, source: str, offset: int, expected: set[str]) -> str | None:
+    """At the end of the file or at a closing bracket of the wrong kind, name the bracket that is
+    still open; at a closing bracket with nothing to close, say so."""
+    stack = _open_brackets(source, offset)
+    if tok.type in ("RPAR", "RSQB", "RBRACE") and not any(
+            _CLOSERS[ch] == str(tok) for ch, _ in stack):
+        return f"unexpected '{tok}': there is no open '{dict(zip(')]}', '([{'))[str(tok)]}' to close"
+    if not stack or tok.type not in ("$END", "RPAR", "RSQB", "RBRACE"):
+        return None
+    ch, at = stack[-1]
     closer = {"(": "RPAR", "[": "RSQB", "{": "RBRACE"}[ch]
-    if closer not in expected:
-        return ""
-    line = source.count("\n", 0, offset) + 1
-    col = offset - (source.rfind("\n", 0, offset) + 1) + 1
+    if closer not in expected or str(tok) == _CLOSERS[ch]:
+        return None
+    line = source.count("\n", 0, at) + 1
+    col = at - (source.rfind("\n", 0, at) + 1) + 1
     what = "the kernel body" if ch == "{" else f"'{ch}'"
-    return f"; '{_CLOSERS[ch]}' to close {what} opened at {line}:{col} is missing"
+    return f"unexpected {_describe(tok)}; expected '{_CLOSERS[ch]}' to close {what} opened at {line}:{col}"
 
 
 def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: str):
@@ -254,12 +258,13 @@ def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: 
         offset = len(source)
     else:
         line, col, offset = tok.line, tok.column, tok.start_pos
-    message = f"unexpected {_describe(tok)}; expected {_expected(expected)}"
-    if tok.type in ("CMP", "LT") and not expected & {"CMP", "LT"} and "PLUS" in expected:
+    message = _bracket_hint(tok, source, offset, expected)
+    if message is None and tok.type in ("CMP", "LT") and not expected & {"CMP", "LT"} \
+            and "PLUS" in expected:
         message = (f"unexpected {_describe(tok)}; comparisons do not chain: write "
                    f"a < b and b < c")
-    elif tok.type in _OPERATORS | {"RPAR", "RSQB", "RBRACE", "COMMA", "$END", "_NL"}:
-        message += _unclosed(source, offset, expected)
+    if message is None:
+        message = f"unexpected {_describe(tok)}; expected {_expected(expected)}"
         if (tok.type in _OPERATORS and tok.line is not None and tok.line > 1
                 and not display.split("\n")[tok.line - 1][:tok.column - 1].strip()):
             message += ("; a statement continues on the next line only inside ( ) or [ ], "

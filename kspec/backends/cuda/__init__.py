@@ -76,10 +76,12 @@ class CudaBackend:
 
 def disassemble(cubin: bytes) -> str:
     """SASS of a cubin through cuobjdump (shipped with nvcc), or "" when it is missing."""
-    tool = shutil.which("cuobjdump")
+    from ..cxx import cache
+    from ..cxx.tools import which
+
+    tool = which("cuobjdump", "CUDA_HOME", ("/usr/local/cuda/bin", _triton_bin()))
     if tool is None:
         return ""
-    from ..cxx import cache
 
     work = cache.scratch_dir("cuda")
     (work / "kernel.cubin").write_bytes(cubin)
@@ -89,6 +91,19 @@ def disassemble(cubin: bytes) -> str:
         return out.stdout if out.returncode == 0 else ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _triton_bin() -> str:
+    """Triton's wheel ships cuobjdump; a fallback where the toolkit's is missing."""
+    try:
+        import importlib.util
+        spec = importlib.util.find_spec("triton")
+    except (ImportError, ValueError):
+        return ""
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    from pathlib import Path
+    return str(Path(list(spec.submodule_search_locations)[0]) / "backends" / "nvidia" / "bin")
 
 
 BACKEND = CudaBackend()

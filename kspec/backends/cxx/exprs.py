@@ -13,7 +13,7 @@ from typing import Callable
 
 from ...dtypes import DType
 from ...ops import OPS
-from .code import ADD, AND, EQ, MUL, OR, REL, Code, binary, call, literal, ternary, unary
+from .code import ADD, AND, COND, EQ, MUL, OR, REL, Code, binary, call, literal, ternary, unary
 from .ctype import compute_ctype
 from .dialect import Dialect
 
@@ -134,9 +134,9 @@ def identity(op: str, ctype: str, dialect: Dialect) -> Code:
 def combine(op: str, acc: str, x: Code, ctx: OpContext) -> str:
     """The statement folding one value into the accumulator."""
     if op in ("sum", "mean"):
-        return f"{acc} += {x};"
+        return f"{acc} += {x.wrapped(COND + 1)};"
     if op == "prod":
-        return f"{acc} *= {x};"
+        return f"{acc} *= {x.wrapped(COND + 1)};"
     if ctx.ctype == "bool":
         return f"{acc} = {acc} {'||' if op == 'max' else '&&'} {x.wrapped(AND + 1)};"
     fn = "kspec_max" if op == "max" else "kspec_min"

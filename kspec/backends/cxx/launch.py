@@ -41,6 +41,8 @@ def _device_of(kernel: ir.Kernel, b: Bound, device_type: str) -> torch.device:
                                f"{', '.join(f'{n} on {d}' for n, d in devices.items())}")
     if distinct:
         return distinct.pop()
+    if device_type == "cpu":
+        return torch.device("cpu")
     return torch.device(device_type, torch.cuda.current_device())
 
 

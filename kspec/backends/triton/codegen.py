@@ -298,6 +298,8 @@ class _LaunchWriter:
         self.lines.append("offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]")
         self.lines.append("offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]")
         self.lines.append(f"mask = (offs_p < {total_p}) & (offs_i < {n_inner})")
+        if not outer:  # give addresses the tile's full shape even when no index spans rows
+            self.lines.append("offs_i = offs_i + offs_p * 0")
         codes = self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))]) \
             if outer else []
         for v, c in zip(outer, codes):

@@ -1,0 +1,102 @@
+"""The HIP backend: C++ from the shared family (kspec/backends/cxx) in the HIP dialect.
+
+One HIP source, two ways to run it:
+  - AMD GPU with ROCm: hipcc --genco for the device's gfx arch, launched through HIP's Python
+    bindings (hip-python).
+  - NVIDIA GPU: the same source compiled by nvcc on HIP's NVIDIA platform (a small prelude makes
+    it build with CUDA 13) and launched with the CUDA launcher. This is how HIP kernels are
+    verified on the NVIDIA machines here.
+
+    BACKEND.source(kernel_ir, arch=None)           -> .hip text (arch sets the wavefront size)
+    BACKEND.build(kernel_ir, arch=None, headers="auto"|"system"|"stand-in") -> launcher
+    BACKEND.compile_asm(kernel_ir, arch="gfx90a")  -> {file: text}: source, AMDGCN, resources
+                                                      (arch sm_*: PTX of the NVIDIA path)
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ... import ir
+from ...errors import BackendUnavailable, KspecError
+from ..cuda import device_arch as cuda_device_arch
+from ..cuda import launcher as cuda_launcher
+from ..cuda import toolchain as cuda_toolchain
+from ..cxx import HIP, plan_for, render_plan
+from ..cxx.launch import PlanLauncher
+from ..cxx.tools import Compiled
+from . import launcher, toolchain
+
+
+def _options(kernel: ir.Kernel, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise KspecError(f"{kernel.name}: unknown option(s) {', '.join(unknown)} for the hip "
+                         f"backend; it takes {', '.join(allowed)}")
+
+
+def _is_nvidia(arch: str) -> bool:
+    return arch.startswith("sm_")
+
+
+class HipBackend:
+    name = "hip"
+    dialect = HIP
+
+    def source(self, kernel: ir.Kernel, arch: str | None = None, **options: Any) -> str:
+        _options(kernel, options, ("arch", "headers"))
+        return render_plan(plan_for(kernel, HIP, arch), arch)
+
+    def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
+                asm: bool = False, headers: str = "auto") -> Compiled:
+        """Compile without a GPU: for gfx* through hipcc (code object, AMDGCN when asked,
+        resource usage); for sm_* through nvcc on HIP's NVIDIA platform (cubin, PTX)."""
+        src = self.source(kernel, arch)
+        if _is_nvidia(arch):
+            return toolchain.compile_hip_nvidia(src, arch, ptx=asm, headers=headers)
+        return toolchain.compile_hipcc(src, arch, asm=asm)
+
+    def build(self, kernel: ir.Kernel, arch: str | None = None, headers: str = "auto",
+              **options: Any) -> Callable:
+        _options(kernel, options, ())
+        if torch.version.hip is not None:               # ROCm PyTorch: an AMD GPU
+            reason = launcher.unavailable_reason()
+            if reason:
+                raise BackendUnavailable(reason)
+            arch = arch or launcher.device_arch()
+            plan = plan_for(kernel, HIP, arch)
+            compiled = self.compile(kernel, arch)
+            runtime: Any = launcher.HipRuntime(compiled.binary, [u.name for u in plan.units])
+            return PlanLauncher(plan, runtime, "cuda", f"hip {arch}")
+        reason = cuda_launcher.unavailable_reason()
+        if reason:
+            raise BackendUnavailable(f"HIP kernels run on an AMD GPU with ROCm, or on an "
+                                     f"NVIDIA GPU through HIP's NVIDIA platform; neither is "
+                                     f"here: {reason}")
+        arch = arch or cuda_device_arch()
+        if not _is_nvidia(arch):
+            raise KspecError(f"{kernel.name}: arch {arch} is not an NVIDIA architecture, but "
+                             f"this machine's GPU is NVIDIA")
+        plan = plan_for(kernel, HIP, arch)
+        compiled = self.compile(kernel, arch, headers=headers)
+        runtime = cuda_launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
+        return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}")
+
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
+        arch = arch or toolchain.DEFAULT_ARCH
+        c = self.compile(kernel, arch, asm=True)
+        name = kernel.name
+        files = {f"{name}.hip": self.source(kernel, arch)}
+        if _is_nvidia(arch):
+            files[f"{name}.ptx"] = c.asm
+            files[f"{name}.resources.txt"] = cuda_toolchain.resource_report(
+                c, f"{name} (HIP on NVIDIA): registers, shared memory and spills (ptxas -v)")
+        else:
+            files[f"{name}.s"] = c.asm
+            files[f"{name}.resources.txt"] = toolchain.resource_report(
+                c, f"{name}: VGPRs, SGPRs, LDS, scratch and occupancy (kernel-resource-usage)")
+        return files
+
+
+BACKEND = HipBackend()
