@@ -10,7 +10,7 @@ import torch
 
 import kspec
 from kspec.verify.inputs import choose_sizes, random_arguments
-from kspec.verify.tolerance import compare
+from kspec.verify.tolerance import compare, magnitude
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -38,7 +38,7 @@ def test_gpu_agrees_with_reference(kernel) -> None:
         got = fn(*gpu_args)
         want = want if isinstance(want, tuple) else (want,)
         got = got if isinstance(got, tuple) else (got,)
-        for decl, g, w in zip(kernel.ir.outputs, got, want):
+        for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, args)):
             assert g.is_cuda and g.dtype == decl.dtype.torch
-            result = compare(g.cpu(), w, decl.dtype)
+            result = compare(g.cpu(), w, decl.dtype, mag)
             assert result.ok, f"{decl.name} at {env}: {result.detail}"

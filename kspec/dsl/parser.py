@@ -272,16 +272,23 @@ def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: 
     return KspecSyntaxError(message, SourcePos(file, line, col, display))
 
 
+_STRUCTURE = {"start", "kernel", "param", "outputs", "output", "type", "body", "stmt"}
+
+
 def _check_depth(tree: lark.Tree, file: str, display: str) -> None:
-    stack = [(tree, 1)]
+    """Reject expressions nested more than MAX_DEPTH levels, at the start of the expression."""
+    stack: list[tuple[lark.Tree, int, lark.Tree | None]] = [(tree, 0, None)]
     while stack:
-        node, depth = stack.pop()
+        node, depth, root = stack.pop()
+        if node.data not in _STRUCTURE:
+            root = root or node
+            depth += node.data not in ("name", "number")
         if depth > MAX_DEPTH:
-            pos = SourcePos(file, node.meta.line, node.meta.column, display)
+            pos = SourcePos(file, root.meta.line, root.meta.column, display)
             raise KspecSyntaxError(f"expression nested too deeply (more than {MAX_DEPTH} levels "
                                    f"of operators and calls); split it into several statements",
                                    pos)
-        stack.extend((c, depth + 1) for c in node.children if isinstance(c, lark.Tree))
+        stack.extend((c, depth, root) for c in node.children if isinstance(c, lark.Tree))
 
 
 def parse(source: str, file: str = "<string>") -> ast.File:

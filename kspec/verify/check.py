@@ -9,7 +9,7 @@ import torch
 
 from ..errors import BackendUnavailable, KspecError
 from .inputs import choose_sizes, random_arguments
-from .tolerance import compare
+from .tolerance import compare, magnitude
 
 
 @dataclass
@@ -49,8 +49,9 @@ def check_kernel(kernel, seed: int = 0, examples: int = 3,
         env = choose_sizes(kernel.ir, rng)
         args = random_arguments(kernel.ir, env, seed * 1000 + n)
         expected = kernel.reference(*args)
-        cases.append((env, args, expected if isinstance(expected, tuple) else (expected,)))
-    report = Report(kernel.name, [env for env, _, _ in cases])
+        cases.append((env, args, expected if isinstance(expected, tuple) else (expected,),
+                      magnitude(kernel, args)))
+    report = Report(kernel.name, [env for env, *_ in cases])
     for backend in backends:
         report.results.append(_run_backend(kernel, backend, cases))
     return report
@@ -62,14 +63,14 @@ def _run_backend(kernel, backend: str, cases) -> BackendResult:
     except BackendUnavailable as e:
         return BackendResult(backend, "unavailable", e.message)
     worst = 0.0
-    for env, args, expected in cases:
+    for env, args, expected, mags in cases:
         try:
             got = fn(*args)
         except KspecError as e:
             return BackendResult(backend, "error", str(e).splitlines()[0])
         got = got if isinstance(got, tuple) else (got,)
-        for decl, g, want in zip(kernel.ir.outputs, got, expected):
-            result = compare(g.cpu(), want, decl.dtype)
+        for decl, g, want, mag in zip(kernel.ir.outputs, got, expected, mags):
+            result = compare(g.cpu(), want, decl.dtype, mag)
             worst = max(worst, result.worst)
             if not result.ok:
                 sizes = ", ".join(f"{k}={v}" for k, v in env.items())

@@ -1,8 +1,11 @@
 """How close a backend's output must be to the float64 reference.
 
-Per output dtype: |got - want| <= atol + rtol * |want| elementwise, with rtol a few units of the
-dtype's rounding and atol scaled by the output's magnitude (so an output of tiny values is not
-passed by a fixed absolute floor). NaN where the reference is finite always fails."""
+Per output dtype: |got - want| <= atol + rtol * (|want| + MAG * magnitude) elementwise, with
+rtol a few units of the dtype's rounding. `magnitude` is the reference evaluated on the absolute
+values of the inputs: for sums of products it is the sum of |terms|, which bounds the rounding a
+long reduction may legitimately accumulate (a conv2d over 137k terms), while an output of
+near-zero values produced from near-zero terms keeps a near-zero tolerance. atol is a tiny
+floor relative to the output's largest value. NaN where the reference is finite always fails."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +16,8 @@ from ..dtypes import DType
 
 # relative tolerance per dtype: ~ a few ulps after f32 accumulation
 RTOL = {DType.f16: 2e-3, DType.bf16: 1.6e-2, DType.f32: 2e-5, DType.f64: 1e-12}
+# share of the terms' magnitude a reduction may lose to rounding, in units of rtol
+MAG = 0.01
 
 
 @dataclass
@@ -22,7 +27,17 @@ class Comparison:
     detail: str = ""
 
 
-def compare(got: torch.Tensor, want: torch.Tensor, dtype: DType) -> Comparison:
+def magnitude(kernel, args: list) -> tuple[torch.Tensor, ...]:
+    """The reference on |inputs| (float tensors only): the size of the terms behind each value."""
+    abs_args = [a.abs() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                for a in args]
+    out = kernel.reference(*abs_args)
+    out = out if isinstance(out, tuple) else (out,)
+    return tuple(torch.nan_to_num(o.double().abs(), nan=0.0, posinf=0.0) for o in out)
+
+
+def compare(got: torch.Tensor, want: torch.Tensor, dtype: DType,
+            mag: torch.Tensor | None = None) -> Comparison:
     if tuple(got.shape) != tuple(want.shape):
         return Comparison(False, float("inf"), f"shape {tuple(got.shape)}, expected "
                                                f"{tuple(want.shape)}")
@@ -35,6 +50,8 @@ def compare(got: torch.Tensor, want: torch.Tensor, dtype: DType) -> Comparison:
     scale = finite_w.abs().max().item() if finite_w.numel() else 0.0
     atol = rtol * max(scale, 1e-30) * 1e-2 + 1e-30
     tol = atol + rtol * w.abs()
+    if mag is not None:
+        tol = tol + rtol * MAG * mag
     err = (g - w).abs()
     finite = torch.isfinite(w)
     same_special = (~finite) & ((g == w) | (torch.isnan(g) & torch.isnan(w)))
