@@ -163,7 +163,7 @@ class Kernel:
         """A launcher taking torch tensors (in signature order) and returning the output(s)."""
         from .backends import get_backend
 
-        key = (backend, tuple(sorted(options.items())))
+        key = (backend, repr(sorted(options.items())))
         if key not in self._builds:
             self._builds[key] = get_backend(backend).build(self.ir, **options)
         return self._builds[key]

@@ -11,6 +11,9 @@ Patterns:
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
                tensor cores, with the rest of the statement fused as an epilogue.
+- attention:   contraction -> row max and row sum of exp(s - m) -> contraction with exp(s - m):
+               one kernel in the online-softmax form (the score matrix never reaches memory).
+               The three unfused launches stay in the plan as its fallback (head dims > 256).
 """
 from __future__ import annotations
 
@@ -28,6 +31,8 @@ class Launch:
     outer: tuple[ir.IndexVar, ...] = ()        # indices spread over programs (flattened)
     inner: ir.IndexVar | None = None           # rows/pointwise: the index along a tile row
     contraction: "Contraction | None" = None
+    attention: "Attention | None" = None
+    fallback: list["Launch"] = field(default_factory=list)
     schedule: dict = field(default_factory=dict)
     stores: tuple[str, ...] = ()               # buffers this launch writes to memory
 
@@ -52,6 +57,19 @@ class Contraction:
     i: ir.IndexVar
     j: ir.IndexVar
     k: ir.IndexVar
+
+
+@dataclass(frozen=True)
+class Attention:
+    """scores = epilogue(sum(q * k for d)); m = max(scores for j); l = sum(exp(scores - m) for j);
+    out = epilogue(sum(exp(scores - m) * v for j), l)."""
+
+    scores: Contraction          # i: query index, j: key index, k: head dim
+    scores_stmt: ir.Assign
+    out: Contraction             # i: query index, k: key index, j: value dim
+    out_stmt: ir.Assign
+    m_name: str
+    l_name: str
 
 
 @dataclass
@@ -101,6 +119,7 @@ def plan_kernel(kernel: ir.Kernel) -> Plan:
         else:
             launches.append(Launch("loop_nest", [stmt], outer=stmt.index))
     _assign_stores(program, launches)
+    launches = fuse_attention(program, launches)
     return Plan(program, launches)
 
 
@@ -202,3 +221,64 @@ def _plain_loads(e: ir.Expr) -> bool:
     """Operands whose every load is indexed by bare variables (tiles load with strides)."""
     return all(all(a.bare is not None for a in n.index) for n in ir.walk(e)
                if isinstance(n, ir.Load)) and not has_reduce(e)
+
+
+# --- attention --------------------------------------------------------------------------------
+def fuse_attention(program: Program, launches: list[Launch]) -> list[Launch]:
+    out: list[Launch] = []
+    n = 0
+    while n < len(launches):
+        match = _match_attention(program, launches, n) if n + 2 < len(launches) else None
+        if match is None:
+            out.append(launches[n])
+            n += 1
+            continue
+        a, b, c = launches[n:n + 3]
+        out.append(Launch("attention", a.statements + b.statements + c.statements,
+                          attention=match, fallback=[a, b, c], stores=c.stores))
+        n += 3
+    return out
+
+
+def _exp_of_diff(e: ir.Expr, s_name: str, m_name: str) -> bool:
+    """e is exp(S[.., i, j] - m[.., i]) with bare indices."""
+    if not (isinstance(e, ir.Op) and e.op == "exp"):
+        return False
+    d = e.args[0]
+    return (isinstance(d, ir.Op) and d.op == "sub" and isinstance(d.args[0], ir.Load)
+            and d.args[0].tensor == s_name and isinstance(d.args[1], ir.Load)
+            and d.args[1].tensor == m_name)
+
+
+def _match_attention(program: Program, launches: list[Launch], n: int) -> Attention | None:
+    a, b, c = launches[n:n + 3]
+    if (a.pattern, b.pattern, c.pattern) != ("contraction", "rows", "contraction"):
+        return None
+    s_stmt, o_stmt = a.statements[0], c.statements[0]
+    s_name = s_stmt.target
+    outputs = {o.name for o in program.kernel.outputs}
+    if len(b.statements) != 2 or s_name in outputs:
+        return None
+    m_stmt, l_stmt = b.statements
+    if m_stmt.target in outputs or l_stmt.target in outputs:
+        return None
+    # m = max(S[.., i, j] for j)
+    m_val = m_stmt.value
+    if not (isinstance(m_val, ir.Reduce) and m_val.op == "max" and isinstance(m_val.body, ir.Load)
+            and m_val.body.tensor == s_name):
+        return None
+    # l = sum(exp(S - m) for j)
+    l_val = l_stmt.value
+    if not (isinstance(l_val, ir.Reduce) and l_val.op == "sum"
+            and _exp_of_diff(l_val.body, s_name, m_stmt.target)):
+        return None
+    sc, oc = a.contraction, c.contraction
+    if not _exp_of_diff(oc.a, s_name, m_stmt.target) or s_name in _reads(oc.b):
+        return None
+    # S, m, l are read nowhere else
+    later = [st for launch in launches[n + 3:] for st in launch.statements]
+    if any({s_name, m_stmt.target, l_stmt.target} & _reads(st.value) for st in later):
+        return None
+    if len(sc.batch) != len(oc.batch):
+        return None
+    return Attention(sc, s_stmt, oc, o_stmt, m_stmt.target, l_stmt.target)

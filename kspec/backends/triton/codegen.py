@@ -34,29 +34,52 @@ class _Ctx:
     host: list[str] = field(default_factory=list)
 
 
+def _write_launches(ctx: _Ctx) -> None:
+    for n, launch in enumerate(ctx.plan.launches):
+        if launch.pattern != "attention":
+            _LaunchWriter(ctx, n, launch).write()
+            continue
+        # The fused kernel when the head dims fit one tile, else the three unfused launches.
+        att = launch.attention
+        dims = [shape_code(att.scores.k.extent), shape_code(att.out.j.extent)]
+        ctx.host.append(f"if schedule.get('{n}.fuse', True) and max({', '.join(dims)}) <= 256:")
+        start = len(ctx.host)
+        _LaunchWriter(ctx, n, launch).write()
+        ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
+        ctx.host.append("else:")
+        start = len(ctx.host)
+        for m, part in enumerate(launch.fallback):
+            for target in part.stores:
+                if target not in launch.stores:
+                    ctx.host.append(_alloc(target, ctx.plan.program.buffers[target]))
+            _LaunchWriter(ctx, f"{n}{'abc'[m]}", part).write()
+        ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
+
+
+def _alloc(name: str, decl: ir.TensorDecl) -> str:
+    shape = ", ".join(shape_code(d) for d in decl.dims)
+    return (f"{name} = torch.empty(({shape}{',' if len(decl.dims) == 1 else ''}), "
+            f"dtype={_torch_dtype(decl.dtype)}, device=device)")
+
+
 def jit_kernels(kernel: ir.Kernel) -> list[JitKernel]:
     """The @triton.jit functions of a kernel's module, with their argument types."""
     ctx = _Ctx(plan_kernel(kernel))
-    for n, launch in enumerate(ctx.plan.launches):
-        _LaunchWriter(ctx, n, launch).write()
+    _write_launches(ctx)
     return ctx.kernels
 
 
 def render(kernel: ir.Kernel, file: str = "<string>") -> str:
     plan = plan_kernel(kernel)
     ctx = _Ctx(plan)
-    for n, launch in enumerate(plan.launches):
-        _LaunchWriter(ctx, n, launch).write()
+    _write_launches(ctx)
     outputs = [o.name for o in kernel.outputs]
     host_params = [p.name for p in kernel.params] + list(kernel.symbols)
     allocs = []
     in_memory = {t for launch in plan.launches for t in launch.stores}
     for name, decl in plan.program.buffers.items():
-        if name not in in_memory:
-            continue
-        shape = ", ".join(shape_code(d) for d in decl.dims)
-        allocs.append(f"{name} = torch.empty(({shape}{',' if len(decl.dims) == 1 else ''}), "
-                      f"dtype={_torch_dtype(decl.dtype)}, device=device)")
+        if name in in_memory:
+            allocs.append(_alloc(name, decl))
     first_tensor = next((p.name for p in kernel.tensor_params), None)
     return _ENV.get_template("module.py.j2").render(
         file=file, kernel=kernel.name, plan_lines=str(plan).splitlines(),
@@ -90,13 +113,15 @@ _SAMPLES: dict[str, dict[str, object]] = {
     "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
                     "PRECISION": "ieee", "INTERPRETED": False},
+    "attention": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64,
+                  "PRECISION": "ieee", "INTERPRETED": False},
 }
 
 
 class _LaunchWriter:
     """Writes one @triton.jit function and its host-side launch lines."""
 
-    def __init__(self, ctx: _Ctx, n: int, launch: Launch):
+    def __init__(self, ctx: _Ctx, n: int | str, launch: Launch):
         self.ctx, self.n, self.launch = ctx, n, launch
         self.kernel = ctx.plan.kernel
         self.program = ctx.plan.program
@@ -121,6 +146,10 @@ class _LaunchWriter:
                     names.setdefault(node.name, 0)
         for t in self.launch.stores:
             names.setdefault(t, len(self.program.buffers[t].dims))
+        if self.launch.pattern == "attention":  # scores and row statistics stay on chip
+            att = self.launch.attention
+            for t in (att.scores_stmt.target, att.m_name, att.l_name):
+                names.pop(t, None)
         return list(names.items())
 
     def write(self) -> None:
@@ -404,16 +433,7 @@ class _LaunchWriter:
         em.raw_loads = False
         precision = "" if operand is not None and operand != "tl.float32" else \
             ", input_precision=PRECISION"
-        if operand is None:
-            a, b = f"({a}).to(tl.float32)", f"({b}).to(tl.float32)"
-        elif operand == "tl.bfloat16":
-            # the interpreter (Triton 3.9) gets bf16 arithmetic wrong: it computes in f32 there
-            self.lines.append(f"    a_tile = {a}")
-            self.lines.append(f"    b_tile = {b}")
-            self.lines.append("    if INTERPRETED:")
-            self.lines.append("        a_tile = a_tile.to(tl.float32)")
-            self.lines.append("        b_tile = b_tile.to(tl.float32)")
-            a, b = "a_tile", "b_tile"
+        a, b = self.dot_operands(a, b, operand, "    ")
         self.lines.append(f"    acc = tl.dot({a}, {b}, acc{precision})")
         em.replace[id(c.reduce)] = "acc"
         em.var_code[c.i], em.var_code[c.j] = "offs_m", "offs_n"
@@ -445,3 +465,104 @@ class _LaunchWriter:
 
     def acc_dtype(self, c) -> str:
         return "tl.float64" if c.reduce.dtype == DType.f64 else "tl.float32"
+
+    # --- attention -------------------------------------------------------------------------
+    def dot_operands(self, a: str, b: str, operand: str | None, indent: str) -> tuple[str, str]:
+        """Operands for tl.dot: storage dtype on the tensor cores, f32 otherwise; bf16 is
+        computed in f32 under the interpreter, whose bf16 arithmetic is wrong (Triton 3.9)."""
+        if operand is None:
+            return f"({a}).to(tl.float32)", f"({b}).to(tl.float32)"
+        if operand == "tl.bfloat16":
+            ta, tb = self.em.fresh("opa"), self.em.fresh("opb")
+            self.lines += [f"{indent}{ta} = {a}", f"{indent}{tb} = {b}",
+                           f"{indent}if INTERPRETED:", f"{indent}    {ta} = {ta}.to(tl.float32)",
+                           f"{indent}    {tb} = {tb}.to(tl.float32)"]
+            return ta, tb
+        return a, b
+
+    def body_attention(self) -> None:
+        att = self.launch.attention
+        sc, oc = att.scores, att.out
+        em = self.em
+        qlen, klen = shape_code(sc.i.extent), shape_code(sc.j.extent)
+        dk, dv = shape_code(sc.k.extent), shape_code(oc.j.extent)
+        self.lines.append("pid_m = tl.program_id(0)")
+        self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+        self.lines.append("offs_dk = tl.arange(0, BLOCK_D)[None, :]")
+        self.lines.append("offs_dk_row = tl.arange(0, BLOCK_D)[:, None]")
+        self.lines.append("offs_dv = tl.arange(0, BLOCK_DV)[None, :]")
+        if sc.batch:
+            self.lines.append("offs_b = tl.program_id(1)")
+            codes = self.decompose("offs_b", list(sc.batch), [f"b{q}" for q in range(len(sc.batch))])
+            for v, code in zip(sc.batch, codes):
+                em.var_code[v] = code
+            for v, code in zip(oc.batch, codes):
+                em.var_code[v] = code
+            for v, code in zip(att.out_stmt.index[:-2], codes):
+                em.var_code[v] = code
+        top = Scope(self.lines, "")
+        operand = self.operand_dtype(sc)
+        em.raw_loads = operand is not None
+        em.var_code[sc.i], em.var_code[sc.k] = "offs_m", "offs_dk"
+        q = em.expr(sc.a, top, f"(offs_m < {qlen}) & (offs_dk < {dk})")
+        em.raw_loads = False
+        self.lines.append(f"m_i = tl.full([BLOCK_M, 1], float('-inf'), tl.float32)")
+        self.lines.append(f"l_i = tl.full([BLOCK_M, 1], 0.0, tl.float32)")
+        self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_DV], 0.0, tl.float32)")
+        self.lines.append(f"for j0 in range(0, {klen}, BLOCK_N):")
+        loop = Scope(self.lines, "    ")
+        self.lines.append("    offs_n = j0 + tl.arange(0, BLOCK_N)[None, :]")
+        self.lines.append("    offs_n_row = j0 + tl.arange(0, BLOCK_N)[:, None]")
+        em.raw_loads = operand is not None
+        em.var_code[sc.k], em.var_code[sc.j] = "offs_dk_row", "offs_n"
+        kt = em.expr(sc.b, loop, f"(offs_dk_row < {dk}) & (offs_n < {klen})")
+        em.raw_loads = False
+        qa, kb = self.dot_operands(q, kt, operand, "    ")
+        precision = ", input_precision=PRECISION" if operand in (None, "tl.float32") else ""
+        self.lines.append(f"    qk = tl.dot({qa}, {kb}{precision})")
+        # the score statement's epilogue (scale, masks) on the tile, the sum replaced by qk
+        em.replace[id(sc.reduce)] = "qk"
+        em.var_code[sc.i], em.var_code[sc.j] = "offs_m", "offs_n"
+        score = em.expr(att.scores_stmt.value, loop, f"(offs_m < {qlen}) & (offs_n < {klen})")
+        self.lines.append(f"    s_blk = tl.where(offs_n < {klen}, {score}, float('-inf'))")
+        self.lines.append("    m_new = tl.maximum(m_i, tl.reduce(s_blk, 1, _max, keep_dims=True))")
+        # rows with no finite score yet subtract 0, not -inf (exp(-inf - -inf) would be NaN)
+        self.lines.append("    m_safe = tl.where(m_new == float('-inf'), 0.0, m_new)")
+        self.lines.append("    alpha = tl.exp(m_i - m_safe)")
+        self.lines.append("    p = tl.exp(s_blk - m_safe)")
+        self.lines.append("    l_i = l_i * alpha + tl.reduce(p, 1, _add, keep_dims=True)")
+        # p is computed in f32 and joins v on the tensor cores in v's storage dtype
+        operand_v = TL_DTYPE[oc.b.dtype] if isinstance(oc.b, ir.Load) and oc.b.dtype in (
+            DType.f16, DType.bf16, DType.f32) else None
+        em.raw_loads = operand_v is not None
+        em.var_code[oc.k], em.var_code[oc.j] = "offs_n_row", "offs_dv"
+        v = em.expr(oc.b, loop, f"(offs_n_row < {klen}) & (offs_dv < {dv})")
+        em.raw_loads = False
+        p_code = "p" if operand_v is None else f"p.to({operand_v})"
+        pa, vb = self.dot_operands(p_code, v, operand_v, "    ")
+        precision = ", input_precision=PRECISION" if operand_v in (None, "tl.float32") else ""
+        self.lines.append(f"    acc = acc * alpha + tl.dot({pa}, {vb}{precision})")
+        self.lines.append("    m_i = m_new")
+        em.replace[id(oc.reduce)] = "acc"
+        em.registers[att.l_name] = "l_i"
+        em.registers[att.m_name] = "m_i"
+        em.var_code[oc.i], em.var_code[oc.j] = "offs_m", "offs_dv"
+        out_index = att.out_stmt.index
+        em.var_code[out_index[-2]], em.var_code[out_index[-1]] = "offs_m", "offs_dv"
+        mask = f"(offs_m < {qlen}) & (offs_dv < {dv})"
+        value = em.expr(att.out_stmt.value, top, mask)
+        self.store(att.out_stmt.target, [em.var_code[x] for x in out_index], value, mask)
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "PRECISION", "INTERPRETED"]
+        batch_total = shape_code(_product([x.extent for x in sc.batch]))
+        cuda = "device.type == 'cuda'"
+        self.emit_launch(
+            {"BLOCK_M": f"128 if {cuda} else 16", "BLOCK_N": f"64 if {cuda} else 16",
+             "BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
+             "BLOCK_DV": f"max(16, triton.next_power_of_2({dv}))",
+             "STAGES": f"3 if {cuda} else 1",
+             "WARPS": f"(8 if BLOCK_D > 64 else 4) if {cuda} else 4",
+             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
+            f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",
+            {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
+             "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",
+             "INTERPRETED": "device.type != 'cuda'", "num_stages": "STAGES"}, "WARPS")
