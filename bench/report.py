@@ -167,7 +167,7 @@ def write(report: dict[str, Any], paths: list[Path], extra_dir: str | None) -> N
     """Write the JSON and markdown (again after every workload), and copy them to extra_dir."""
     paths[0].write_text(json.dumps(report, indent=1, default=str) + "\n")
     paths[1].write_text(markdown(report))
-    if extra_dir and Path(extra_dir).resolve() != out_dir.resolve():
+    if extra_dir and Path(extra_dir).resolve() != paths[0].parent.resolve():
         Path(extra_dir).mkdir(parents=True, exist_ok=True)
         for p in paths:
             shutil.copy(p, Path(extra_dir) / p.name)

@@ -7,6 +7,8 @@ Patterns:
                of one extent (softmax, layernorm, rmsnorm chains). One program handles BLOCK_P
                rows; per-row results stay in registers for the statements after them; the whole
                row is read once when it fits in one tile (single pass), else in chunks.
+- split:       a reduction to a scalar (a loss, a norm): partial results from many programs,
+               then one program combines them and evaluates the statement.
 - loop_nest:   the always-correct fallback: one statement; each reduction loops over its
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
@@ -112,6 +114,10 @@ def plan_kernel(kernel: ir.Kernel) -> Plan:
             launches.append(group)
             del pending[:len(group.statements)]
             continue
+        if not stmt.index and has_reduce(stmt.value):
+            launches.append(Launch("split", [stmt]))
+            pending.pop(0)
+            continue
         pending.pop(0)
         if not has_reduce(stmt.value) and stmt.index:
             launches.append(Launch("pointwise", [stmt], outer=stmt.index[:-1],
@@ -159,7 +165,7 @@ def _row_shape(stmt: ir.Assign) -> tuple[tuple[Shape, ...], Shape, bool] | None:
 
 def take_row_group(pending: list[ir.Assign]) -> Launch | None:
     first = _row_shape(pending[0])
-    if first is None or not first[2]:
+    if first is None or not first[2] or not pending[0].index:
         return None
     outer_ext, inner_ext, _ = first
     group: list[ir.Assign] = []

@@ -2,7 +2,8 @@
 compiled by nvcc (or NVRTC) to a cubin and launched through the CUDA driver API.
 
     BACKEND.source(kernel_ir, arch=None)            -> .cu text
-    BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc") -> launcher(*args, **kwargs)
+    BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc", lowering="generic"|"normalized")
+                                                    -> launcher(*args, **kwargs)
     BACKEND.compile_asm(kernel_ir, arch="sm_90")    -> {file name: text}: source, PTX, SASS,
                                                        and the register/smem/spill report
 """
@@ -38,14 +39,16 @@ class CudaBackend:
     name = "cuda"
     dialect = CUDA
 
-    def source(self, kernel: ir.Kernel, arch: str | None = None, **options: Any) -> str:
-        _options(kernel, options, ("arch", "compiler"))
-        return render_plan(plan_for(kernel, CUDA, arch), arch)
+    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "generic",
+               **options: Any) -> str:
+        _options(kernel, options, ("arch", "compiler", "lowering"))
+        return render_plan(plan_for(kernel, CUDA, arch, lowering), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                ptx: bool = False, compiler: str = "nvcc") -> Compiled:
+                ptx: bool = False, compiler: str = "nvcc", lowering: str = "generic"
+                ) -> Compiled:
         """Compile without a GPU: the cubin, PTX when asked, and ptxas's report."""
-        src = self.source(kernel, arch)
+        src = self.source(kernel, arch, lowering)
         if compiler == "nvrtc":
             return toolchain.compile_nvrtc(src, arch)
         if compiler != "nvcc":
@@ -53,12 +56,12 @@ class CudaBackend:
         return toolchain.compile_nvcc(src, arch, ptx=ptx)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, compiler: str = "nvcc",
-              **options: Any) -> Callable:
+              lowering: str = "generic", **options: Any) -> Callable:
         _options(kernel, options, ())
         launcher.require()   # BackendUnavailable, with the reason, before any compile
         arch = arch or device_arch()
-        plan = plan_for(kernel, CUDA, arch)
-        compiled = self.compile(kernel, arch, compiler=compiler)
+        plan = plan_for(kernel, CUDA, arch, lowering)
+        compiled = self.compile(kernel, arch, compiler=compiler, lowering=lowering)
         runtime = launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
         return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}")
 

@@ -59,11 +59,11 @@ def _check(result: tuple, what: str) -> Any:
 
 
 def _use_torch_context(index: int) -> None:
-    """Make the device's primary context (the one PyTorch uses) current on this thread."""
+    """Make the device's primary context (the one PyTorch uses) current on this thread. Called
+    inside `torch.cuda.device(index)`, so PyTorch's own current device is left as it was."""
     from cuda.bindings import driver as cu
 
     torch.cuda.init()
-    torch.cuda.set_device(index)
     ctx = _check(cu.cuCtxGetCurrent(), "cuCtxGetCurrent")
     if ctx is not None and int(ctx) != 0:
         dev = _check(cu.cuCtxGetDevice(), "cuCtxGetDevice")
@@ -86,8 +86,9 @@ class CudaRuntime:
         from cuda.bindings import driver as cu
 
         if index not in self._loaded:
-            _use_torch_context(index)
-            module = _check(cu.cuModuleLoadData(self.cubin), "cuModuleLoadData")
+            with torch.cuda.device(index):
+                _use_torch_context(index)
+                module = _check(cu.cuModuleLoadData(self.cubin), "cuModuleLoadData")
             self._loaded[index] = {
                 n: _check(cu.cuModuleGetFunction(module, n.encode()), f"cuModuleGetFunction {n}")
                 for n in self.function_names}
@@ -99,9 +100,10 @@ class CudaRuntime:
 
         index = device.index if device.index is not None else torch.cuda.current_device()
         fn = self.functions(index)[function]
-        _use_torch_context(index)
-        stream = cu.CUstream(torch.cuda.current_stream(index).cuda_stream)
         # cuLaunchKernel copies each parameter from the address in this array at launch time.
         pointers = (ctypes.c_void_p * len(params))(*(ctypes.addressof(p) for p in params))
-        _check(cu.cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
-                                 ctypes.addressof(pointers), 0), f"cuLaunchKernel {function}")
+        with torch.cuda.device(index):
+            _use_torch_context(index)
+            stream = cu.CUstream(torch.cuda.current_stream(index).cuda_stream)
+            _check(cu.cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
+                                     ctypes.addressof(pointers), 0), f"cuLaunchKernel {function}")

@@ -56,12 +56,12 @@ class CpuRuntime:
         getattr(self.lib, function)(*params)
 
 
-def build(kernel: ir.Kernel) -> PlanLauncher:
+def build(kernel: ir.Kernel, lowering: str = "generic") -> PlanLauncher:
     """A launcher running the kernel's generated C++ on CPU tensors."""
     cxx = compiler()
     if cxx is None:
         raise BackendUnavailable("no host C++ compiler (g++ or clang++) for the CPU emulation")
-    plan = plan_for(kernel, CPU)
+    plan = plan_for(kernel, CPU, lowering=lowering)
     text = render_plan(plan)
     header = emulation_header()
     flags = ["-O1", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off", "-I."]

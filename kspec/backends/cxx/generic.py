@@ -79,18 +79,24 @@ class GenericPlan:
     pattern: str = "generic"
 
 
-def plan_generic(kernel: ir.Kernel, dialect: Dialect) -> GenericPlan:
+def plan_generic(kernel: ir.Kernel, dialect: Dialect,
+                 body: tuple[ir.Assign, ...] | None = None,
+                 temporaries: list[ir.TensorDecl] | None = None) -> GenericPlan:
+    """One kernel per statement of `body` (default: the kernel's own statements; a rewritten
+    body, such as kspec.lowering.normalize's, may be passed with the temporaries it writes)."""
+    body = kernel.body if body is None else body
+    temp_decls = list(kernel.intermediates) if temporaries is None else temporaries
     elements: dict[str, DType] = {}
-    for p in kernel.tensor_params:
-        elements[p.name] = p.dtype
-    for o in kernel.outputs:
-        elements[o.name] = o.dtype
-    temps = [Temporary(t.name, temporary_dtype(t.dtype), t.dims) for t in kernel.intermediates]
+    ranks: dict[str, int] = {}
+    for d in (*kernel.tensor_params, *kernel.outputs):
+        elements[d.name], ranks[d.name] = d.dtype, d.rank
+    temps = [Temporary(t.name, temporary_dtype(t.dtype), t.dims) for t in temp_decls]
     for t in temps:
-        elements[t.name] = t.dtype
+        elements[t.name], ranks[t.name] = t.dtype, len(t.dims)
     plan = GenericPlan(kernel, dialect, [], temps)
-    for k, stmt in enumerate(kernel.body):
-        plan.units.append(_lower_statement(kernel, k, stmt, elements, dialect, plan.helpers))
+    for k, stmt in enumerate(body):
+        plan.units.append(_lower_statement(kernel, k, stmt, elements, ranks, dialect,
+                                           plan.helpers))
     return plan
 
 
@@ -106,12 +112,11 @@ def _reads(e: ir.Expr, scalars: set[str]) -> list[str]:
 
 
 def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[str, DType],
-                     d: Dialect, helpers: set[str]) -> Unit:
+                     ranks: dict[str, int], d: Dialect, helpers: set[str]) -> Unit:
     namer = Namer(reserved_for(d))
     scalar_params = {p.name: p for p in kernel.scalar_params}
     tensors = [stmt.target] + [t for t in _reads(stmt.value, set(scalar_params))
                                if t != stmt.target]
-    ranks = {t: len(kernel.decl(t).dims) for t in tensors}   # type: ignore[union-attr]
     pointers = {t: namer.fresh(t) for t in tensors}
     strides = {t: tuple(namer.fresh(f"{t}_s{i}") for i in range(ranks[t])) for t in tensors}
     symbols = {s: namer.fresh(s) for s in kernel.symbols}

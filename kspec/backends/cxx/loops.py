@@ -8,9 +8,7 @@ in a statement is computed once.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ... import ir
 from ...dtypes import DType, accumulator
@@ -278,9 +276,6 @@ class StatementRenderer:
     def lines(self, indent: str) -> list[str]:
         return flatten(self.root, indent)
 
-    def emit(self, line: str) -> None:
-        self.levels[-1].add(line)
-
 
 def alpha_key(e: ir.Expr, bound: dict | None = None) -> object:
     """A hashable key equal for expressions that differ only in the names of the indices their
@@ -315,5 +310,3 @@ def _wrap(v: int, d: DType) -> int:
         v -= 1 << bits
     return v
 
-
-Renderer = Callable[[ir.Expr], Code]

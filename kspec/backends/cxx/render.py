@@ -7,6 +7,7 @@ from pathlib import Path
 import jinja2
 
 from ... import ir
+from ...errors import KspecError
 from ...printer import format_kernel
 from .dialect import Dialect
 from .generic import GenericPlan, plan_generic
@@ -21,10 +22,30 @@ def environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, autoescape=False)
 
 
-def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None) -> GenericPlan:
+LOWERINGS = ("generic", "normalized")
+
+
+def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
+             lowering: str = "generic") -> GenericPlan:
     """The lowering plan a backend renders. Today every kernel takes the generic loop nest;
-    this is the one place a pattern-based plan would be chosen instead."""
-    return plan_generic(kernel, dialect.for_arch(arch))
+    this is the one place a pattern-based plan would be chosen instead.
+
+    lowering="generic": one kernel per source statement.
+    lowering="normalized": one kernel per statement of kspec.lowering.normalize's rewrite
+    (reduction-free intermediates inlined, invariant reductions hoisted into temporaries):
+    fewer launches and temporaries, the same generic kernels."""
+    if lowering not in LOWERINGS:
+        raise KspecError(f"lowering must be one of {', '.join(LOWERINGS)}, not {lowering!r}")
+    d = dialect.for_arch(arch)
+    if lowering == "generic":
+        return plan_generic(kernel, d)
+    from ...lowering.normalize import normalize
+
+    program = normalize(kernel)
+    temps = [program.buffers[n] for n in program.temporaries]
+    plan = plan_generic(kernel, d, program.body, temps)
+    plan.pattern = "generic, over kspec.lowering.normalize's statements"
+    return plan
 
 
 def render_plan(plan: GenericPlan, arch: str | None = None) -> str:

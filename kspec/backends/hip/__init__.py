@@ -8,7 +8,8 @@ One HIP source, two ways to run it:
     verified on the NVIDIA machines here.
 
     BACKEND.source(kernel_ir, arch=None)           -> .hip text (arch sets the wavefront size)
-    BACKEND.build(kernel_ir, arch=None, headers="auto"|"system"|"stand-in") -> launcher
+    BACKEND.build(kernel_ir, arch=None, headers="auto"|"system"|"stand-in",
+                  lowering="generic"|"normalized") -> launcher
     BACKEND.compile_asm(kernel_ir, arch="gfx90a")  -> {file: text}: source, AMDGCN, resources
                                                       (arch sm_*: PTX of the NVIDIA path)
 """
@@ -44,29 +45,31 @@ class HipBackend:
     name = "hip"
     dialect = HIP
 
-    def source(self, kernel: ir.Kernel, arch: str | None = None, **options: Any) -> str:
-        _options(kernel, options, ("arch", "headers"))
-        return render_plan(plan_for(kernel, HIP, arch), arch)
+    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "generic",
+               **options: Any) -> str:
+        _options(kernel, options, ("arch", "headers", "lowering"))
+        return render_plan(plan_for(kernel, HIP, arch, lowering), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                asm: bool = False, headers: str = "auto") -> Compiled:
+                asm: bool = False, headers: str = "auto", lowering: str = "generic"
+                ) -> Compiled:
         """Compile without a GPU: for gfx* through hipcc (code object, AMDGCN when asked,
         resource usage); for sm_* through nvcc on HIP's NVIDIA platform (cubin, PTX)."""
-        src = self.source(kernel, arch)
+        src = self.source(kernel, arch, lowering)
         if _is_nvidia(arch):
             return toolchain.compile_hip_nvidia(src, arch, ptx=asm, headers=headers)
         return toolchain.compile_hipcc(src, arch, asm=asm)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, headers: str = "auto",
-              **options: Any) -> Callable:
+              lowering: str = "generic", **options: Any) -> Callable:
         _options(kernel, options, ())
         if torch.version.hip is not None:               # ROCm PyTorch: an AMD GPU
             reason = launcher.unavailable_reason()
             if reason:
                 raise BackendUnavailable(reason)
             arch = arch or launcher.device_arch()
-            plan = plan_for(kernel, HIP, arch)
-            compiled = self.compile(kernel, arch)
+            plan = plan_for(kernel, HIP, arch, lowering)
+            compiled = self.compile(kernel, arch, lowering=lowering)
             runtime: Any = launcher.HipRuntime(compiled.binary, [u.name for u in plan.units])
             return PlanLauncher(plan, runtime, "cuda", f"hip {arch}")
         reason = cuda_launcher.unavailable_reason()
@@ -78,8 +81,8 @@ class HipBackend:
         if not _is_nvidia(arch):
             raise KspecError(f"{kernel.name}: arch {arch} is not an NVIDIA architecture, but "
                              f"this machine's GPU is NVIDIA")
-        plan = plan_for(kernel, HIP, arch)
-        compiled = self.compile(kernel, arch, headers=headers)
+        plan = plan_for(kernel, HIP, arch, lowering)
+        compiled = self.compile(kernel, arch, headers=headers, lowering=lowering)
         runtime = cuda_launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
         return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}")
 

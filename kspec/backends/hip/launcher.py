@@ -55,8 +55,8 @@ class HipRuntime:
         from hip import hip
 
         if index not in self._loaded:
-            torch.cuda.set_device(index)
-            module = _check(hip.hipModuleLoadData(self.code_object), "hipModuleLoadData")
+            with torch.cuda.device(index):
+                module = _check(hip.hipModuleLoadData(self.code_object), "hipModuleLoadData")
             self._loaded[index] = {
                 n: _check(hip.hipModuleGetFunction(module, n.encode()),
                           f"hipModuleGetFunction {n}") for n in self.function_names}
@@ -71,6 +71,7 @@ class HipRuntime:
         stream = torch.cuda.current_stream(index).cuda_stream
         # As with cuLaunchKernel: an array of pointers to each parameter's value.
         pointers = (ctypes.c_void_p * len(params))(*(ctypes.addressof(p) for p in params))
-        _check(hip.hipModuleLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
-                                         ctypes.addressof(pointers), None),
-               f"hipModuleLaunchKernel {function}")
+        with torch.cuda.device(index):
+            _check(hip.hipModuleLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
+                                             ctypes.addressof(pointers), None),
+                   f"hipModuleLaunchKernel {function}")

@@ -152,27 +152,37 @@ class _LaunchWriter:
                 names.pop(t, None)
         return list(names.items())
 
-    def write(self) -> None:
-        bufs = self.buffers()
-        params, args = [], []
+    def buffer_params(self, bufs: list[tuple[str, int]]
+                      ) -> tuple[list[str], list[str], dict[str, str]]:
+        """Kernel parameters, host arguments and signature types for buffers (pointer, strides)."""
+        params, args, signature = [], [], {}
         for name, rank in bufs:
             params += [f"{name}_ptr"] + [f"{name}_s{d}" for d in range(rank)]
             args += [name] + [f"{name}.stride({d})" for d in range(rank)]
-        scalars = [p.name for p in self.kernel.scalar_params
-                   if any(isinstance(x, ir.ScalarRef) and x.name == p.name
-                          for s in self.launch.statements for x in ir.walk(s.value))]
-        params += scalars + list(self.kernel.symbols)
-        args += scalars + list(self.kernel.symbols)
-        self.host_args = args
-        getattr(self, f"body_{self.launch.pattern}")()
-        signature = {}
-        for name, rank in bufs:
             decl = self.program.buffers.get(name) or self.kernel.decl(name)
             signature[f"{name}_ptr"] = "*" + _TRITON_SIG[decl.dtype]
             signature.update({f"{name}_s{d}": "i32" for d in range(rank)})
-        for name in scalars:
-            signature[name] = _TRITON_SIG[self.kernel.decl(name).dtype]
+        return params, args, signature
+
+    def scalar_and_symbol_params(self) -> tuple[list[str], list[str], dict[str, str]]:
+        scalars = [p.name for p in self.kernel.scalar_params
+                   if any(isinstance(x, ir.ScalarRef) and x.name == p.name
+                          for s in self.launch.statements for x in ir.walk(s.value))]
+        names = scalars + list(self.kernel.symbols)
+        signature = {n: _TRITON_SIG[self.kernel.decl(n).dtype] for n in scalars}
         signature.update({s: "i32" for s in self.kernel.symbols})
+        return names, list(names), signature
+
+    def write(self) -> None:
+        if self.launch.pattern == "split":
+            return self.write_split()
+        params, args, signature = self.buffer_params(self.buffers())
+        tail, tail_args, tail_sig = self.scalar_and_symbol_params()
+        params += tail
+        args += tail_args
+        signature.update(tail_sig)
+        self.host_args = args
+        getattr(self, f"body_{self.launch.pattern}")()
         signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
@@ -229,15 +239,22 @@ class _LaunchWriter:
             return []
         return self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))])
 
-    def reduce_into(self, r: ir.Reduce, scope: Scope, mask: str, offs: str,
-                    loop_ext: Shape, single: bool) -> str:
-        """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it."""
-        acc = self.em.fresh("red")
+    @staticmethod
+    def accumulator(r: ir.Reduce) -> DType:
         body_dt = compute_dtype(r.body.dtype)
-        acc_dt = (DType.f64 if body_dt == DType.f64 else DType.f32) if r.body.dtype.is_float \
-            or r.op == "mean" else DType.i64
         if r.op in ("max", "min"):
-            acc_dt = body_dt if r.body.dtype != DType.bool else DType.i32
+            return body_dt if r.body.dtype != DType.bool else DType.i32
+        if r.body.dtype.is_float or r.op == "mean":
+            return DType.f64 if body_dt == DType.f64 else DType.f32
+        return DType.i64
+
+    def reduce_into(self, r: ir.Reduce, scope: Scope, mask: str, offs: str,
+                    loop_ext: Shape, single: bool, span: tuple[str, str] | None = None,
+                    finish_mean: bool = True) -> str:
+        """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it.
+        `span` = (start, end) restricts the loop to part of the flattened range (split)."""
+        acc = self.em.fresh("red")
+        acc_dt = self.accumulator(r)
         ident = self.identity(r.op, acc_dt)
         tl_acc = TL_DTYPE[acc_dt]
         indent = scope.indent
@@ -245,10 +262,11 @@ class _LaunchWriter:
             inner = scope
         else:
             self.lines.append(f"{indent}{acc} = tl.full([BLOCK_P, BLOCK_R], {ident}, {tl_acc})")
-            self.lines.append(f"{indent}for r0 in range(0, {shape_code(loop_ext)}, BLOCK_R):")
+            start, end = span or ("0", shape_code(loop_ext))
+            self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
             inner = Scope(self.lines, indent + "    ")
             self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
-            self.lines.append(f"{inner.indent}rmask = offs_r < {shape_code(loop_ext)}")
+            self.lines.append(f"{inner.indent}rmask = offs_r < {end}")
             mask = "pmask & rmask"
         self.bind_reduce_vars(r, inner, offs if single else "offs_r")
         body = self.em.expr(r.body, inner, mask)
@@ -267,7 +285,7 @@ class _LaunchWriter:
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
-        if r.op == "mean":
+        if r.op == "mean" and finish_mean:
             self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
         if r.body.dtype == DType.bool and r.op in ("max", "min"):
             self.lines.append(f"{indent}{acc} = {acc} != 0")
@@ -448,11 +466,12 @@ class _LaunchWriter:
              "BLOCK_N": "128 if device.type == 'cuda' else 32",
              "BLOCK_K": "64 if device.type == 'cuda' else 32",
              "STAGES": "3 if device.type == 'cuda' else 1",
+             "WARPS": "8 if device.type == 'cuda' else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
-             "num_stages": "STAGES"}, "8 if device.type == 'cuda' else 4")
+             "num_stages": "STAGES"}, "WARPS")
 
     def operand_dtype(self, c) -> str | None:
         """The dtype tl.dot gets: both operands' storage dtype when they agree on a tensor-core
@@ -566,3 +585,94 @@ class _LaunchWriter:
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
              "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",
              "INTERPRETED": "device.type != 'cuda'", "num_stages": "STAGES"}, "WARPS")
+
+    # --- split reduction to a scalar ---------------------------------------------------------
+    def write_split(self) -> None:
+        """A reduction to a scalar in two kernels. Phase 1: program `pid` reduces its chunk of
+        every reduction's range into part_k[pid]; many programs keep the GPU busy, and short
+        per-lane chains keep f32 sums accurate over 10^8 terms. Phase 2: one program combines
+        the partials and evaluates the statement."""
+        (stmt,) = self.launch.statements
+        reds = [n for n in ir.walk(stmt.value) if isinstance(n, ir.Reduce)]
+        exts = [shape_code(_product([v.extent for v in r.vars])) for r in reds]
+        combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max", "min": "_min"}
+        kernel_name = self.name
+        # phase 1
+        bufs = [(n, rank) for n, rank in self.buffers() if n != stmt.target]
+        params, args, signature = self.buffer_params(bufs)
+        for k, r in enumerate(reds):
+            params.append(f"part{k}_ptr")
+            args.append(f"part{k}_{self.n}")
+            signature[f"part{k}_ptr"] = "*" + _TRITON_SIG[self.accumulator(r)]
+        tail, tail_args, tail_sig = self.scalar_and_symbol_params()
+        self.lines = ["pid = tl.program_id(0)", "offs_p = tl.arange(0, 1)[:, None]",
+                      "pmask = offs_p < 1"]
+        scope = Scope(self.lines, "")
+        for k, (r, ext) in enumerate(zip(reds, exts)):
+            self.lines.append(f"chunk{k} = (({ext} + SPLIT - 1) // SPLIT + BLOCK_R - 1) "
+                              f"// BLOCK_R * BLOCK_R")
+            self.lines.append(f"end{k} = tl.minimum(pid * chunk{k} + chunk{k}, {ext})")
+            part = self.reduce_into(r, scope, "pmask", "offs_r", Shape.const(0), single=False,
+                                    span=(f"pid * chunk{k}", f"end{k}"), finish_mean=False)
+            self.lines.append(f"tl.store(part{k}_ptr + pid + offs_p * 0, {part}, mask=pmask)")
+        consts = ["BLOCK_P", "BLOCK_R", "SPLIT"]
+        self.ctx.kernels.append(JitKernel(
+            f"{kernel_name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
+            self.lines, f"split reduction, phase 1 -> partials of {stmt.target}",
+            {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
+            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512}))
+        # phase 2
+        self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1",
+                      "offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]"]
+        scope = Scope(self.lines, "")
+        for k, (r, ext) in enumerate(zip(reds, exts)):
+            ident = self.identity(r.op, self.accumulator(r))
+            self.lines.append(f"vals{k} = tl.load(part{k}_ptr + offs_s + offs_p * 0, "
+                              f"mask=offs_s < SPLIT, other={ident})")
+            red = f"tl.reduce(vals{k}, 1, {combiner[r.op]}, keep_dims=True)"
+            if r.op == "mean":
+                red = f"{red} / {ext}"
+            elif r.body.dtype == DType.bool and r.op in ("max", "min"):
+                red = f"({red} != 0)"
+            self.lines.append(f"red{k} = {red}")
+            self.em.replace[id(r)] = f"red{k}"
+        value = self.em.expr(stmt.value, scope, "pmask")
+        self.store(stmt.target, [], value, "pmask")
+        loads = [(n, rank) for n, rank in self.buffers()
+                 if n != stmt.target and any(isinstance(x, ir.Load) and x.tensor == n or
+                                             isinstance(x, ir.ScalarRef) and x.name == n
+                                             for x in self.outside_reduces(stmt.value))]
+        params2, args2, sig2 = self.buffer_params(loads + [(stmt.target, 0)])
+        for k, r in enumerate(reds):
+            params2.append(f"part{k}_ptr")
+            args2.append(f"part{k}_{self.n}")
+            sig2[f"part{k}_ptr"] = "*" + _TRITON_SIG[self.accumulator(r)]
+        consts = ["SPLIT", "SPLIT_BLOCK"]
+        self.ctx.kernels.append(JitKernel(
+            f"{kernel_name}_finish", params2 + tail + [f"{c}: tl.constexpr" for c in consts],
+            self.lines, f"split reduction, phase 2 -> {stmt.target}",
+            {**sig2, **tail_sig, **{c: "constexpr" for c in consts}},
+            {"SPLIT": 512, "SPLIT_BLOCK": 512}))
+        # host
+        host = self.ctx.host
+        host.append(f"# launch {self.n}: split reduction -> {stmt.target}")
+        biggest = " , ".join(exts)
+        host.append(f"SPLIT = schedule.get('{self.n}.SPLIT', max(1, min(1024, "
+                    f"max({biggest}, 1) // 16384)))")
+        host.append(f"BLOCK_R = schedule.get('{self.n}.BLOCK_R', 1024 if SPLIT > 1 else "
+                    f"min(1024, triton.next_power_of_2(max({biggest}, 1))))")
+        for k, r in enumerate(reds):
+            host.append(f"part{k}_{self.n} = torch.empty((SPLIT,), dtype="
+                        f"{_torch_dtype(self.accumulator(r))}, device=device)")
+        host.append(f"{kernel_name}_partial[(SPLIT,)]({', '.join(args + tail_args)}, "
+                    f"BLOCK_P=1, BLOCK_R=BLOCK_R, SPLIT=SPLIT, num_warps=4)")
+        host.append(f"{kernel_name}_finish[(1,)]({', '.join(args2 + tail_args)}, SPLIT=SPLIT, "
+                    f"SPLIT_BLOCK=triton.next_power_of_2(SPLIT), num_warps=4)")
+
+    @staticmethod
+    def outside_reduces(e: ir.Expr):
+        if isinstance(e, ir.Reduce):
+            return
+        yield e
+        for c in ir.children(e):
+            yield from _LaunchWriter.outside_reduces(c)

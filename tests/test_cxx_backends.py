@@ -1,0 +1,329 @@
+"""The CUDA and HIP backends on a CPU machine (CI).
+
+- every kernel of every spec renders in both dialects and compiles: nvcc for sm_80 and sm_90,
+  hipcc for gfx90a, and the HIP source through nvcc on HIP's NVIDIA platform;
+- the generated C++ runs on the CPU (kspec.backends.cxx.emulate: same lowering, same launcher,
+  a plain-C++ device environment) and agrees with the reference, for every spec and for a
+  program that uses every operator, cast and reduction;
+- generated source is pinned for three specs (tests/golden/cxx; KSPEC_UPDATE_GOLDEN=1 rewrites);
+- compiler reports parse; build() says why it cannot run without a GPU.
+Tools that are missing are skipped with the reason (CI installs Debian's hipcc).
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import kspec
+from kspec.backends import get_backend
+from kspec.backends.cxx import CUDA, HIP, emulate
+from kspec.backends.cxx.exprs import EXPR_TABLE
+from kspec.backends.cxx.render import TEMPLATES, render_helpers
+from kspec.backends.cuda import toolchain as nv
+from kspec.backends.hip import toolchain as amd
+from kspec.errors import BackendUnavailable
+from kspec.ops import OPS
+from kspec.verify.inputs import choose_sizes, random_arguments
+from kspec.verify.tolerance import compare, magnitude
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted((ROOT / "specs").glob("*.kspec"))
+GOLDEN = Path(__file__).parent / "golden" / "cxx"
+GOLDEN_SPECS = ["softmax", "layernorm", "conv2d"]
+
+needs_nvcc = pytest.mark.skipif(nv.nvcc_path() is None, reason="nvcc is not installed")
+needs_hipcc = pytest.mark.skipif(amd.hipcc_path() is None,
+                                 reason="hipcc is not installed (apt-get install -y hipcc)")
+needs_cxx = pytest.mark.skipif(emulate.compiler() is None, reason="no host C++ compiler")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_cache(tmp_path_factory):
+    """Compile for real: a cache left by an earlier run must not stand in for the compiler."""
+    old = os.environ.get("KSPEC_CACHE")
+    os.environ["KSPEC_CACHE"] = str(tmp_path_factory.mktemp("kspec-cache"))
+    yield
+    if old is None:
+        os.environ.pop("KSPEC_CACHE", None)
+    else:
+        os.environ["KSPEC_CACHE"] = old
+
+
+def kernels():
+    for path in SPECS:
+        for k in kspec.load(path):
+            yield pytest.param(k, id=k.name)
+
+
+def _as_tuple(x):
+    return x if isinstance(x, tuple) else (x,)
+
+
+# --- the tables ----------------------------------------------------------------------------------
+def test_expression_table_covers_every_op() -> None:
+    assert set(EXPR_TABLE) == set(OPS)
+
+
+def test_templates_hold_nothing_vendor_specific() -> None:
+    vendor = re.compile(r"__half|bfloat|__shfl|_sync|hip_|cuda|\bwarpSize\b|__launch_bounds__|"
+                        r"threadIdx|blockIdx|__global__|__device__|\b32\b|\b64\b")
+    for t in ("module.j2", "generic_kernel.j2", "helpers.j2"):
+        text = (TEMPLATES / t).read_text()
+        code = "\n".join(ln for ln in text.splitlines()
+                         if not ln.lstrip().startswith(("//", "{#")))
+        assert not vendor.search(code), f"{t}: {vendor.search(code).group(0)}"
+
+
+def test_dialects_differ_where_vendors_do() -> None:
+    assert CUDA.for_arch("sm_90").warp_size == 32
+    assert HIP.for_arch("gfx90a").warp_size == 64
+    assert HIP.for_arch("gfx942").warp_size == 64
+    assert HIP.for_arch("gfx1100").warp_size == 32
+    assert HIP.for_arch("sm_90").warp_size == 32       # HIP source run on NVIDIA
+    assert "__shfl_xor_sync" in CUDA.shfl_xor and "_sync" not in HIP.shfl_xor
+
+
+@pytest.mark.parametrize("kernel", kernels())
+def test_source_renders(kernel) -> None:
+    for backend, marker in (("cuda", "cuda_fp16.h"), ("hip", "hip/hip_runtime.h")):
+        text = kernel.source(backend)
+        assert marker in text
+        for k, stmt in enumerate(kernel.ir.body):
+            assert 'extern "C" __global__ void' in text
+            assert f"{kernel.name}_{k}_{stmt.target}(" in text
+
+
+# --- compiling -----------------------------------------------------------------------------------
+@needs_nvcc
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("kernel", kernels())
+def test_nvcc_compiles(kernel, arch: str) -> None:
+    c = get_backend("cuda").compile(kernel.ir, arch)
+    assert c.binary[:4] == b"\x7fELF" and not c.cached
+    assert set(c.resources) == {f"{kernel.name}_{k}_{s.target}"
+                                for k, s in enumerate(kernel.ir.body)}
+    assert all(r["registers"] > 0 and r["spill_stores"] == 0 for r in c.resources.values())
+
+
+@needs_hipcc
+@pytest.mark.parametrize("kernel", kernels())
+def test_hipcc_compiles_gfx90a(kernel) -> None:
+    c = get_backend("hip").compile(kernel.ir, "gfx90a")
+    # --genco gives a clang offload bundle (which hipModuleLoadData takes) or a bare ELF
+    assert c.binary.startswith((b"\x7fELF", b"__CLANG_OFFLOAD_BUNDLE__"))
+    assert set(c.resources) == {f"{kernel.name}_{k}_{s.target}"
+                                for k, s in enumerate(kernel.ir.body)}
+    assert all(r["vgprs"] > 0 for r in c.resources.values())
+
+
+@needs_nvcc
+@pytest.mark.parametrize("kernel", kernels())
+def test_hip_source_compiles_for_nvidia(kernel) -> None:
+    c = get_backend("hip").compile(kernel.ir, "sm_90")
+    assert c.binary[:4] == b"\x7fELF" and len(c.resources) == len(kernel.ir.body)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("headers", ["system", "stand-in"])
+def test_hip_on_nvidia_with_and_without_hip_headers(headers: str) -> None:
+    if headers == "system" and amd.hip_include_dir() is None:
+        pytest.skip("HIP headers are not installed")
+    k = kspec.load(ROOT / "specs" / "layernorm.kspec")["layernorm"]
+    src = k.source("hip", arch="sm_80")
+    c = amd.compile_hip_nvidia(src, "sm_80", headers=headers)
+    assert c.binary[:4] == b"\x7fELF"
+
+
+@needs_nvcc
+@needs_hipcc
+def test_lane_helpers_compile_for_both_lane_counts() -> None:
+    """The warp/wavefront reductions the pattern templates will use: no literal lane count."""
+    body = ('{kernel} lanes(float* x) {{ x[{tid}] = kspec_warp_sum(x[{tid}]) + '
+            'kspec_warp_max(x[{tid}]); }}\n')
+    for d, arch in ((CUDA, "sm_90"), (HIP.for_arch("gfx90a"), "gfx90a"),
+                    (HIP.for_arch("gfx1030"), "gfx1030")):
+        src = "".join(f"#include <{i}>\n" for i in d.includes)
+        src += render_helpers(d, ["kspec_warp_sum", "kspec_warp_max"]) + "\n"
+        src += body.format(kernel=d.kernel_decl, tid=d.thread_id)
+        assert f"m = {d.warp_size // 2}" in src
+        c = nv.compile_nvcc(src, arch) if d.name == "cuda" else amd.compile_hipcc(src, arch)
+        assert c.binary.startswith((b"\x7fELF", b"__CLANG_OFFLOAD_BUNDLE__"))
+
+
+def test_nvrtc_compiles() -> None:
+    if not nv.nvrtc_available():
+        pytest.skip("cuda-python's NVRTC bindings are not installed")
+    k = kspec.load(ROOT / "specs" / "softmax.kspec")["softmax"]
+    try:
+        c = get_backend("cuda").compile(k.ir, "sm_90", compiler="nvrtc")
+    except BackendUnavailable as e:
+        pytest.skip(str(e))
+    except Exception as e:   # the libnvrtc wheel missing shows up at the first call
+        if "nvrtc" in str(e).lower() and "not found" in str(e).lower():
+            pytest.skip(str(e))
+        raise
+    assert c.binary[:4] == b"\x7fELF"
+
+
+@needs_nvcc
+def test_emit_asm_for_cuda_writes_ptx_and_report() -> None:
+    k = kspec.load(ROOT / "specs" / "softmax.kspec")["softmax"]
+    files = get_backend("cuda").compile_asm(k.ir, arch="sm_90")
+    assert files["softmax.ptx"].count(".entry") == len(k.ir.body)
+    report = files["softmax.resources.txt"]
+    assert "softmax_0_m" in report and "regs" in report
+
+
+@needs_hipcc
+def test_emit_asm_for_hip_writes_amdgcn_and_report() -> None:
+    k = kspec.load(ROOT / "specs" / "softmax.kspec")["softmax"]
+    files = get_backend("hip").compile_asm(k.ir, arch="gfx90a")
+    assert files["softmax.s"].count("s_endpgm") == len(k.ir.body)
+    assert "vgprs" in files["softmax.resources.txt"]
+
+
+# --- running on the CPU --------------------------------------------------------------------------
+@needs_cxx
+@pytest.mark.parametrize("lowering", ["generic", "normalized"])
+@pytest.mark.parametrize("kernel", kernels())
+def test_emulated_source_agrees_with_reference(kernel, lowering: str) -> None:
+    fn = emulate.build(kernel.ir, lowering)
+    rng = random.Random(kernel.name)
+    envs = [{s: 1 for s in kernel.ir.symbols}] + [choose_sizes(kernel.ir, rng, high=9)
+                                                  for _ in range(2)]
+    for n, env in enumerate(envs):
+        if not all(c.holds(env) for c in kernel.ir.checks):
+            continue
+        args = random_arguments(kernel.ir, env, seed=n)
+        if n == 2:   # strided views: every tensor argument transposed in memory
+            args = [a.mT.contiguous().mT if isinstance(a, torch.Tensor) and a.dim() >= 2 else a
+                    for a in args]
+        want, got = _as_tuple(kernel.reference(*args)), _as_tuple(fn(*args))
+        for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, args)):
+            assert g.dtype == decl.dtype.torch
+            result = compare(g, w, decl.dtype, mag)
+            assert result.ok, f"{decl.name} at {env}: {result.detail}"
+
+
+EVERY_OP = """
+kernel every_op(x: f32[N], y: f32[N], h: f16[N], b: bf16[N], i: i32[N], k: i64[N], q: u8[N],
+                d: f64[N], m: bool[N], s: f32 = 0.5, e: i32 = 3)
+        -> (fl: f32[N], db: f64[N], hf: f16[N], bh: bf16[N], it: i32[N], by: i8[N],
+            bo: bool[N], red: f32[N], ired: i64[N], sc: f32) {
+    fl[n] = (exp(x[n]) + exp2(y[n]) + log(abs(x[n]) + 1) + log2(abs(y[n]) + 2) + log1p(abs(x[n]))
+             + sqrt(abs(y[n])) + rsqrt(abs(x[n]) + 1) + sin(x[n]) * cos(y[n]) + tanh(x[n])
+             + sigmoid(y[n]) + erf(x[n]) + gelu(y[n]) + gelu_tanh(x[n]) + silu(y[n])
+             + softplus(40 * x[n]) + relu(y[n]) + floor(x[n] * 3) + ceil(y[n] * 3)
+             + max(x[n], y[n]) - min(x[n], y[n]) + clamp(x[n], -0.5, s) + pow(abs(x[n]), y[n])
+             + x[n] ** 2 + x[n] % 0.75 + (-y[n]) / (abs(x[n]) + 1) + where(m[n], x[n], y[n])
+             + f32(h[n]) * f32(b[n]) + i[n] / 3 + N)
+    db[n]  = d[n] * d[n] - exp(d[n]) + gelu(d[n]) + d[n] % -0.5 + f64(x[n]) / 3
+    hf[n]  = h[n] * h[n] + f16(x[n] * 1000) + b[n]
+    bh[n]  = b[n] * 3 - bf16(y[n] + 0.001) + h[n]
+    it[n]  = (i[n] % e + i[n] % -3 + k[n] * 1000000000 + i32(x[n] * 7) + i[n] ** 2 + abs(i[n])
+              + n + q[n] + max(i[n], e) + i32(m[n]) + i32(h[n] * 10))
+    by[n]  = i8(i[n] * 100 + q[n]) + i8(k[n])
+    bo[n]  = ((x[n] < y[n] and not m[n]) or (i[n] == k[n]) or (h[n] >= b[n]) or (i[n] != 2)
+              and x[n] <= 0.25 or m[n] == (y[n] > 0))
+    red[n] = (sum(x[j] * y[n] for j) + mean(f32(h[j]) for j) + prod(1 + 0.1 * x[j] for j)
+              + max(x[j] - y[n] for j) - min(b[j] for j) + mean(i[j] for j)
+              + sum(sum(x[j] * y[l] for l) for j) / N + max(d[j] for j))
+    ired[n] = (sum(i[j] * k[n] for j) + prod(i[j] % 3 + 1 for j) + max(i[j] for j)
+               + min(k[j] for j) + sum(m[j] for j) + i64(max(m[j] for j)) + i64(min(m[j] for j)))
+    sc     = sum(fl[j] for j) + red[0] + inf * 0 + f32(sum(q[j] for j))
+}
+"""
+
+
+@needs_cxx
+def test_every_operator_cast_and_reduction_agrees_with_reference() -> None:
+    k = kspec.loads(EVERY_OP)["every_op"]
+    fn = emulate.build(k.ir)
+    g = torch.Generator().manual_seed(0)
+    n = 13
+    args = [torch.randn(n, generator=g), torch.randn(n, generator=g),
+            torch.randn(n, generator=g).half(), torch.randn(n, generator=g).bfloat16(),
+            torch.randint(-9, 10, (n,), generator=g, dtype=torch.int32),
+            torch.randint(-9, 10, (n,), generator=g, dtype=torch.int64),
+            torch.randint(0, 255, (n,), generator=g, dtype=torch.uint8),
+            torch.randn(n, generator=g, dtype=torch.float64), torch.rand(n, generator=g) < 0.5]
+    args[7] = args[7][torch.arange(n) % 2 == 0].repeat(2)[:n]   # a strided copy is fine too
+    want, got = _as_tuple(k.reference(*args)), _as_tuple(fn(*args))
+    for decl, g_, w in zip(k.ir.outputs, got, want):
+        if decl.name == "sc":   # inf * 0 is NaN on both sides
+            assert torch.isnan(g_) and torch.isnan(w)
+            continue
+        result = compare(g_, w, decl.dtype)
+        assert result.ok, f"{decl.name}: {result.detail}"
+
+
+@needs_cxx
+def test_names_that_are_cxx_keywords_or_locals() -> None:
+    src = """
+    kernel clash(int: f32[total, linear], float: f32[linear]) -> new: f32[total] {
+        rest[i] = sum(int[i, j] * float[j] for j)
+        new[i] = rest[i] + max(int[i, k] for k)
+    }
+    """
+    k = kspec.loads(src)["clash"]
+    x, w = torch.randn(4, 5), torch.randn(5)
+    got = emulate.build(k.ir)(x, w)
+    assert compare(got, k.reference(x, w), k.ir.outputs[0].dtype).ok
+
+
+# --- golden source -------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["cuda", "hip"])
+@pytest.mark.parametrize("name", GOLDEN_SPECS)
+def test_generated_source_is_stable(name: str, backend: str) -> None:
+    k = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+    text = k.source(backend)
+    golden = GOLDEN / f"{name}.{'cu' if backend == 'cuda' else 'hip'}"
+    if os.environ.get("KSPEC_UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert golden.exists(), f"missing golden {golden}; run with KSPEC_UPDATE_GOLDEN=1"
+    assert text == golden.read_text()
+
+
+# --- reports and errors --------------------------------------------------------------------------
+def test_parse_ptxas_report() -> None:
+    log = """ptxas info    : 0 bytes gmem
+ptxas info    : Compiling entry function 'k_0_y' for 'sm_90'
+ptxas info    : Function properties for k_0_y
+    8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads
+ptxas info    : Used 40 registers, used 1 barriers, 2048 bytes smem, 380 bytes cmem[0]
+"""
+    assert nv.parse_ptxas(log) == {"k_0_y": {"registers": 40, "smem": 2048, "stack": 8,
+                                             "spill_stores": 4, "spill_loads": 12,
+                                             "barriers": 1}}
+
+
+def test_parse_amd_resource_usage() -> None:
+    log = "\n".join(f"k.hip:5:1: remark: {f} [-Rpass-analysis=kernel-resource-usage]" for f in (
+        "Function Name: k_0_y", "    SGPRs: 22", "    VGPRs: 13", "    AGPRs: 0",
+        "    ScratchSize [bytes/lane]: 0", "    Occupancy [waves/SIMD]: 8",
+        "    SGPRs Spill: 0", "    VGPRs Spill: 2", "    LDS Size [bytes/block]: 512"))
+    assert amd.parse_resource_usage(log) == {"k_0_y": {
+        "sgprs": 22, "vgprs": 13, "agprs": 0, "scratch": 0, "occupancy": 8, "sgpr_spill": 0,
+        "vgpr_spill": 2, "lds": 512}}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+@pytest.mark.parametrize("backend", ["cuda", "hip"])
+def test_build_without_gpu_says_why(backend: str) -> None:
+    k = kspec.load(ROOT / "specs" / "softmax.kspec")["softmax"]
+    with pytest.raises(BackendUnavailable, match="torch.cuda.is_available"):
+        k.build(backend)
+
+
+def test_bad_arch_is_a_clear_error() -> None:
+    k = kspec.load(ROOT / "specs" / "softmax.kspec")["softmax"]
+    with pytest.raises(kspec.ToolchainError, match="not an NVIDIA architecture"):
+        get_backend("cuda").compile(k.ir, "gfx90a")
+    with pytest.raises(kspec.ToolchainError, match="not an AMD GPU architecture"):
+        get_backend("hip").compile(k.ir, "vega")
