@@ -27,7 +27,9 @@ _OPERATORS = {"CMP", "LT", "PLUS", "MINUS", "STAR", "SLASH", "DSLASH", "PERCENT"
 _EXPRESSION_START = {"NAME", "NUMBER", "LPAR", "MINUS", "PLUS", "NOT"}
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _HINTS = {"&": "; write 'and'", "|": "; write 'or'", "!": "; write 'not' (or != to compare)",
-          "'": "; kspec has no strings", '"': "; kspec has no strings"}
+          "'": "; kspec has no strings", '"': "; kspec has no strings",
+          ".": "; '.' is only part of numbers, as in 0.5",
+          "\\": "; a backslash continues a line only as the line's last character"}
 
 # Deeper expressions are rejected: the checks, the printer and the backends walk them
 # recursively, and no real kernel nests operators this deep.
@@ -62,7 +64,19 @@ def grammar_text() -> str:
     return _GRAMMAR.read_text()
 
 
+_I64_MAX = 2 ** 63 - 1
 _NUMBER_OK = re.compile(r"(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\Z")
+
+
+def _number_fault(text: str) -> str:
+    rest = text[re.match(r"\d+\.?\d*|\.\d+", text).end():]
+    if rest[:1] in ("e", "E") and not re.match(r"[eE][+-]?\d", rest):
+        return "expected digits after the exponent's 'e', as in 1e-5"
+    if rest.startswith(".") or re.match(r"[eE][+-]?\d+\.", rest):
+        return "a number has at most one '.', before any exponent"
+    m = re.match(r"[eE][+-]?\d+", rest)
+    bad = rest[m.end() if m else 0]
+    return f"expected an operator between a number and '{bad}', as in 3 * x"
 
 
 class _ToAst(Transformer):
@@ -113,9 +127,17 @@ class _ToAst(Transformer):
         (tok,) = items
         text = str(tok)
         if not _NUMBER_OK.match(text):
-            raise KspecSyntaxError(f"malformed number '{text}'", self._pos(tok))
+            raise KspecSyntaxError(f"malformed number '{text}'; {_number_fault(text)}",
+                                   self._pos(tok))
         is_float = any(c in text for c in ".eE")
-        return ast.Num(text, float(text) if is_float else int(text), self._pos(tok))
+        if is_float:
+            return ast.Num(text, float(text), self._pos(tok))
+        digits = text.lstrip("0") or "0"   # int() refuses more than 4300 digits
+        if len(digits) > 19 or int(digits) > _I64_MAX:
+            raise KspecSyntaxError(f"integer {text[:25]}{'...' if len(text) > 25 else ''} is "
+                                   f"too large; integers are at most {_I64_MAX} (2**63 - 1)",
+                                   self._pos(tok))
+        return ast.Num(text, int(digits), self._pos(tok))
 
     def name(self, items):
         (tok,) = items
@@ -185,13 +207,14 @@ def _display(source: str) -> str:
     """The source as error excerpts show it: one line per '\n' (as Lark counts lines), with line
     breaks of other kinds (\r, \f, U+2028 ...) and unprintable characters shown as one
     character each, so that the caret stays under the fault."""
-    lines = source.split("\n")
-    out = []
-    for line in lines:
+    if not _BAD_CHARACTER.search(source) and "\r" not in source and "\f" not in source:
+        return source
+    lines = []
+    for line in source.split("\n"):
         line = line[:-1] if line.endswith("\r") else line
-        out.append("".join(c if c == "\t" or c.isprintable() else ("?" if c not in "\r\f\v"
-                                                                     else " ") for c in line))
-    return "\n".join(out)
+        lines.append("".join(c if c == "\t" or c.isprintable() else " " if c in "\r\f\v"
+                             else "?" for c in line))
+    return "\n".join(lines)
 
 
 def _describe(tok: Token) -> str:
@@ -237,7 +260,8 @@ def _bracket_hint(tok: Token, source: str, offset: int, expected: set[str]) -> s
     stack = _open_brackets(source, offset)
     if tok.type in ("RPAR", "RSQB", "RBRACE") and not any(
             _CLOSERS[ch] == str(tok) for ch, _ in stack):
-        return f"unexpected '{tok}': there is no open '{dict(zip(')]}', '([{'))[str(tok)]}' to close"
+        opener = {")": "(", "]": "[", "}": "{"}[str(tok)]
+        return f"unexpected '{tok}': there is no open '{opener}' to close"
     if not stack or tok.type not in ("$END", "RPAR", "RSQB", "RBRACE"):
         return None
     ch, at = stack[-1]
@@ -247,7 +271,8 @@ def _bracket_hint(tok: Token, source: str, offset: int, expected: set[str]) -> s
     line = source.count("\n", 0, at) + 1
     col = at - (source.rfind("\n", 0, at) + 1) + 1
     what = "the kernel body" if ch == "{" else f"'{ch}'"
-    return f"unexpected {_describe(tok)}; expected '{_CLOSERS[ch]}' to close {what} opened at {line}:{col}"
+    return (f"unexpected {_describe(tok)}; expected '{_CLOSERS[ch]}' to close {what} opened "
+            f"at {line}:{col}")
 
 
 def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: str):
@@ -301,8 +326,10 @@ def parse(source: str, file: str = "<string>") -> ast.File:
         raise _unexpected_token(e, source, display, file) from None
     except lark.UnexpectedCharacters as e:
         ch = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
-        expected = f"; expected {_expected(e.allowed)}" if e.allowed else ""
-        raise KspecSyntaxError(f"unexpected character '{ch}'{_HINTS.get(ch, expected)}",
+        allowed = set(e.allowed or ()) - {"_NL"}   # newlines are always accepted
+        hint = (f"; expected {_expected(allowed)}" if allowed and len(allowed) <= 3 else
+                "; kspec does not use this character")
+        raise KspecSyntaxError(f"unexpected character '{ch}'{_HINTS.get(ch, hint)}",
                                SourcePos(file, e.line, e.column, display)) from None
     except lark.UnexpectedEOF as e:
         line, col = _end_pos(display)

@@ -6,13 +6,14 @@ access is proved in bounds or turned into a launch-time check.
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 from .. import ir
 from ..dtypes import DTYPES, Category, DType, Level, accumulator, float_of, promote
 from ..errors import KspecSemanticError, SourcePos
 from ..ops import BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
-from ..shapes import Shape
+from ..shapes import FloorDiv, Shape
 from . import ast
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
@@ -40,6 +41,23 @@ def start(node: ast.Node) -> SourcePos:
     while isinstance(node, ast.BinOp):
         node = node.a
     return node.pos
+
+
+def ordered_symbols(shape: Shape) -> list[str]:
+    out: list[str] = []
+    for mono, _ in shape.terms:
+        for atom in mono:
+            if isinstance(atom, str):
+                out.append(atom)
+            else:
+                parts = (atom.num, atom.den) if isinstance(atom, FloorDiv) else (atom.a, atom.b)
+                out += [s for p in parts for s in ordered_symbols(p)]
+    return out
+
+
+def did_you_mean(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.75)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def dims_text(n: int) -> str:
@@ -218,7 +236,11 @@ class _KernelChecker:
                 raise error(f"output '{o.name}' is never assigned", o.pos)
         intermediates = tuple(d for name, d in self.decls.items()
                               if name not in {p.name for p in k.params} | {o.name for o in outputs})
-        symbols = tuple(self.symbols)
+        # in order of first appearance in the declared dims as the IR (and its printout) has
+        # them, so that a printed and re-parsed kernel lists its symbols in the same order
+        order = [s for d in (*params, *outputs) if isinstance(d, ir.TensorDecl)
+                 for shape in d.dims for s in ordered_symbols(shape)]
+        symbols = tuple(dict.fromkeys(order + list(self.symbols)))
         return ir.Kernel(k.name, tuple(params), tuple(outputs), intermediates, tuple(body),
                          symbols, tuple(self.checks), k.pos)
 
@@ -283,7 +305,8 @@ class _KernelChecker:
         lhs: list[_Var] = []
         for node in s.indices or []:
             if not isinstance(node, ast.Name):
-                raise error("a left-hand-side index must be a plain index variable", node.pos)
+                raise error("a left-hand-side index must be a plain index variable, not an "
+                            "expression", start(node))
             if node.id in scope:
                 raise error(f"index '{node.id}' appears twice on the left-hand side", node.pos)
             self.check_index_name(node.id, node.pos)
@@ -402,7 +425,9 @@ class _KernelChecker:
                         f"{n}[{', '.join('ijklmn'[:decl.rank])}]", node.pos)
         if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
             raise error(f"'{n}' is {builtin_kind(n)}; call it as {n}(...)", node.pos)
-        raise error(f"unknown name '{n}'", node.pos)
+        hint = did_you_mean(n, [*self.names, *scope, *LITERAL_NAMES])
+        raise error(f"unknown name '{n}'" + (hint or f"; it is not a parameter, shape symbol, "
+                    f"index variable or tensor of kernel '{self.kdef.name}'"), node.pos)
 
     def require_defined(self, n: str, pos: SourcePos) -> None:
         if n in self.targets and n not in self.assigned:
@@ -430,7 +455,10 @@ class _KernelChecker:
             if n in FUNCTIONS or n in REDUCTIONS or n in DTYPES:
                 raise error(f"'{n}' is {builtin_kind(n)}; call it with (...), not [...]",
                             node.pos)
-            raise error(f"unknown tensor '{n}'", node.pos)
+            hint = did_you_mean(n, [t for t, d in self.decls.items()
+                                    if isinstance(d, ir.TensorDecl)] + list(self.targets))
+            raise error(f"unknown tensor '{n}'" + (hint or f"; it is not a parameter or output "
+                        f"of kernel '{self.kdef.name}', nor assigned in it"), node.pos)
         if decl.rank == 0:
             raise error(f"'{n}' is a scalar and cannot be indexed", node.pos)
         if len(node.args) != decl.rank:
@@ -507,7 +535,8 @@ class _KernelChecker:
             decl = self.decls.get(n)
             if isinstance(decl, ir.TensorDecl):
                 raise error(f"'{n}' is a tensor; index it with [...], not (...)", node.pos)
-            raise error(f"unknown function '{n}'", node.pos)
+            raise error(f"unknown function '{n}'" + did_you_mean(
+                n, [*FUNCTIONS, *DTYPES, *REDUCTIONS]), node.pos)
         op = FUNCTIONS[n]
         arity = OPS[op].arity
         if nargs != arity:
@@ -613,7 +642,8 @@ class _KernelChecker:
                 var = by_uid[u]
                 var.extent = extent
                 self.require_positive(extent, f"the inferred range of index '{var.name}' is "
-                                      f"{extent}", var.pos)
+                                      f"{extent} (the largest that keeps every access using "
+                                      f"it in bounds)", var.pos)
                 progress = True
         for var in st.vars:
             if var.extent is None and not var.reduced:

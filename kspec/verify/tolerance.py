@@ -1,10 +1,11 @@
 """How close a backend's output must be to the float64 reference.
 
 Per output dtype: |got - want| <= atol + rtol * (|want| + MAG * magnitude) elementwise, with
-rtol a few units of the dtype's rounding. `magnitude` is the reference evaluated on the absolute
-values of the inputs: for sums of products it is the sum of |terms|, which bounds the rounding a
-long reduction may legitimately accumulate (a conv2d over 137k terms), while an output of
-near-zero values produced from near-zero terms keeps a near-zero tolerance. atol is a tiny
+rtol a few units of the dtype's rounding. `magnitude` is the size of the terms behind each value
+(kspec/verify/magnitude.py): for a sum of products it is the sum of |terms|, which bounds the
+rounding a long reduction may legitimately accumulate (a conv2d over 137k terms, attention's
+probabilities times values), while an output of near-zero values produced from near-zero terms
+keeps a near-zero tolerance. atol is a tiny
 floor relative to the output's largest value. NaN where the reference is finite always fails."""
 from __future__ import annotations
 
@@ -29,13 +30,15 @@ class Comparison:
     detail: str = ""
 
 
-def magnitude(kernel, args: list) -> tuple[torch.Tensor, ...]:
-    """The reference on |inputs| (float tensors only): the size of the terms behind each value."""
-    abs_args = [a.abs() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
-                for a in args]
-    out = kernel.reference(*abs_args)
-    out = out if isinstance(out, tuple) else (out,)
-    return tuple(torch.nan_to_num(o.double().abs(), nan=0.0, posinf=0.0) for o in out)
+def magnitude(kernel, args: list) -> tuple[torch.Tensor | None, ...]:
+    """Per output (None for integer ones): the magnitude of the terms behind each value
+    (kspec/verify/magnitude.py)."""
+    from ..api import bind
+    from .magnitude import magnitudes
+
+    b = bind(kernel.ir, tuple(args), {}, strict_dtypes=False)
+    mags = magnitudes(kernel.ir, b.tensors, b.scalars, b.env)
+    return tuple(mags.get(o.name) for o in kernel.ir.outputs)
 
 
 def compare(got: torch.Tensor, want: torch.Tensor, dtype: DType,

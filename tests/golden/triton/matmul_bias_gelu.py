@@ -5,9 +5,16 @@
 #
 # launch(a, b, bias, M, K, N) takes the inputs in signature order, then the shape
 # symbols, and returns the outputs in declared order. kspec's launcher checks shapes first.
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
 
 
 @triton.jit
@@ -106,9 +113,10 @@ def launch(a, b, bias, M, K, N, schedule=None):
     c = torch.empty(((M), (N)), dtype=torch.float16, device=device)
     # launch 0: contraction -> c
     BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-    BLOCK_N = schedule.get('0.BLOCK_N', 128 if device.type == 'cuda' else 32)
+    BLOCK_N = schedule.get('0.BLOCK_N', (256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= 2 * _multiprocessors(device) else 128) if device.type == 'cuda' else 32)
     BLOCK_K = schedule.get('0.BLOCK_K', 64 if device.type == 'cuda' else 32)
     STAGES = schedule.get('0.STAGES', 3 if device.type == 'cuda' else 1)
+    WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
-    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, num_warps=8 if device.type == 'cuda' else 4)
+    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, num_warps=WARPS)
     return c

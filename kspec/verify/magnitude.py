@@ -1,0 +1,79 @@
+"""The magnitude of the terms behind each output value: the scale its rounding error lives on.
+
+A kernel is rewritten so that, next to every statement `t = e`, a statement `t__mag = |e|_terms`
+computes how large the terms were that produced each value: sums and products of magnitudes
+through + - * / and reductions, the actual |value| through every other function. Softmax
+probabilities stay the real probabilities; a dot product's magnitude is the sum of |a_k b_k|.
+The rewritten kernel runs through the ordinary float64 reference.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .. import ir
+from ..dtypes import DType
+from .reference import evaluate
+
+F64 = DType.f64
+
+
+def _abs(e: ir.Expr) -> ir.Expr:
+    if e.dtype == DType.bool:
+        return ir.Cast(e, F64)
+    return ir.Op("abs", (ir.Cast(e, F64) if e.dtype != F64 else e,), F64)
+
+
+class _Rewriter:
+    def __init__(self, inputs: set[str]):
+        self.inputs = inputs
+
+    def mag(self, e: ir.Expr) -> ir.Expr:
+        if not e.dtype.is_float:
+            return _abs(e)
+        if isinstance(e, ir.Load) and e.tensor not in self.inputs:
+            return ir.Load(e.tensor + "__mag", e.index, F64)
+        if isinstance(e, ir.ScalarRef) and e.name not in self.inputs:
+            return ir.ScalarRef(e.name + "__mag", F64)
+        if isinstance(e, ir.Cast):
+            return self.mag(e.arg)
+        if isinstance(e, ir.Reduce) and e.op in ("sum", "mean", "max", "min"):
+            op = e.op if e.op in ("sum", "mean") else "max"
+            return ir.Reduce(op, e.vars, self.mag(e.body), F64)
+        if isinstance(e, ir.Op):
+            a = e.args
+            if e.op in ("add", "sub"):
+                return ir.Op("add", (self.mag(a[0]), self.mag(a[1])), F64)
+            if e.op == "mul":
+                return ir.Op("mul", (self.mag(a[0]), self.mag(a[1])), F64)
+            if e.op == "div":
+                return ir.Op("div", (self.mag(a[0]), _abs(a[1])), F64)
+            if e.op == "neg":
+                return self.mag(a[0])
+            if e.op == "where":
+                return ir.Op("where", (a[0], self.mag(a[1]), self.mag(a[2])), F64)
+        return _abs(e)
+
+
+def magnitude_kernel(kernel: ir.Kernel) -> ir.Kernel:
+    """The kernel with a `__mag` twin after every statement; outputs are the float outputs'
+    magnitudes."""
+    inputs = {p.name for p in kernel.params}
+    rw = _Rewriter(inputs)
+    body: list[ir.Assign] = []
+    for stmt in kernel.body:
+        body.append(stmt)
+        if stmt.value.dtype.is_float:
+            body.append(dataclasses.replace(stmt, target=stmt.target + "__mag",
+                                            value=rw.mag(stmt.value)))
+    outputs = tuple(ir.TensorDecl(o.name + "__mag", F64, o.dims) for o in kernel.outputs
+                    if o.dtype.is_float)
+    return dataclasses.replace(kernel, outputs=outputs, body=tuple(body))
+
+
+def magnitudes(kernel: ir.Kernel, tensors, scalars, env) -> dict[str, torch.Tensor]:
+    """{output name: magnitude tensor} for the float outputs."""
+    out = evaluate(magnitude_kernel(kernel), tensors, scalars, env)
+    return {name[:-len("__mag")]: torch.nan_to_num(t, nan=0.0, posinf=0.0)
+            for name, t in out.items()}
