@@ -195,6 +195,9 @@ class _LaunchWriter:
         host = self.ctx.host
         host.append(f"# launch {self.n}: {self.launch.pattern} -> "
                     f"{', '.join(s.target for s in self.launch.statements)}")
+        if "WARPS" not in schedule:  # every launch's warp count is part of its schedule
+            schedule = {**schedule, "WARPS": warps}
+            warps = "WARPS"
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
