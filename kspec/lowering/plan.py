@@ -49,16 +49,35 @@ class Launch:
 
 @dataclass(frozen=True)
 class Contraction:
-    """acc[batch.., i, j] = sum(a * b for k); the statement's value with the Reduce replaced
-    by the accumulator is the epilogue."""
+    """acc[batch.., I.., J..] = sum(a * b for K..): a GEMM whose rows are the indices of `a`
+    alone (I), columns those of `b` alone (J), depth the reduced ones (K), each flattened; the
+    statement's value with the Reduce replaced by the accumulator is the epilogue. A
+    convolution is one: rows (n, p, q), columns o, depth (c, r, s), `a` read at p + r."""
 
     reduce: ir.Reduce
     a: ir.Expr
     b: ir.Expr
     batch: tuple[ir.IndexVar, ...]
-    i: ir.IndexVar
-    j: ir.IndexVar
-    k: ir.IndexVar
+    iv: tuple[ir.IndexVar, ...]
+    jv: tuple[ir.IndexVar, ...]
+    kv: tuple[ir.IndexVar, ...]
+
+    # single-index views, for patterns (attention) that need exactly one of each
+    @property
+    def i(self) -> ir.IndexVar:
+        return self.iv[0]
+
+    @property
+    def j(self) -> ir.IndexVar:
+        return self.jv[0]
+
+    @property
+    def k(self) -> ir.IndexVar:
+        return self.kv[0]
+
+    @property
+    def simple(self) -> bool:
+        return len(self.iv) == len(self.jv) == len(self.kv) == 1
 
 
 @dataclass(frozen=True)
@@ -202,31 +221,32 @@ def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str], n_outer: int
 
 # --- contractions -----------------------------------------------------------------------------
 def match_contraction(stmt: ir.Assign) -> Contraction | None:
-    """One sum over one index k of a product of two factors, the first over (.., i, k) and the
-    second over (.., k, j), where i and j are the statement's last two indices."""
+    """One sum of a product of two factors, where each factor has output indices of its own:
+    the first factor's become GEMM rows, the second's columns, shared ones the batch. The
+    factor whose own indices come first in the statement is `a`."""
     reds = reduces_of(stmt.value)
     if len(reds) != 1 or len(stmt.index) < 2:
         return None
     r = reds[0]
-    if r.op != "sum" or len(r.vars) != 1 or not isinstance(r.body, ir.Op) or r.body.op != "mul":
+    if r.op != "sum" or not isinstance(r.body, ir.Op) or r.body.op != "mul":
         return None
-    k = r.vars[0]
-    *batch, i, j = stmt.index
+    if not r.body.dtype.is_float or ir.free_vars(r) != set(stmt.index):
+        return None
+    kv = set(r.vars)
     fa, fb = r.body.args
-    va, vb = ir.free_vars(fa), ir.free_vars(fb)
-    if j in va or i in vb:
-        fa, fb, va, vb = fb, fa, vb, va
-    if not ({i, k} <= va <= {i, k, *batch}) or not ({k, j} <= vb <= {k, j, *batch}):
+    va, vb = ir.free_vars(fa) - kv, ir.free_vars(fb) - kv
+    batch = va & vb
+    ia, jb = va - batch, vb - batch
+    if not ia or not jb or has_reduce(fa) or has_reduce(fb):
         return None
-    if not (_plain_loads(fa) and _plain_loads(fb)):
+    if not kv <= ir.free_vars(fa) | ir.free_vars(fb):
         return None
-    return Contraction(r, fa, fb, tuple(batch), i, j, k)
-
-
-def _plain_loads(e: ir.Expr) -> bool:
-    """Operands whose every load is indexed by bare variables (tiles load with strides)."""
-    return all(all(a.bare is not None for a in n.index) for n in ir.walk(e)
-               if isinstance(n, ir.Load)) and not has_reduce(e)
+    order = list(stmt.index)
+    if min(order.index(v) for v in jb) < min(order.index(v) for v in ia):
+        fa, fb, ia, jb = fb, fa, jb, ia
+    by_position = lambda vs: tuple(v for v in order if v in vs)  # noqa: E731
+    return Contraction(r, fa, fb, by_position(batch), by_position(ia), by_position(jb),
+                       tuple(r.vars))
 
 
 # --- attention --------------------------------------------------------------------------------
@@ -279,6 +299,8 @@ def _match_attention(program: Program, launches: list[Launch], n: int) -> Attent
             and _exp_of_diff(l_val.body, s_name, m_stmt.target)):
         return None
     sc, oc = a.contraction, c.contraction
+    if not (sc.simple and oc.simple):
+        return None
     if not _exp_of_diff(oc.a, s_name, m_stmt.target) or s_name in _reads(oc.b):
         return None
     # S, m, l are read nowhere else

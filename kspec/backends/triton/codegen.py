@@ -100,6 +100,12 @@ def _product(shapes: list[Shape]) -> Shape:
     return out
 
 
+def _extent_code(vars_) -> str:
+    """The flattened size of several indices, as a product of their extents (not expanded)."""
+    codes = [shape_code(v.extent) for v in vars_]
+    return codes[0] if len(codes) == 1 else "(" + " * ".join(codes) + ")"
+
+
 _IDENTITY = {"sum": "0", "mean": "0", "prod": "1"}
 
 _TRITON_SIG = {DType.bool: "i1", DType.u8: "u8", DType.i8: "i8", DType.i16: "i16",
@@ -114,7 +120,7 @@ _SAMPLES: dict[str, dict[str, object]] = {
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
                     "PRECISION": "ieee", "INTERPRETED": False},
     "attention": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64,
-                  "PRECISION": "ieee", "INTERPRETED": False},
+                  "PRECISION": "ieee", "INTERPRETED": False, "EVEN_N": False},
 }
 
 
@@ -423,7 +429,7 @@ class _LaunchWriter:
         em = self.em
         batch = list(c.batch)
         self.lines.append("pid = tl.program_id(0)")
-        m, n, k = (shape_code(v.extent) for v in (c.i, c.j, c.k))
+        m, n, k = (_extent_code(vs) for vs in (c.iv, c.jv, c.kv))
         batch_total = shape_code(_product([v.extent for v in batch]))
         self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
         self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
@@ -435,6 +441,9 @@ class _LaunchWriter:
         self.lines.append("pid_n = (pid % (GROUP_M * blocks_n)) // size_m")
         self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
         self.lines.append("offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]")
+        # several row (column, depth) indices are one flattened GEMM dim, split back here
+        rows = self.split_flat("offs_m", c.iv, "")
+        cols = self.split_flat("offs_n", c.jv, "")
         if batch:
             self.lines.append("offs_b = tl.program_id(1)")
             codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
@@ -448,9 +457,11 @@ class _LaunchWriter:
         self.lines.append("    offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
         operand = self.operand_dtype(c)
         em.raw_loads = operand is not None
-        em.var_code[c.i], em.var_code[c.k] = "offs_m", "offs_ka"
+        em.var_code.update(rows)
+        em.var_code.update(self.split_flat("offs_ka", c.kv, "    "))
         a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
-        em.var_code[c.k], em.var_code[c.j] = "offs_kb", "offs_n"
+        em.var_code.update(self.split_flat("offs_kb", c.kv, "    "))
+        em.var_code.update(cols)
         b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
         em.raw_loads = False
         precision = "" if operand is not None and operand != "tl.float32" else \
@@ -458,18 +469,20 @@ class _LaunchWriter:
         a, b = self.dot_operands(a, b, operand, "    ")
         self.lines.append(f"    acc = tl.dot({a}, {b}, acc{precision})")
         em.replace[id(c.reduce)] = "acc"
-        em.var_code[c.i], em.var_code[c.j] = "offs_m", "offs_n"
+        em.var_code.update(rows)
+        em.var_code.update(cols)
         mask = f"(offs_m < {m}) & (offs_n < {n})"
         value = em.expr(stmt.value, scope, mask)
         codes = [em.var_code[v] for v in stmt.index]
         self.store(stmt.target, codes, value, mask)
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED"]
         self.emit_launch(
-            # 128x256 tiles reached 0.96 of cuBLAS at 8192^3 f16 on an H200 (bench/NOTES.md);
-            # smaller problems keep 128x128 so that every multiprocessor gets two tiles or more
+            # 128x256 tiles reached 0.96 of cuBLAS at 8192^3 f16 on an H200, and were the best
+            # at 1024x8192x8192 too (bench/NOTES.md); grids smaller than one wave of 128x256
+            # tiles keep 128x128
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
              "BLOCK_N": f"(256 if triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total} "
-                        f">= 2 * _multiprocessors(device) else 128) if device.type == 'cuda' "
+                        f">= _multiprocessors(device) else 128) if device.type == 'cuda' "
                         f"else 32",
              "BLOCK_K": "64 if device.type == 'cuda' else 32",
              "STAGES": "3 if device.type == 'cuda' else 1",
@@ -479,6 +492,17 @@ class _LaunchWriter:
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
              "num_stages": "STAGES"}, "WARPS")
+
+    def split_flat(self, offs: str, vars_: tuple[ir.IndexVar, ...], indent: str
+                   ) -> dict[ir.IndexVar, str]:
+        """Codes for the variables of a flattened (row-major) tile dimension."""
+        if len(vars_) == 1:
+            return {vars_[0]: offs}
+        saved, self.lines = self.lines, []
+        codes = self.decompose(offs, list(vars_), [f"{offs}_{v.name}" for v in vars_])
+        saved += [indent + line for line in self.lines]
+        self.lines = saved
+        return dict(zip(vars_, codes))
 
     def operand_dtype(self, c) -> str | None:
         """The dtype tl.dot gets: both operands' storage dtype when they agree on a tensor-core
@@ -550,12 +574,16 @@ class _LaunchWriter:
         em.replace[id(sc.reduce)] = "qk"
         em.var_code[sc.i], em.var_code[sc.j] = "offs_m", "offs_n"
         score = em.expr(att.scores_stmt.value, loop, f"(offs_m < {qlen}) & (offs_n < {klen})")
-        self.lines.append(f"    s_blk = tl.where(offs_n < {klen}, {score}, float('-inf'))")
+        # scores in base 2 (exp(x) = exp2(x * log2 e)): the row statistics never leave the
+        # kernel, so only p and the rescaling factor see the change of base
+        self.lines.append(f"    s_blk = ({score}) * 1.4426950408889634")
+        self.lines.append("    if not EVEN_N:")
+        self.lines.append(f"        s_blk = tl.where(offs_n < {klen}, s_blk, float('-inf'))")
         self.lines.append("    m_new = tl.maximum(m_i, tl.reduce(s_blk, 1, _max, keep_dims=True))")
         # rows with no finite score yet subtract 0, not -inf (exp(-inf - -inf) would be NaN)
         self.lines.append("    m_safe = tl.where(m_new == float('-inf'), 0.0, m_new)")
-        self.lines.append("    alpha = tl.exp(m_i - m_safe)")
-        self.lines.append("    p = tl.exp(s_blk - m_safe)")
+        self.lines.append("    alpha = tl.exp2(m_i - m_safe)")
+        self.lines.append("    p = tl.exp2(s_blk - m_safe)")
         self.lines.append("    l_i = l_i * alpha + tl.reduce(p, 1, _add, keep_dims=True)")
         # p is computed in f32 and joins v on the tensor cores in v's storage dtype
         operand_v = TL_DTYPE[oc.b.dtype] if isinstance(oc.b, ir.Load) and oc.b.dtype in (
@@ -578,20 +606,25 @@ class _LaunchWriter:
         mask = f"(offs_m < {qlen}) & (offs_dv < {dv})"
         value = em.expr(att.out_stmt.value, top, mask)
         self.store(att.out_stmt.target, [em.var_code[x] for x in out_index], value, mask)
-        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "PRECISION", "INTERPRETED"]
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "PRECISION", "INTERPRETED",
+                           "EVEN_N"]
         batch_total = shape_code(_product([x.extent for x in sc.batch]))
         cuda = "device.type == 'cuda'"
         self.emit_launch(
-            {"BLOCK_M": f"128 if {cuda} else 16", "BLOCK_N": f"64 if {cuda} else 16",
-             "BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
+            # measured on an H200 at 16x16x2048 f16 (bench/NOTES.md): 128x64 with 8 warps for
+            # head dim 64, 64x64 with 4 warps for 128
+            {"BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
              "BLOCK_DV": f"max(16, triton.next_power_of_2({dv}))",
-             "STAGES": f"3 if {cuda} else 1",
-             "WARPS": f"(8 if BLOCK_D > 64 else 4) if {cuda} else 4",
+             "BLOCK_M": f"(128 if BLOCK_D <= 64 else 64) if {cuda} else 16",
+             "BLOCK_N": f"64 if {cuda} else 16",
+             "STAGES": f"(4 if BLOCK_D <= 64 else 3) if {cuda} else 1",
+             "WARPS": f"(8 if BLOCK_D <= 64 else 4) if {cuda} else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
              "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",
-             "INTERPRETED": "device.type != 'cuda'", "num_stages": "STAGES"}, "WARPS")
+             "INTERPRETED": "device.type != 'cuda'", "EVEN_N": f"{klen} % BLOCK_N == 0",
+             "num_stages": "STAGES"}, "WARPS")
 
     # --- split reduction to a scalar ---------------------------------------------------------
     def write_split(self) -> None:

@@ -113,7 +113,7 @@ def launch(a, b, bias, M, K, N, schedule=None):
     c = torch.empty(((M), (N)), dtype=torch.float16, device=device)
     # launch 0: contraction -> c
     BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-    BLOCK_N = schedule.get('0.BLOCK_N', (256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= 2 * _multiprocessors(device) else 128) if device.type == 'cuda' else 32)
+    BLOCK_N = schedule.get('0.BLOCK_N', (256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= _multiprocessors(device) else 128) if device.type == 'cuda' else 32)
     BLOCK_K = schedule.get('0.BLOCK_K', 64 if device.type == 'cuda' else 32)
     STAGES = schedule.get('0.STAGES', 3 if device.type == 'cuda' else 1)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
