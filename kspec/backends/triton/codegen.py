@@ -611,14 +611,14 @@ class _LaunchWriter:
         batch_total = shape_code(_product([x.extent for x in sc.batch]))
         cuda = "device.type == 'cuda'"
         self.emit_launch(
-            # measured on an H200 at 16x16x2048 f16 (bench/NOTES.md): 128x64 with 8 warps for
-            # head dim 64, 64x64 with 4 warps for 128
+            # the best of a sweep on an H200 at 16x16x2048 f16, head dims 64 and 128
+            # (bench/NOTES.md): 128x64 tiles, 8 warps, 3 stages
             {"BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
              "BLOCK_DV": f"max(16, triton.next_power_of_2({dv}))",
-             "BLOCK_M": f"(128 if BLOCK_D <= 64 else 64) if {cuda} else 16",
+             "BLOCK_M": f"128 if {cuda} else 16",
              "BLOCK_N": f"64 if {cuda} else 16",
-             "STAGES": f"(4 if BLOCK_D <= 64 else 3) if {cuda} else 1",
-             "WARPS": f"(8 if BLOCK_D <= 64 else 4) if {cuda} else 4",
+             "STAGES": f"3 if {cuda} else 1",
+             "WARPS": f"8 if {cuda} else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
