@@ -283,6 +283,8 @@ def _unexpected_token(e: lark.UnexpectedToken, source: str, display: str, file: 
         offset = len(source)
     else:
         line, col, offset = tok.line, tok.column, tok.start_pos
+        # a line end "\r\n" is lexed as an ignored "\r" and a newline the excerpt does not show
+        col = min(col, len(display.split("\n")[line - 1]) + 1)
     message = _bracket_hint(tok, source, offset, expected)
     if message is None and tok.type in ("CMP", "LT") and not expected & {"CMP", "LT"} \
             and "PLUS" in expected:
