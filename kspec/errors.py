@@ -17,7 +17,7 @@ class SourcePos:
         return f"{self.file}:{self.line}:{self.col}"
 
     def excerpt(self) -> str:
-        lines = self.source.splitlines()
+        lines = self.source.split("\n")  # not splitlines(): a form feed is not a line end here
         if not 1 <= self.line <= len(lines):
             return ""
         text = lines[self.line - 1].expandtabs(1)

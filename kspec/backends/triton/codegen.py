@@ -367,7 +367,7 @@ class _LaunchWriter:
         self.constexprs = ["BLOCK_P", "BLOCK_I"]
         self.emit_launch(
             {"BLOCK_I": f"min(triton.next_power_of_2({n_inner}), 1024)",
-             "BLOCK_P": f"min(triton.next_power_of_2({total_p}), max(1, 2048 // BLOCK_I))"},
+             "BLOCK_P": f"min(triton.next_power_of_2({total_p}), max(1, 1024 // BLOCK_I))"},
             f"triton.cdiv({total_p}, BLOCK_P) * triton.cdiv({n_inner}, BLOCK_I)",
             {"BLOCK_P": "BLOCK_P", "BLOCK_I": "BLOCK_I"}, "4")
 
@@ -388,7 +388,9 @@ class _LaunchWriter:
         self.emit_launch(
             {"BLOCK_R": f"min(triton.next_power_of_2({n}), 8192)",
              "BLOCK_P": f"min(triton.next_power_of_2({total}), max(1, 2048 // BLOCK_R))",
-             "WARPS": "4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P <= 4096 else 16)"},
+             # an H200 sweep at 16384x4096 f32 (bench/NOTES.md) favoured 16 warps for 4096-wide
+             # rows in softmax and log_softmax, and 8 or 16 alike for row sums
+             "WARPS": "4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P < 4096 else 16)"},
             f"triton.cdiv({total}, BLOCK_P)",
             {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R", "SINGLE": f"{n} <= BLOCK_R"}, "WARPS")
 
