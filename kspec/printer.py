@@ -63,7 +63,8 @@ def _affine(a: ir.Affine) -> str:
         return " ".join(parts)
     if off.is_const:
         return " ".join(parts) + (f" - {-off.value}" if off.value < 0 else f" + {off.value}")
-    return " ".join(parts) + f" + ({off})"
+    text = str(off)
+    return " ".join(parts) + (f" + {text}" if text.isidentifier() else f" + ({text})")
 
 
 _ATOM = 10

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from .. import ir
-from ..dtypes import DTYPES, Category, DType, Level, accumulator, float_of, promote
+from ..dtypes import DTYPES, DType, Level, accumulator, float_of, promote
 from ..errors import KspecSemanticError, SourcePos
 from ..ops import BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape

@@ -1,7 +1,6 @@
 """Lowering plan -> one Triton module per kernel: @triton.jit functions and a host `launch`."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch, Plan, plan_kernel
 from ...shapes import Shape
-from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, literal, shape_code
+from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
                           keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
@@ -558,9 +557,9 @@ class _LaunchWriter:
         em.var_code[sc.i], em.var_code[sc.k] = "offs_m", "offs_dk"
         q = em.expr(sc.a, top, f"(offs_m < {qlen}) & (offs_dk < {dk})")
         em.raw_loads = False
-        self.lines.append(f"m_i = tl.full([BLOCK_M, 1], float('-inf'), tl.float32)")
-        self.lines.append(f"l_i = tl.full([BLOCK_M, 1], 0.0, tl.float32)")
-        self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_DV], 0.0, tl.float32)")
+        self.lines.append("m_i = tl.full([BLOCK_M, 1], float('-inf'), tl.float32)")
+        self.lines.append("l_i = tl.full([BLOCK_M, 1], 0.0, tl.float32)")
+        self.lines.append("acc = tl.full([BLOCK_M, BLOCK_DV], 0.0, tl.float32)")
         self.lines.append(f"for j0 in range(0, {klen}, BLOCK_N):")
         loop = Scope(self.lines, "    ")
         self.lines.append("    offs_n = j0 + tl.arange(0, BLOCK_N)[None, :]")
