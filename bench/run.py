@@ -219,10 +219,7 @@ def plan_impls(w: Any, args: argparse.Namespace, case: Case, kernel: Any,
         if b == "torch":
             impls.append((row, lambda: w.eager))
         elif kernel is not None and case.reference is not None:
-            # the C++ backends' default lowering is one launch per source statement; the
-            # normalized one (shared with Triton's plan) avoids recomputing row reductions
-            options = {"lowering": "normalized"} if b in ("cuda", "hip") else {}
-            impls.append((row, lambda b=b, o=options: kernel.build(b, **o)))
+            impls.append((row, lambda b=b: kernel.build(b)))
         else:
             impls.append(({**row, "status": "no-spec", "detail": why}, None))
     return impls

@@ -2,7 +2,7 @@
 compiled by nvcc (or NVRTC) to a cubin and launched through the CUDA driver API.
 
     BACKEND.source(kernel_ir, arch=None)            -> .cu text
-    BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc", lowering="generic"|"normalized")
+    BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc", lowering="plan"|"generic"|"normalized")
                                                     -> launcher(*args, **kwargs)
     BACKEND.compile_asm(kernel_ir, arch="sm_90")    -> {file name: text}: source, PTX, SASS,
                                                        and the register/smem/spill report
@@ -39,13 +39,13 @@ class CudaBackend:
     name = "cuda"
     dialect = CUDA
 
-    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "generic",
+    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "plan",
                **options: Any) -> str:
         _options(kernel, options, ("arch", "compiler", "lowering"))
         return render_plan(plan_for(kernel, CUDA, arch, lowering), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                ptx: bool = False, compiler: str = "nvcc", lowering: str = "generic"
+                ptx: bool = False, compiler: str = "nvcc", lowering: str = "plan"
                 ) -> Compiled:
         """Compile without a GPU: the cubin, PTX when asked, and ptxas's report."""
         src = self.source(kernel, arch, lowering)
@@ -56,13 +56,13 @@ class CudaBackend:
         return toolchain.compile_nvcc(src, arch, ptx=ptx)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, compiler: str = "nvcc",
-              lowering: str = "generic", **options: Any) -> Callable:
+              lowering: str = "plan", **options: Any) -> Callable:
         _options(kernel, options, ())
         launcher.require()   # BackendUnavailable, with the reason, before any compile
         arch = arch or device_arch()
         plan = plan_for(kernel, CUDA, arch, lowering)
         compiled = self.compile(kernel, arch, compiler=compiler, lowering=lowering)
-        runtime = launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
+        runtime = launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}")
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:

@@ -68,7 +68,9 @@ class Dialect:
 def lane_count(vendor: str, arch: str | None) -> int:
     """Lanes per warp or wavefront. NVIDIA: always 32. AMD: 64 on GCN/CDNA (gfx9xx: MI100,
     MI200, MI300), 32 on RDNA (gfx10xx, gfx11xx, gfx12xx), which compile in wave32 by default.
-    The HIP source run on NVIDIA (arch sm_*) has 32."""
+    The HIP source run on NVIDIA (arch sm_*) has 32. The CPU emulation (tests) has 1."""
+    if vendor == "cpu":
+        return 1
     if arch is None:
         return 32 if vendor == "cuda" else 64
     if arch.startswith("sm_") or arch.startswith("compute_"):

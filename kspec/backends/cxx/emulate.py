@@ -31,7 +31,8 @@ CPU = replace(
     half_to_float="kspec_half_to_float({x})", float_to_half="kspec_float_to_half({x})",
     bf16_to_float="kspec_bf16_to_float({x})", float_to_bf16="kspec_float_to_bf16({x})",
     shfl_xor="{x}", launch_bounds="", kernel_decl='extern "C" void', device_fn="static inline",
-    thread_id="0", block_id="0", block_dim="1", grid_dim="1")
+    thread_id="0", block_id="0", block_dim="1", grid_dim="1", shared="static",
+    sync_threads="(void)0")
 
 
 def emulation_header() -> str:
@@ -44,8 +45,8 @@ def compiler() -> str | None:
     return which("g++") or which("clang++")
 
 
-def source(kernel: ir.Kernel, dialect: Dialect = CPU) -> str:
-    return render_plan(plan_for(kernel, dialect))
+def source(kernel: ir.Kernel, dialect: Dialect = CPU, lowering: str = "plan") -> str:
+    return render_plan(plan_for(kernel, dialect, lowering=lowering))
 
 
 class CpuRuntime:
@@ -56,8 +57,10 @@ class CpuRuntime:
         getattr(self.lib, function)(*params)
 
 
-def build(kernel: ir.Kernel, lowering: str = "generic") -> PlanLauncher:
-    """A launcher running the kernel's generated C++ on CPU tensors."""
+def build(kernel: ir.Kernel, lowering: str = "plan", schedule: dict | None = None
+          ) -> PlanLauncher:
+    """A launcher running the kernel's generated C++ on CPU tensors. `schedule` forces launch
+    choices of the plan lowering: {"rows": "loop"} (no register cache), {"vector": False}."""
     cxx = compiler()
     if cxx is None:
         raise BackendUnavailable("no host C++ compiler (g++ or clang++) for the CPU emulation")
@@ -79,4 +82,4 @@ def build(kernel: ir.Kernel, lowering: str = "generic") -> PlanLauncher:
 
     cached_compile("emulate", key, ["kernel.so"], produce)
     library = cache.entry_dir("emulate", key) / "kernel.so"
-    return PlanLauncher(plan, CpuRuntime(library), "cpu", "cpu-emulation")
+    return PlanLauncher(plan, CpuRuntime(library), "cpu", "cpu-emulation", schedule)

@@ -26,6 +26,11 @@ from .loops import Buffer, StatementRenderer
 from .names import Namer, reserved_for
 
 THREADS = 256   # threads per block of every generic kernel
+MAX_BLOCKS = 65535 * 8   # grid-stride loops cover anything larger
+
+
+def grid_size(n: int, threads: int) -> int:
+    return max(1, min((n + threads - 1) // threads, MAX_BLOCKS))
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,23 @@ class Unit:
     index_lines: tuple[str, ...]    # linear index -> index variables
     body_lines: tuple[str, ...]     # reductions, at the body's indentation
     store: str                      # the final assignment
+    template: str = "generic_kernel.j2"
 
     def size(self, env: dict[str, int]) -> int:
         return math.prod(e.evaluate(env) for e in self.extents)
+
+    # The launch interface every unit kind implements (see launch.PlanLauncher).
+    def functions(self) -> list[str]:
+        return [self.name]
+
+    def scratch(self, env: dict[str, int]) -> dict:
+        return {}
+
+    def launches(self, env: dict[str, int], buffers: dict, info) -> list:
+        n = self.size(env)
+        if n == 0:
+            return []
+        return [(self.name, grid_size(n, THREADS), THREADS, {})]
 
 
 @dataclass(frozen=True)
@@ -136,11 +155,28 @@ def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[
 
     # Parameters: only what the kernel text uses, in a fixed order (see module.j2's header).
     text = "\n".join((*index_lines, *body, store, total))
+    args, param_lines = kernel_args(d, [(t, elements[t], t == stmt.target) for t in tensors],
+                                    pointers, strides, symbols, scalars, text)
+    target_text = stmt.target + (f"[{', '.join(v.name for v in stmt.index)}]"
+                                 if stmt.index else "")
+    return Unit(name=f"{kernel.name}_{k}_{stmt.target}",
+                statement=f"{target_text} = {format_expr(stmt.value)}",
+                target=stmt.target, args=args, param_lines=param_lines,
+                extents=tuple(v.extent for v in stmt.index), total=total,
+                index_lines=index_lines, body_lines=body, store=store)
+
+
+def kernel_args(d: Dialect, tensors: list[tuple[str, DType, bool]], pointers: dict[str, str],
+                strides: dict[str, tuple[str, ...]], symbols: dict[str, str],
+                scalars: dict[str, tuple[str, DType]], text: str,
+                extra: tuple[Arg, ...] = ()) -> tuple[tuple[Arg, ...], tuple[str, ...]]:
+    """A kernel's parameters, only those `text` uses, in the documented order: tensors (written
+    ones non-const) each with its strides, shape symbols, scalar parameters, then `extra`
+    (launch-time values). Returns the arguments and the parameter list, one group a line."""
     args: list[Arg] = []
-    prev_kind = ""
-    for t in tensors:
-        ctype = storage_ctype(elements[t], d)
-        qual = "" if t == stmt.target else "const "
+    for t, dtype, written in tensors:
+        ctype = storage_ctype(dtype, d)
+        qual = "" if written else "const "
         args.append(Arg("tensor", pointers[t], f"{qual}{ctype}* {d.restrict} {pointers[t]}",
                         ctype, t))
         for i, s in enumerate(strides[t]):
@@ -152,7 +188,9 @@ def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[
     for n, (name, dt) in scalars.items():
         if _uses(text, name):
             args.append(Arg("scalar", name, f"{compute_ctype(dt)} {name}", compute_ctype(dt), n))
+    args += [a for a in extra if _uses(text, a.name)]
     groups: list[list[str]] = []
+    prev_kind = ""
     for a in args:
         same = groups and (a.kind == "stride" or a.kind == prev_kind != "tensor")
         if same:
@@ -160,14 +198,7 @@ def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[
         else:
             groups.append([a.decl])
         prev_kind = a.kind
-    param_lines = tuple(", ".join(g) for g in groups)
-    target_text = stmt.target + (f"[{', '.join(v.name for v in stmt.index)}]"
-                                 if stmt.index else "")
-    return Unit(name=f"{kernel.name}_{k}_{stmt.target}",
-                statement=f"{target_text} = {format_expr(stmt.value)}",
-                target=stmt.target, args=tuple(args), param_lines=param_lines,
-                extents=tuple(v.extent for v in stmt.index), total=total,
-                index_lines=index_lines, body_lines=body, store=store)
+    return tuple(args), tuple(", ".join(g) for g in groups)
 
 
 def _index_lines(r: StatementRenderer, index: tuple[ir.IndexVar, ...],

@@ -7,7 +7,8 @@ of ctypes values on a stream: see `Runtime`.
 from __future__ import annotations
 
 import ctypes
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
 
 import torch
 
@@ -15,9 +16,7 @@ from ... import ir
 from ...api import Bound, bind
 from ...errors import KspecLaunchError
 from .ctype import CTYPES, TORCH_DTYPES, compute_ctype
-from .generic import GenericPlan, Unit
-
-MAX_BLOCKS = 65535 * 8   # grid-stride loops cover anything larger
+from .generic import MAX_BLOCKS, GenericPlan, Unit, grid_size  # noqa: F401
 
 
 class Runtime(Protocol):
@@ -25,8 +24,24 @@ class Runtime(Protocol):
                device: torch.device) -> None: ...
 
 
-def grid_size(n: int, threads: int) -> int:
-    return max(1, min((n + threads - 1) // threads, MAX_BLOCKS))
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a unit's launch choice may depend on besides the shapes."""
+
+    cpu: bool                        # the CPU emulation: grid = block = 1
+    multiprocessors: int = 1
+    schedule: Mapping[str, Any] = field(default_factory=dict)   # overrides, for tests
+
+
+_SMS: dict[Any, int] = {}
+
+
+def device_info(device: torch.device, schedule: Mapping[str, Any]) -> DeviceInfo:
+    if device.type == "cpu":
+        return DeviceInfo(True, 1, schedule)
+    if device not in _SMS:
+        _SMS[device] = torch.cuda.get_device_properties(device).multi_processor_count
+    return DeviceInfo(False, _SMS[device], schedule)
 
 
 def _device_of(kernel: ir.Kernel, b: Bound, device_type: str) -> torch.device:
@@ -46,8 +61,8 @@ def _device_of(kernel: ir.Kernel, b: Bound, device_type: str) -> torch.device:
     return torch.device(device_type, torch.cuda.current_device())
 
 
-def unit_params(unit: Unit, buffers: dict[str, torch.Tensor], b: Bound
-                ) -> list[ctypes._SimpleCData]:
+def unit_params(unit: Unit, buffers: dict[str, torch.Tensor], b: Bound,
+                extra: Mapping[str, int] | None = None) -> list[ctypes._SimpleCData]:
     """The ctypes values of one kernel's parameters, in its declared order."""
     values: list[ctypes._SimpleCData] = []
     for a in unit.args:
@@ -57,6 +72,8 @@ def unit_params(unit: Unit, buffers: dict[str, torch.Tensor], b: Bound
             values.append(ctypes.c_int64(buffers[a.ref].stride(a.dim)))
         elif a.kind == "symbol":
             values.append(ctypes.c_int64(b.env[a.ref]))
+        elif a.kind == "launch":    # a value the unit chose at launch (a split's part count)
+            values.append(ctypes.c_int64((extra or {})[a.ref]))
         else:
             values.append(CTYPES[a.ctype](b.scalars[a.ref]))
     return values
@@ -67,7 +84,8 @@ class PlanLauncher:
     output tensor, or a tuple of them in declared order."""
 
     def __init__(self, plan: GenericPlan, runtime: Runtime, device_type: str = "cuda",
-                 label: str = ""):
+                 label: str = "", schedule: Mapping[str, Any] | None = None):
+        self.schedule = dict(schedule or {})
         self.plan = plan
         self.kernel = plan.kernel
         self.runtime = runtime
@@ -85,12 +103,13 @@ class PlanLauncher:
             shape = tuple(d.evaluate(b.env) for d in t.dims)
             buffers[t.name] = torch.empty(shape, dtype=TORCH_DTYPES[compute_ctype(t.dtype)],
                                           device=device)
+        info = device_info(device, self.schedule)
         for unit in self.plan.units:
-            n = unit.size(b.env)
-            if n == 0:
-                continue
-            self.runtime.launch(unit.name, grid_size(n, self.plan.threads), self.plan.threads,
-                                unit_params(unit, buffers, b), device)
+            for name, (shape, ctype) in unit.scratch(b.env).items():
+                buffers[name] = torch.empty(shape, dtype=TORCH_DTYPES[ctype], device=device)
+            for function, grid, block, extra in unit.launches(b.env, buffers, info):
+                self.runtime.launch(function, grid, block,
+                                    unit_params(unit, buffers, b, extra), device)
         outs = tuple(buffers[o.name] for o in k.outputs)
         return outs[0] if len(outs) == 1 else outs
 

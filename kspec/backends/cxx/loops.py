@@ -76,6 +76,13 @@ class StatementRenderer:
         self.levels: list[_Level] = [_Level(self.root, bound)]
         self.helpers: set[str] = set()
         self._memo: dict[object, tuple[Code, list]] = {}   # reductions already computed
+        # Pattern lowerings: a load answered from registers (a per-row value, a cached row
+        # element) instead of memory; returns None to load normally.
+        self.load_hook = None
+
+    def seed(self, e: ir.Reduce, value: Code) -> None:
+        """Make `e` render as `value` (a pattern's accumulator) instead of a loop."""
+        self._memo[alpha_key(e)] = (value, self.root)
 
     # --- shapes ---------------------------------------------------------------------------
     def shape(self, s: Shape) -> Code:
@@ -199,6 +206,10 @@ class StatementRenderer:
             return self.shape(e.shape)
         if isinstance(e, ir.IndexValue):
             return Code(self.var_names[e.var], "int64_t")
+        if self.load_hook is not None and isinstance(e, (ir.Load, ir.ScalarRef)):
+            hooked = self.load_hook(e)
+            if hooked is not None:
+                return hooked
         if isinstance(e, ir.ScalarRef):
             if e.name in self.scalars:
                 return Code(self.scalars[e.name][0], compute_ctype(e.dtype))
@@ -262,7 +273,17 @@ class StatementRenderer:
         x = self.render(e.body)
         self.levels[-1].add(combine(e.op, acc, convert(x, ctx.ctype, self.d), ctx))
         del self.levels[len(self.levels) - len(e.vars):]
-        result = Code(acc, ctx.ctype)
+        return self.finish(e, Code(acc, ctx.ctype))
+
+    def accumulator(self, e: ir.Reduce) -> OpContext:
+        """The compute context of a reduction's accumulator."""
+        acc_dtype = (accumulator(e.body.dtype) if e.op in ("sum", "mean", "prod")
+                     else e.body.dtype)
+        return OpContext(self.d, compute_ctype(acc_dtype), self.helpers)
+
+    def finish(self, e: ir.Reduce, result: Code) -> Code:
+        """The reduction's value from its accumulator (a mean divides by the count)."""
+        ctx = self.accumulator(e)
         if e.op == "mean":
             count = self.product([self.shape(v.extent) for v in e.vars])
             out_ctype = compute_ctype(e.dtype)

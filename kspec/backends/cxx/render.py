@@ -22,14 +22,16 @@ def environment() -> jinja2.Environment:
                               undefined=jinja2.StrictUndefined, autoescape=False)
 
 
-LOWERINGS = ("generic", "normalized")
+LOWERINGS = ("plan", "generic", "normalized")
+DEFAULT_LOWERING = "plan"
 
 
 def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
-             lowering: str = "generic") -> GenericPlan:
-    """The lowering plan a backend renders. Today every kernel takes the generic loop nest;
-    this is the one place a pattern-based plan would be chosen instead.
+             lowering: str = DEFAULT_LOWERING) -> GenericPlan:
+    """The lowering plan a backend renders; the one place a lowering is chosen.
 
+    lowering="plan" (default): kspec.lowering.plan's launches, each rendered by its pattern
+    (patterns.py: pointwise, rows, split, loop_nest; attention as its unfused launches).
     lowering="generic": one kernel per source statement.
     lowering="normalized": one kernel per statement of kspec.lowering.normalize's rewrite
     (reduction-free intermediates inlined, invariant reductions hoisted into temporaries):
@@ -37,6 +39,9 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
     if lowering not in LOWERINGS:
         raise KspecError(f"lowering must be one of {', '.join(LOWERINGS)}, not {lowering!r}")
     d = dialect.for_arch(arch)
+    if lowering == "plan":
+        from .patterns import plan_patterns
+        return plan_patterns(kernel, d)
     if lowering == "generic":
         return plan_generic(kernel, d)
     from ...lowering.normalize import normalize

@@ -9,7 +9,7 @@ One HIP source, two ways to run it:
 
     BACKEND.source(kernel_ir, arch=None)           -> .hip text (arch sets the wavefront size)
     BACKEND.build(kernel_ir, arch=None, headers="auto"|"system"|"stand-in",
-                  lowering="generic"|"normalized") -> launcher
+                  lowering="plan"|"generic"|"normalized") -> launcher
     BACKEND.compile_asm(kernel_ir, arch="gfx90a")  -> {file: text}: source, AMDGCN, resources
                                                       (arch sm_*: PTX of the NVIDIA path)
 """
@@ -45,13 +45,13 @@ class HipBackend:
     name = "hip"
     dialect = HIP
 
-    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "generic",
+    def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "plan",
                **options: Any) -> str:
         _options(kernel, options, ("arch", "headers", "lowering"))
         return render_plan(plan_for(kernel, HIP, arch, lowering), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                asm: bool = False, headers: str = "auto", lowering: str = "generic"
+                asm: bool = False, headers: str = "auto", lowering: str = "plan"
                 ) -> Compiled:
         """Compile without a GPU: for gfx* through hipcc (code object, AMDGCN when asked,
         resource usage); for sm_* through nvcc on HIP's NVIDIA platform (cubin, PTX)."""
@@ -61,7 +61,7 @@ class HipBackend:
         return toolchain.compile_hipcc(src, arch, asm=asm)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, headers: str = "auto",
-              lowering: str = "generic", **options: Any) -> Callable:
+              lowering: str = "plan", **options: Any) -> Callable:
         _options(kernel, options, ())
         if torch.version.hip is not None:               # ROCm PyTorch: an AMD GPU
             reason = launcher.unavailable_reason()
@@ -70,7 +70,7 @@ class HipBackend:
             arch = arch or launcher.device_arch()
             plan = plan_for(kernel, HIP, arch, lowering)
             compiled = self.compile(kernel, arch, lowering=lowering)
-            runtime: Any = launcher.HipRuntime(compiled.binary, [u.name for u in plan.units])
+            runtime: Any = launcher.HipRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
             return PlanLauncher(plan, runtime, "cuda", f"hip {arch}")
         reason = cuda_launcher.unavailable_reason()
         if reason:
@@ -83,7 +83,7 @@ class HipBackend:
                              f"this machine's GPU is NVIDIA")
         plan = plan_for(kernel, HIP, arch, lowering)
         compiled = self.compile(kernel, arch, headers=headers, lowering=lowering)
-        runtime = cuda_launcher.CudaRuntime(compiled.binary, [u.name for u in plan.units])
+        runtime = cuda_launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}")
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:

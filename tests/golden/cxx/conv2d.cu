@@ -5,15 +5,17 @@
 //     y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
 // }
 //
-// Lowering: generic.
-// One kernel per statement, launched in this order on one stream, one thread per element of
-// the statement's left-hand side (256 threads per block, grid-stride loop;
-// indices are int64_t):
-//   conv2d_0_y: y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
+// Lowering: plan (kspec.lowering.plan's patterns).
+// One unit per launch of the plan, launched in this order on one stream; a unit's kernels are
+// variants (the launcher picks one from the shapes, strides and alignment) or phases; generic
+// units have one thread per element of the left-hand side (grid-stride loop). Indices are
+// int64_t.
+//   conv2d_0_y (generic): y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
 //
-// Parameters of every kernel, in this order: the tensor written and its strides; each tensor
-// read and its strides (strides in elements); the shape symbols; the scalar parameters. Only
-// those the kernel uses are present.
+// Parameters of every kernel, in this order: the tensors written and their strides; each tensor
+// read and its strides (strides in elements); the shape symbols; the scalar parameters; then
+// launch-time values (a split's partial buffers and their count). Only those the kernel uses
+// are present.
 
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>

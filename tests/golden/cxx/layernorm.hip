@@ -8,99 +8,260 @@
 //     y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
 // }
 //
-// Lowering: generic.
-// One kernel per statement, launched in this order on one stream, one thread per element of
-// the statement's left-hand side (256 threads per block, grid-stride loop;
-// indices are int64_t):
-//   layernorm_0_mu: mu[i] = mean(x[i, j] for j)
-//   layernorm_1_var: var[i] = mean((x[i, j] - mu[i]) ** 2 for j)
-//   layernorm_2_rstd: rstd[i] = rsqrt(var[i] + eps)
-//   layernorm_3_y: y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
-// Temporaries the launcher allocates (intermediates keep their compute type):
-//   var: f32[M]
+// Lowering: plan (kspec.lowering.plan's patterns).
+// One unit per launch of the plan, launched in this order on one stream; a unit's kernels are
+// variants (the launcher picks one from the shapes, strides and alignment) or phases; generic
+// units have one thread per element of the left-hand side (grid-stride loop). Indices are
+// int64_t.
+//   layernorm_0_rows (rows): mu[i] = mean(x[i, j] for j); rstd[i] = rsqrt(mean((x[i, j] - mu[i]) ** 2 for j) + eps); y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
 //
-// Parameters of every kernel, in this order: the tensor written and its strides; each tensor
-// read and its strides (strides in elements); the shape symbols; the scalar parameters. Only
-// those the kernel uses are present.
+// Parameters of every kernel, in this order: the tensors written and their strides; each tensor
+// read and its strides (strides in elements); the shape symbols; the scalar parameters; then
+// launch-time values (a split's partial buffers and their count). Only those the kernel uses
+// are present.
 
 #include <hip/hip_runtime.h>
 #include <hip/hip_fp16.h>
 #include <hip/hip_bfloat16.h>
 #include <stdint.h>
 
-// mu[i] = mean(x[i, j] for j)
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_0_mu(
+// max(a, b), NaN if either is NaN (torch.maximum)
+__device__ __forceinline__ float kspec_max(float a, float b) { return (a != a || a > b) ? a : b; }
+__device__ __forceinline__ double kspec_max(double a, double b) { return (a != a || a > b) ? a : b; }
+__device__ __forceinline__ int64_t kspec_max(int64_t a, int64_t b) { return a > b ? a : b; }
+__device__ __forceinline__ bool kspec_max(bool a, bool b) { return a || b; }
+
+// min(a, b), NaN if either is NaN (torch.minimum)
+__device__ __forceinline__ float kspec_min(float a, float b) { return (a != a || a < b) ? a : b; }
+__device__ __forceinline__ double kspec_min(double a, double b) { return (a != a || a < b) ? a : b; }
+__device__ __forceinline__ int64_t kspec_min(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
+
+// Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_combine(T a, T b) {
+    return OP == 0 ? (T)(a + b) : OP == 1 ? (T)(a * b) : OP == 2 ? kspec_max(a, b) : kspec_min(a, b);
+}
+// Over the 64 lanes of a wavefront; every lane gets the result.
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_warp_reduce(T v) {
+    for (int m = 32; m > 0; m /= 2) v = kspec_combine<OP>(v, (T)__shfl_xor(v, m, 64));
+    return v;
+}
+// Over the whole block (lanes, then one value per wavefront through shared memory); every thread
+// gets the result. Every thread of the block must call it.
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
+    __shared__ T partial[16];
+    const int lanes = 64;
+    const int warps = ((int)blockDim.x + lanes - 1) / lanes;
+    v = kspec_warp_reduce<OP>(v);
+    if (warps == 1) return v;
+    const int warp = (int)threadIdx.x / lanes, lane = (int)threadIdx.x % lanes;
+    __syncthreads();   // the previous call's readers are done
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    return kspec_warp_reduce<OP>(lane < warps ? partial[lane] : identity);
+}
+
+// rows: mu[i] = mean(x[i, j] for j); rstd[i] = rsqrt(mean((x[i, j] - mu[i]) ** 2 for j) + eps); y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
+// layernorm_0_rows_w<VPT>: one wavefront per row; layernorm_0_rows_b<VPT>: one block per row. VPT > 0: each thread
+// holds VPT elements of the row in registers (rows up to VPT x team threads); VPT = 0: every
+// pass re-reads the row.
+template <bool WARP_ROWS, int VPT>
+__device__ __forceinline__ void layernorm_0_rows_impl(
     float* __restrict__ mu, int64_t mu_s0,
-    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    int64_t M, int64_t N)
-{
-    const int64_t total = M;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t i = linear;
-        float mean_j = 0.0f;
-        for (int64_t j = 0; j < N; ++j) {
-            mean_j += static_cast<float>(x[i * x_s0 + j * x_s1]);
-        }
-        mu[i * mu_s0] = mean_j / (float)N;
-    }
-}
-
-// var[i] = mean((x[i, j] - mu[i]) ** 2 for j)
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_1_var(
-    float* __restrict__ var, int64_t var_s0,
-    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    const float* __restrict__ mu, int64_t mu_s0,
-    int64_t M, int64_t N)
-{
-    const int64_t total = M;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t i = linear;
-        float mean_j = 0.0f;
-        for (int64_t j = 0; j < N; ++j) {
-            mean_j += powf(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu[i * mu_s0], 2.0f);
-        }
-        var[i * var_s0] = mean_j / (float)N;
-    }
-}
-
-// rstd[i] = rsqrt(var[i] + eps)
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_2_rstd(
     float* __restrict__ rstd, int64_t rstd_s0,
-    const float* __restrict__ var, int64_t var_s0,
-    int64_t M,
-    float eps)
-{
-    const int64_t total = M;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t i = linear;
-        rstd[i * rstd_s0] = rsqrtf(var[i * var_s0] + eps);
-    }
-}
-
-// y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
-extern "C" __global__ void __launch_bounds__(256)
-layernorm_3_y(
     hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
     const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    const float* __restrict__ mu, int64_t mu_s0,
-    const float* __restrict__ rstd, int64_t rstd_s0,
     const hip_bfloat16* __restrict__ w, int64_t w_s0,
     const hip_bfloat16* __restrict__ b, int64_t b_s0,
-    int64_t M, int64_t N)
+    int64_t M, int64_t N,
+    float eps)
 {
-    const int64_t total = M * N;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        int64_t rest = linear;
-        const int64_t j = rest % N;
-        rest /= N;
-        const int64_t i = rest;
-        y[i * y_s0 + j * y_s1] = hip_bfloat16((static_cast<float>(x[i * x_s0 + j * x_s1]) - mu[i * mu_s0]) * rstd[i * rstd_s0] * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+    const int lanes = WARP_ROWS ? 64 : (int)blockDim.x;
+    const int lane = (int)threadIdx.x % lanes;
+    const int teams = (int)blockDim.x / lanes;
+    const int64_t rows = M;
+    const int64_t n = N;
+    for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
+         row += (int64_t)gridDim.x * teams) {
+        const int64_t i = row;
+        float x_c[VPT > 0 ? VPT : 1];
+#pragma unroll
+        for (int c = 0; c < VPT; ++c) {
+            const int64_t j = lane + (int64_t)c * lanes;
+            if (j < n) {
+                x_c[c] = static_cast<float>(x[i * x_s0 + j * x_s1]);
+            }
+        }
+        // mu[i] = mean(x[i, j] for j)
+        float mean_j = 0.0f;
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    mean_j += x_c[c];
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                mean_j += static_cast<float>(x[i * x_s0 + j * x_s1]);
+            }
+        }
+        mean_j = WARP_ROWS ? kspec_warp_reduce<0>(mean_j)
+                    : kspec_block_reduce<0>(mean_j, (float)0.0f);
+        const float mu_row = mean_j / (float)N;
+        if (lane == 0) {
+            mu[i * mu_s0] = mu_row;
+        }
+        // rstd[i] = rsqrt(mean((x[i, j] - mu[i]) ** 2 for j) + eps)
+        float mean_j_2 = 0.0f;
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    mean_j_2 += powf(x_c[c] - mu_row, 2.0f);
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                mean_j_2 += powf(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row, 2.0f);
+            }
+        }
+        mean_j_2 = WARP_ROWS ? kspec_warp_reduce<0>(mean_j_2)
+                    : kspec_block_reduce<0>(mean_j_2, (float)0.0f);
+        const float rstd_row = rsqrtf(mean_j_2 / (float)N + eps);
+        if (lane == 0) {
+            rstd[i * rstd_s0] = rstd_row;
+        }
+        // y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    y[i * y_s0 + j * y_s1] = hip_bfloat16((x_c[c] - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                y[i * y_s0 + j * y_s1] = hip_bfloat16((static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+            }
+        }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w1(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 1>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w2(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 2>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w4(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 4>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w8(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 8>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b0(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 0>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b4(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 4>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b8(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 8>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b16(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 16>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }

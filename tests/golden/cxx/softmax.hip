@@ -7,20 +7,17 @@
 //     y[i, j] = e[i, j] / sum(e[i, k] for k)
 // }
 //
-// Lowering: generic.
-// One kernel per statement, launched in this order on one stream, one thread per element of
-// the statement's left-hand side (256 threads per block, grid-stride loop;
-// indices are int64_t):
-//   softmax_0_m: m[i] = max(x[i, j] for j)
-//   softmax_1_e: e[i, j] = exp(x[i, j] - m[i])
-//   softmax_2_y: y[i, j] = e[i, j] / sum(e[i, k] for k)
-// Temporaries the launcher allocates (intermediates keep their compute type):
-//   m: f32[M]
-//   e: f32[M, N]
+// Lowering: plan (kspec.lowering.plan's patterns).
+// One unit per launch of the plan, launched in this order on one stream; a unit's kernels are
+// variants (the launcher picks one from the shapes, strides and alignment) or phases; generic
+// units have one thread per element of the left-hand side (grid-stride loop). Indices are
+// int64_t.
+//   softmax_0_rows (rows): m[i] = max(x[i, j] for j); y_r0[i] = sum(exp(x[i, k] - m[i]) for k); y[i, j] = exp(x[i, j] - m[i]) / y_r0[i]
 //
-// Parameters of every kernel, in this order: the tensor written and its strides; each tensor
-// read and its strides (strides in elements); the shape symbols; the scalar parameters. Only
-// those the kernel uses are present.
+// Parameters of every kernel, in this order: the tensors written and their strides; each tensor
+// read and its strides (strides in elements); the shape symbols; the scalar parameters; then
+// launch-time values (a split's partial buffers and their count). Only those the kernel uses
+// are present.
 
 #include <hip/hip_runtime.h>
 #include <hip/hip_fp16.h>
@@ -31,63 +28,188 @@
 __device__ __forceinline__ float kspec_max(float a, float b) { return (a != a || a > b) ? a : b; }
 __device__ __forceinline__ double kspec_max(double a, double b) { return (a != a || a > b) ? a : b; }
 __device__ __forceinline__ int64_t kspec_max(int64_t a, int64_t b) { return a > b ? a : b; }
+__device__ __forceinline__ bool kspec_max(bool a, bool b) { return a || b; }
 
-// m[i] = max(x[i, j] for j)
-extern "C" __global__ void __launch_bounds__(256)
-softmax_0_m(
-    float* __restrict__ m, int64_t m_s0,
-    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    int64_t M, int64_t N)
-{
-    const int64_t total = M;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        const int64_t i = linear;
-        float max_j = -INFINITY;
-        for (int64_t j = 0; j < N; ++j) {
-            max_j = kspec_max(max_j, x[i * x_s0 + j * x_s1]);
-        }
-        m[i * m_s0] = max_j;
-    }
+// min(a, b), NaN if either is NaN (torch.minimum)
+__device__ __forceinline__ float kspec_min(float a, float b) { return (a != a || a < b) ? a : b; }
+__device__ __forceinline__ double kspec_min(double a, double b) { return (a != a || a < b) ? a : b; }
+__device__ __forceinline__ int64_t kspec_min(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
+
+// Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_combine(T a, T b) {
+    return OP == 0 ? (T)(a + b) : OP == 1 ? (T)(a * b) : OP == 2 ? kspec_max(a, b) : kspec_min(a, b);
+}
+// Over the 64 lanes of a wavefront; every lane gets the result.
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_warp_reduce(T v) {
+    for (int m = 32; m > 0; m /= 2) v = kspec_combine<OP>(v, (T)__shfl_xor(v, m, 64));
+    return v;
+}
+// Over the whole block (lanes, then one value per wavefront through shared memory); every thread
+// gets the result. Every thread of the block must call it.
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
+    __shared__ T partial[16];
+    const int lanes = 64;
+    const int warps = ((int)blockDim.x + lanes - 1) / lanes;
+    v = kspec_warp_reduce<OP>(v);
+    if (warps == 1) return v;
+    const int warp = (int)threadIdx.x / lanes, lane = (int)threadIdx.x % lanes;
+    __syncthreads();   // the previous call's readers are done
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    return kspec_warp_reduce<OP>(lane < warps ? partial[lane] : identity);
 }
 
-// e[i, j] = exp(x[i, j] - m[i])
-extern "C" __global__ void __launch_bounds__(256)
-softmax_1_e(
-    float* __restrict__ e, int64_t e_s0, int64_t e_s1,
-    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    const float* __restrict__ m, int64_t m_s0,
-    int64_t M, int64_t N)
-{
-    const int64_t total = M * N;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        int64_t rest = linear;
-        const int64_t j = rest % N;
-        rest /= N;
-        const int64_t i = rest;
-        e[i * e_s0 + j * e_s1] = expf(x[i * x_s0 + j * x_s1] - m[i * m_s0]);
-    }
-}
-
-// y[i, j] = e[i, j] / sum(e[i, k] for k)
-extern "C" __global__ void __launch_bounds__(256)
-softmax_2_y(
+// rows: m[i] = max(x[i, j] for j); y_r0[i] = sum(exp(x[i, k] - m[i]) for k); y[i, j] = exp(x[i, j] - m[i]) / y_r0[i]
+// softmax_0_rows_w<VPT>: one wavefront per row; softmax_0_rows_b<VPT>: one block per row. VPT > 0: each thread
+// holds VPT elements of the row in registers (rows up to VPT x team threads); VPT = 0: every
+// pass re-reads the row.
+template <bool WARP_ROWS, int VPT>
+__device__ __forceinline__ void softmax_0_rows_impl(
     float* __restrict__ y, int64_t y_s0, int64_t y_s1,
-    const float* __restrict__ e, int64_t e_s0, int64_t e_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    const int64_t total = M * N;
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        int64_t rest = linear;
-        const int64_t j = rest % N;
-        rest /= N;
-        const int64_t i = rest;
-        float sum_k = 0.0f;
-        for (int64_t k = 0; k < N; ++k) {
-            sum_k += e[i * e_s0 + k * e_s1];
+    const int lanes = WARP_ROWS ? 64 : (int)blockDim.x;
+    const int lane = (int)threadIdx.x % lanes;
+    const int teams = (int)blockDim.x / lanes;
+    const int64_t rows = M;
+    const int64_t n = N;
+    for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
+         row += (int64_t)gridDim.x * teams) {
+        const int64_t i = row;
+        float x_c[VPT > 0 ? VPT : 1];
+#pragma unroll
+        for (int c = 0; c < VPT; ++c) {
+            const int64_t j = lane + (int64_t)c * lanes;
+            if (j < n) {
+                x_c[c] = x[i * x_s0 + j * x_s1];
+            }
         }
-        y[i * y_s0 + j * y_s1] = e[i * e_s0 + j * e_s1] / sum_k;
+        // m[i] = max(x[i, j] for j)
+        float max_j = -INFINITY;
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    max_j = kspec_max(max_j, x_c[c]);
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                max_j = kspec_max(max_j, x[i * x_s0 + j * x_s1]);
+            }
+        }
+        max_j = WARP_ROWS ? kspec_warp_reduce<2>(max_j)
+                    : kspec_block_reduce<2>(max_j, (float)-INFINITY);
+        const float m_row = max_j;
+        // y_r0[i] = sum(exp(x[i, k] - m[i]) for k)
+        float sum_k = 0.0f;
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    sum_k += expf(x_c[c] - m_row);
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                sum_k += expf(x[i * x_s0 + j * x_s1] - m_row);
+            }
+        }
+        sum_k = WARP_ROWS ? kspec_warp_reduce<0>(sum_k)
+                    : kspec_block_reduce<0>(sum_k, (float)0.0f);
+        const float y_r0_row = sum_k;
+        // y[i, j] = exp(x[i, j] - m[i]) / y_r0[i]
+        if (VPT > 0) {
+#pragma unroll
+            for (int c = 0; c < VPT; ++c) {
+                const int64_t j = lane + (int64_t)c * lanes;
+                if (j < n) {
+                    y[i * y_s0 + j * y_s1] = expf(x_c[c] - m_row) / y_r0_row;
+                }
+            }
+        } else {
+            for (int64_t j = lane; j < n; j += lanes) {
+                y[i * y_s0 + j * y_s1] = expf(x[i * x_s0 + j * x_s1] - m_row) / y_r0_row;
+            }
+        }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w1(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 1>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w2(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 2>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w4(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 4>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w8(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 8>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b0(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 0>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b4(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 4>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b8(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 8>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b16(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 16>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
