@@ -387,11 +387,19 @@ class _LaunchWriter:
         self.emit_launch(
             {"BLOCK_R": f"min(triton.next_power_of_2({n}), 8192)",
              "BLOCK_P": f"min(triton.next_power_of_2({total}), max(1, 2048 // BLOCK_R))",
-             # an H200 sweep at 16384x4096 f32 (bench/NOTES.md) favoured 16 warps for 4096-wide
-             # rows in softmax and log_softmax, and 8 or 16 alike for row sums
-             "WARPS": "4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P < 4096 else 16)"},
+             # H200 (bench/NOTES.md): 4096-wide f32 rows ran best with 16 warps (softmax,
+             # rmsnorm, row_sum), 4096-wide bf16 rows with 8 (layernorm); so by bytes per tile
+             "WARPS": f"4 if BLOCK_R * BLOCK_P <= 2048 else "
+                      f"(8 if BLOCK_R * BLOCK_P * {self.widest_load()} < 16384 else 16)"},
             f"triton.cdiv({total}, BLOCK_P)",
             {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R", "SINGLE": f"{n} <= BLOCK_R"}, "WARPS")
+
+    def widest_load(self) -> int:
+        """Bytes per element of the widest input tensor the launch reads."""
+        inputs = {p.name for p in self.kernel.tensor_params}
+        sizes = [n.dtype.bits // 8 for s in self.launch.statements for n in ir.walk(s.value)
+                 if isinstance(n, ir.Load) and n.tensor in inputs]
+        return max(sizes, default=4)
 
     def rows_pass(self, outer_codes: list[str], n_outer: int, single: bool) -> None:
         scope = Scope(self.lines, "    ")

@@ -143,6 +143,6 @@ def launch(x, w, b, eps, M, N, schedule=None):
     # launch 0: rows -> mu, rstd, y
     BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
     BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
-    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P < 4096 else 16))
+    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 2 < 16384 else 16))
     layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, num_warps=WARPS)
     return (y, mu, rstd)

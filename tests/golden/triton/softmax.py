@@ -130,6 +130,6 @@ def launch(x, M, N, schedule=None):
     # launch 0: rows -> m, y_r0, y
     BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
     BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
-    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P < 4096 else 16))
+    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
     softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, num_warps=WARPS)
     return y
