@@ -1,6 +1,7 @@
 """The Python API of KSPEC.md: kspec.load / kspec.loads, Module, Kernel."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -160,9 +161,16 @@ class Kernel:
         return results[0] if len(results) == 1 else results
 
     def build(self, backend: str = "triton", **options: Any) -> Callable:
-        """A launcher taking torch tensors (in signature order) and returning the output(s)."""
+        """A launcher taking torch tensors (in signature order) and returning the output(s).
+
+        use_store=True (or KSPEC_USE_STORE=1): run the best kernel of the kernel store
+        (kspec/agent/store.py) for each call's device and shape class, when it has one."""
         from .backends import get_backend
 
+        use_store = options.pop("use_store", None)
+        if use_store or (use_store is None and os.environ.get("KSPEC_USE_STORE") == "1"):
+            from .agent.store import stored_launcher
+            return stored_launcher(self, backend, **options)
         key = (backend, repr(sorted(options.items())))
         if key not in self._builds:
             self._builds[key] = get_backend(backend).build(self.ir, **options)

@@ -1,7 +1,9 @@
 """kcompile: the command line.
 
     kcompile [--target triton|cuda|hip] FILE... [-o DIR] [--arch A] [--emit source|ir|plan|asm]
-    kcompile check FILE...
+    kcompile check FILE... [--json F] | kcompile check FILE --kernel K --target T --source SRC
+    kcompile tune FILE [--kernel K] --target T [--llm MODEL] [--rounds N] [--json REPORT]
+    kcompile store list|export DIR|clear
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ Compile .kspec files into GPU kernels.
   kcompile --target triton --arch sm_90 --emit asm specs/matmul.kspec -o out/
                                                         compile without a GPU, write PTX/AMDGCN
   kcompile check specs/softmax.kspec                    run the numeric checks (see: kcompile check -h)
+  kcompile tune specs/softmax.kspec                     autotune; --llm MODEL: LLM rounds (tune -h)
 
 Errors are reported as FILE:LINE:COL with the line and a caret; the exit status is 1.
 """
@@ -47,17 +50,46 @@ def _compile_parser() -> argparse.ArgumentParser:
 def _check_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kcompile check",
-        description="Check .kspec kernels: parse, check, run the float64 reference on random "
-                    "inputs, and compare every backend this machine can run with it.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check .kspec kernels: run the float64 reference on property-based inputs "
+                    "(Hypothesis: edge-case sizes, several value distributions) and compare every "
+                    "backend this machine can run with it, under guards against kernels that only "
+                    "look right; compile for the other targets. Prints a portability table per "
+                    "kernel; exit status 0 only when every backend that ran agreed.",
+        epilog="With --target and --source, verify an outside kernel source for one kernel "
+               "instead\n(the optimisation loop's gate): same entry point and argument order "
+               "as the backend emits.\nStatus accepted | compile_error | wrong | cheat | "
+               "unverified; exit 0 only when accepted.\n\n"
+               "  kcompile check specs/softmax.kspec --json report.json\n"
+               "  kcompile check specs/softmax.kspec --kernel softmax --target triton "
+               "--source my_softmax.py")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--kernel", "-k", help="only this kernel of each file")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--target", "-t", choices=("triton", "cuda", "hip", "cpu"),
+                   help="with --source: the candidate's target (cpu: kspec's C++ CPU emulation "
+                        "dialect)")
+    p.add_argument("--source", "-s", metavar="SRC", help="an outside kernel source to verify")
+    p.add_argument("--arch", help="with --source for cuda/hip: the architecture to compile for")
+    p.add_argument("--seed", type=int, default=0, help="Hypothesis seed (default 0)")
+    p.add_argument("--examples", "-n", type=int, default=10,
+                   help="Hypothesis examples per backend after the fixed cases (default 10)")
+    p.add_argument("--max-elements", type=int, default=4096,
+                   help="largest tensor drawn, in elements (default 4096; the Triton "
+                        "interpreter is slow)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help="start no new example after this many seconds per backend")
+    p.add_argument("--no-compile", action="store_true",
+                   help="skip the compile-only rows (sm_90, gfx90a, gfx942)")
+    p.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in ("tune", "store"):
+            from .agent.cli import main as agent_main
+            return agent_main(argv)
         if argv and argv[0] == "check":
             return _check(_check_parser().parse_args(argv[1:]))
         return _compile(_compile_parser().parse_args(argv))
@@ -117,16 +149,56 @@ def _compile(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .verify.check import check_kernel
+    import json
+    import time
+
+    if (args.source is None) != (args.target is None):
+        raise KspecError("kcompile check: --source and --target go together")
+    if args.source is not None:
+        return _check_candidate(args)
+    from .verify.portability import portability
 
     ok = True
+    reports = []
     for path in args.files:
         mod = _load(path)
         for kernel in _selected(mod, args.kernel):
-            report = check_kernel(kernel, seed=args.seed)
+            t0 = time.perf_counter()
+            report = portability(kernel, examples=args.examples, seed=args.seed,
+                                 max_elements=args.max_elements, max_seconds=args.max_seconds,
+                                 compile_only=not args.no_compile)
             print(report.text())
+            print(f"  ({time.perf_counter() - t0:.1f} s)\n")
+            reports.append(report.as_dict())
             ok = ok and report.ok
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ok": ok, "kernels": reports}, indent=2) + "\n")
     return 0 if ok else 1
+
+
+def _check_candidate(args: argparse.Namespace) -> int:
+    import json
+
+    from .verify.candidates import verify_candidate
+
+    if len(args.files) != 1:
+        raise KspecError("kcompile check --source takes one .kspec FILE")
+    mod = _load(args.files[0])
+    kernels = _selected(mod, args.kernel)
+    if len(kernels) != 1:
+        raise KspecError(f"{mod.file} has {len(kernels)} kernels; name one with --kernel")
+    try:
+        text = Path(args.source).read_text()
+    except OSError as e:
+        raise KspecError(f"cannot read {args.source}: {e.strerror}") from None
+    verdict = verify_candidate(kernels[0], args.target, text, examples=args.examples,
+                               seed=args.seed, max_elements=args.max_elements,
+                               max_seconds=args.max_seconds, arch=args.arch)
+    print(f"{kernels[0].name} <- {args.source}")
+    print(verdict.text())
+    if args.json:
+        Path(args.json).write_text(json.dumps(verdict.as_dict(), indent=2) + "\n")
+    return 0 if verdict.accepted else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,7 @@
+"""The optimisation loop (issue 6): the kernel store, the autotuner over the Triton schedule
+space, the LLM proposer, candidate evaluation in a process pool or on Ray, and `tune`."""
+from .loop import Candidate, TuneReport, Tuner, tune
+from .store import Entry, KernelStore, shape_class, spec_hash, stored_launcher
+
+__all__ = ["tune", "Tuner", "TuneReport", "Candidate", "KernelStore", "Entry", "spec_hash",
+           "shape_class", "stored_launcher"]

@@ -1,0 +1,159 @@
+"""Evaluating one candidate source: compile -> verify (kspec.verify.candidates, every guard) ->
+time. The thin adapter between the loop and kspec/verify.
+
+Timing on CUDA: one pair of CUDA events around each call, the median, calls rotating over
+several input sets that together span several times the L2 (no call finds its inputs cached).
+On CPU the Triton interpreter runs the candidate and its wall time is recorded, but it means
+nothing about a GPU: `timed` is False and the loop decides by the cost model or not at all.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .. import ir
+
+
+def _prime_triton() -> None:
+    # Import triton (and its lazily imported gluon package) outside TRITON_INTERPRET=1: a first
+    # import inside the interpreter's environment makes triton's own @jit helpers interpreted
+    # functions, and gluon's import then fails an assertion at the first interpreted launch.
+    try:
+        import triton  # noqa: F401
+        import triton.experimental.gluon  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
+
+
+@dataclass
+class Outcome:
+    status: str                      # accepted | compile_error | wrong | cheat | unverified
+    detail: str = ""
+    failure: dict[str, Any] | None = None
+    verification: dict[str, Any] = field(default_factory=dict)
+    ms: float | None = None          # median on the GPU; None when untimed
+    wall_ms: float | None = None     # the interpreter's time (information only)
+    timing: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_inputs(kernel, env: dict[str, int], device: str, seed: int = 0) -> list[Any]:
+    """Random arguments of the kernel's signature at `env` (scalars: their defaults, else 0.125
+    / 1). Float inputs are scaled by K**-0.25 style factors only through their normal draw."""
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    args: list[Any] = []
+    for p in kernel.ir.params:
+        if isinstance(p, ir.TensorDecl):
+            shape = tuple(d.evaluate(env) for d in p.dims)
+            dt = p.dtype.torch
+            if dt.is_floating_point:
+                t = torch.randn(shape, generator=g, dtype=torch.float32) * 0.5
+            elif dt == torch.bool:
+                t = torch.rand(shape, generator=g) < 0.5
+            else:
+                t = torch.randint(0, 7, shape, generator=g)
+            args.append(t.to(dt).to(device))
+        else:
+            default = p.default
+            args.append(default if default is not None else
+                        (0.125 if p.dtype.is_float else (True if p.dtype.name == "bool" else 1)))
+    return args
+
+
+def _l2_bytes(device: torch.device) -> int:
+    if device.type != "cuda":
+        return 0
+    return int(getattr(torch.cuda.get_device_properties(device), "L2_cache_size", 50 << 20))
+
+
+def time_launch(fn: Callable, kernel, env: dict[str, int], device: str, *,
+                rep_ms: float = 100.0, max_reps: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Median milliseconds of fn(*inputs) (CUDA events on a GPU, host clock on CPU)."""
+    dev = torch.device(device)
+    first = make_inputs(kernel, env, device, seed)
+    nbytes = sum(a.numel() * a.element_size() for a in first if isinstance(a, torch.Tensor))
+    sets = 1 if dev.type != "cuda" else max(2, min(8, math.ceil(4 * _l2_bytes(dev) / max(nbytes, 1))))
+    arg_sets = [first] + [make_inputs(kernel, env, device, seed + i) for i in range(1, sets)]
+    if dev.type != "cuda":
+        t0 = time.perf_counter()
+        fn(*first)
+        ms = (time.perf_counter() - t0) * 1e3
+        return {"ms": ms, "reps": 1, "sets": 1, "clock": "host (interpreter)"}
+    fn(*first)                                   # compile
+    torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for i in range(3):
+        fn(*arg_sets[i % sets])
+    torch.cuda.synchronize(dev)
+    est = max((time.perf_counter() - t0) * 1e3 / 3, 1e-3)
+    for i in range(int(20 / est)):
+        fn(*arg_sets[i % sets])
+    reps = max(10, min(max_reps, int(rep_ms / est)))
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+              for _ in range(reps)]
+    for i, (a, b) in enumerate(events):
+        args = arg_sets[i % sets]
+        a.record()
+        fn(*args)
+        b.record()
+    torch.cuda.synchronize(dev)
+    times = sorted(a.elapsed_time(b) for a, b in events)
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return {"ms": statistics.median(times), "p25": q[0], "p75": q[2], "reps": reps,
+            "sets": sets, "clock": "cuda events"}
+
+
+def source_launcher(kernel, source: str, device: str) -> Callable:
+    """A launcher of candidate `source` (Triton) with kspec's binding."""
+    from ..verify.candidates import load_triton_module, triton_launcher
+
+    _prime_triton()
+    return triton_launcher(kernel.ir, load_triton_module(source, interpret=device == "cpu"))
+
+
+def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "cpu",
+             verify: bool = True, time_it: bool = True, examples: int = 8, seed: int = 0,
+             max_elements: int = 4096, max_seconds: float | None = None,
+             rep_ms: float = 100.0) -> Outcome:
+    """Verify (unless verify=False: the caller will verify later) and time one Triton source."""
+    from ..verify.candidates import verify_candidate
+
+    _prime_triton()
+    t0 = time.perf_counter()
+    out = Outcome("unverified", "timed only: not verified yet")
+    if verify:
+        v = verify_candidate(kernel, "triton", source, examples=examples, seed=seed,
+                             max_elements=max_elements, max_seconds=max_seconds, device=device)
+        d = v.as_dict()
+        out = Outcome(v.status, v.detail, d.get("failure"), d)
+        if v.status != "accepted":
+            out.seconds = time.perf_counter() - t0
+            return out
+    if time_it and env:
+        try:
+            launch = source_launcher(kernel, source, device)
+            t = time_launch(launch, kernel, env, device, rep_ms=rep_ms, seed=seed)
+        except Exception as e:  # noqa: BLE001 - a launch that fails at the timing size
+            name = type(e).__name__
+            status = "compile_error" if ("OutOfResources" in name or "Compil" in name
+                                         or "triton.compiler" in (type(e).__module__ or "")) \
+                else "wrong"
+            first = (str(e).strip().splitlines() or [""])[0]
+            out.status, out.detail = status, f"{name} at the timing size {env}: {first}"
+            out.seconds = time.perf_counter() - t0
+            return out
+        out.timing = t
+        if device == "cpu":
+            out.wall_ms = t["ms"]
+        else:
+            out.ms = t["ms"]
+    out.seconds = time.perf_counter() - t0
+    return out

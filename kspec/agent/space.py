@@ -1,0 +1,291 @@
+"""The autotuner's search space: per pattern, the schedule keys of the generated Triton module
+("<launch>.<NAME>", read by its host `launch(..., schedule=...)`), the values to try, pruning by
+the target's resource limits before anything is compiled, and a deterministic cost model
+(the search order on a GPU; the pick itself on CPU, where the interpreter's time means nothing).
+
+A schedule becomes a candidate source with `schedule_source`: the module with the schedule baked
+in, so that it is verified, stored and rebuilt like any other kernel source.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import ir
+from ..lowering import plan_kernel
+
+
+@dataclass(frozen=True)
+class Target:
+    """Resource limits of one device (per program / thread block)."""
+
+    arch: str
+    smem: int          # shared memory bytes a program may use
+    sms: int           # multiprocessors (parallel programs at one per SM)
+    max_warps: int = 32
+    regs_per_thread: int = 255
+    interpreter: bool = False
+
+    @staticmethod
+    def for_arch(arch: str, sms: int | None = None) -> "Target":
+        if arch == "cpu":
+            return Target("cpu", 1 << 30, sms or 4, interpreter=True)
+        table = {"sm_80": (166912, 108), "sm_86": (101376, 84), "sm_89": (101376, 128),
+                 "sm_90": (232448, 132), "sm_90a": (232448, 132), "sm_100": (232448, 148),
+                 "gfx90a": (65536, 104), "gfx942": (65536, 304)}
+        smem, n = table.get(arch, (101376, 80))
+        return Target(arch, smem, sms or n, max_warps=16 if arch.startswith("gfx") else 32)
+
+    @staticmethod
+    def of_device(device: Any) -> "Target":
+        import torch
+
+        from .store import device_arch
+        arch = device_arch(device)
+        if arch == "cpu":
+            return Target.for_arch("cpu")
+        props = torch.cuda.get_device_properties(device)
+        smem = getattr(props, "shared_memory_per_block_optin", 0) or None
+        t = Target.for_arch(arch, props.multi_processor_count)
+        return Target(t.arch, smem or t.smem, t.sms, t.max_warps)
+
+
+def _p2(lo: int, hi: int) -> list[int]:
+    return [1 << e for e in range(int(math.log2(lo)), int(math.log2(hi)) + 1)]
+
+
+def np2(n: int) -> int:
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+@dataclass
+class LaunchSpace:
+    """The tunable keys of one launch and what the problem looks like to it."""
+
+    prefix: str                      # "0", "1", ...
+    pattern: str
+    keys: tuple[str, ...]            # schedule names the module reads for this launch
+    dims: dict[str, int] = field(default_factory=dict)   # problem sizes (rows, cols, m, n, k..)
+    elem_bytes: int = 4
+
+    def values(self, t: Target) -> dict[str, list[Any]]:
+        d, cpu = self.dims, t.interpreter
+        if self.pattern == "rows":
+            r = np2(d.get("inner", 1024))
+            return {"BLOCK_R": sorted({min(r, v) for v in (_p2(64, 512) if cpu else
+                                                          _p2(256, 8192))}),
+                    "BLOCK_P": [v for v in ([1, 2, 4] if cpu else [1, 2, 4, 8])
+                                if v <= np2(d.get("outer", 8))] or [1],
+                    "WARPS": [4] if cpu else [1, 2, 4, 8, 16, 32]}
+        if self.pattern == "pointwise":
+            i = np2(d.get("inner", 1024))
+            return {"BLOCK_I": sorted({min(i, v) for v in (_p2(32, 256) if cpu else
+                                                          _p2(128, 4096))}),
+                    "BLOCK_P": [v for v in ([1, 2, 4] if cpu else [1, 2, 4, 8, 16])
+                                if v <= np2(d.get("outer", 8))] or [1],
+                    "WARPS": [4] if cpu else [2, 4, 8, 16]}
+        if self.pattern == "contraction":
+            tiles = [16, 32] if cpu else [64, 128, 256]
+            return {"BLOCK_M": tiles, "BLOCK_N": tiles,
+                    "BLOCK_K": [16, 32] if cpu else [32, 64, 128],
+                    "STAGES": [1] if cpu else [2, 3, 4, 5], "WARPS": [4] if cpu else [4, 8]}
+        if self.pattern == "attention":
+            return {"BLOCK_M": [16, 32] if cpu else [64, 128, 256],
+                    "BLOCK_N": [16, 32] if cpu else [32, 64, 128],
+                    "STAGES": [1] if cpu else [1, 2, 3, 4], "WARPS": [4] if cpu else [4, 8]}
+        if self.pattern == "split":
+            return {"SPLIT": [4, 16, 64] if cpu else [64, 128, 256, 512, 1024],
+                    "BLOCK_R": [64, 256] if cpu else [256, 512, 1024, 2048, 4096]}
+        # loop_nest
+        return {"BLOCK_P": [1] if d.get("outer", 1) == 0 else ([8, 32] if cpu else [1, 8, 32, 128]),
+                "BLOCK_R": [32, 128] if cpu else [32, 64, 128, 256, 512],
+                "WARPS": [4] if cpu else [2, 4, 8]}
+
+    def fits(self, s: dict[str, Any], t: Target) -> str | None:
+        """None when the schedule fits the target, else why not (pruned before compiling)."""
+        threads = 32 * s.get("WARPS", 4)
+        if s.get("WARPS", 4) > t.max_warps:
+            return f"{s['WARPS']} warps > {t.max_warps}"
+        d, b = self.dims, self.elem_bytes
+        if self.pattern in ("rows", "pointwise", "loop_nest"):
+            tile = s.get("BLOCK_P", 1) * s.get("BLOCK_R", s.get("BLOCK_I", 1))
+            if not t.interpreter:
+                if tile // threads > 64:
+                    return f"{tile} elements over {threads} threads: > 64 registers each"
+                if tile < threads:
+                    return f"{tile} elements < {threads} threads"
+            if self.pattern == "rows" and s.get("BLOCK_P", 1) > 1 and \
+                    s.get("BLOCK_R", 0) < d.get("inner", 0):
+                return "several rows per program only when a row fits one block"
+        if self.pattern == "contraction":
+            bm, bn, bk, st = s["BLOCK_M"], s["BLOCK_N"], s["BLOCK_K"], s.get("STAGES", 1)
+            smem = max(st - 1, 1) * (bm * bk + bk * bn) * b
+            if smem > t.smem:
+                return f"shared memory {smem} B > {t.smem} B"
+            if not t.interpreter and bm * bn // threads > 128:
+                return f"accumulator {bm}x{bn} over {threads} threads: > 128 registers each"
+            for name, v, n in (("BLOCK_M", bm, "m"), ("BLOCK_N", bn, "n"), ("BLOCK_K", bk, "k")):
+                if n in d and v > max(16, np2(d[n])):
+                    return f"{name}={v} > {n}={d[n]}"
+        if self.pattern == "attention":
+            bm, bn, st = s["BLOCK_M"], s["BLOCK_N"], s.get("STAGES", 1)
+            dk, dv = np2(max(16, d.get("d", 64))), np2(max(16, d.get("dv", 64)))
+            smem = (bm * dk + max(st - 1, 1) * bn * (dk + dv)) * b
+            if smem > t.smem:
+                return f"shared memory {smem} B > {t.smem} B"
+            if not t.interpreter and (bm * dv + bm * bn) // threads > 192:
+                return f"tiles {bm}x{dv}+{bm}x{bn} over {threads} threads: > 192 registers"
+            if "q" in d and bm > max(16, np2(d["q"])) or "kv" in d and bn > max(16, np2(d["kv"])):
+                return "tile larger than the sequence"
+        return None
+
+    def cost(self, s: dict[str, Any], t: Target) -> float:
+        """A unitless estimate (lower is better): padding waste x idle SMs x register pressure.
+        Deterministic; orders the GPU search and decides on CPU."""
+        d = self.dims
+        def waste(n: int, blk: int) -> float:
+            return math.ceil(max(n, 1) / blk) * blk / max(n, 1)
+        def idle(programs: int) -> float:
+            return max(1.0, 2 * t.sms / max(programs, 1)) ** 0.5
+        threads = 32 * s.get("WARPS", 4)
+        if self.pattern in ("rows", "pointwise", "loop_nest"):
+            bp = s.get("BLOCK_P", 1)
+            br = s.get("BLOCK_R", s.get("BLOCK_I", 1))
+            outer, inner = d.get("outer", 1), d.get("inner", 1)
+            programs = math.ceil(outer / bp) * (math.ceil(inner / br)
+                                                if self.pattern == "pointwise" else 1)
+            per_thread = bp * br / threads
+            passes = 1.0 if self.pattern != "rows" or br >= inner else 1.6
+            return (waste(outer, bp) * waste(inner, br) * idle(programs) * passes
+                    * (1 + abs(math.log2(max(per_thread, 1) / 16)) / 8))
+        if self.pattern == "contraction":
+            bm, bn, bk = s["BLOCK_M"], s["BLOCK_N"], s["BLOCK_K"]
+            m, n, k = d.get("m", bm), d.get("n", bn), d.get("k", bk)
+            tiles = math.ceil(m / bm) * math.ceil(n / bn) * d.get("batch", 1)
+            waves = math.ceil(tiles / t.sms)
+            traffic = (1 / bm + 1 / bn) * 64          # operand loads per flop, relative
+            return (waste(m, bm) * waste(n, bn) * waste(k, bk) * waves * t.sms / max(tiles, 1)
+                    * (1 + traffic) * (1 + 0.1 * abs(s.get("STAGES", 3) - 3))
+                    * (1 + abs(math.log2(bm * bn / threads / 64)) / 8))
+        if self.pattern == "attention":
+            bm, bn = s["BLOCK_M"], s["BLOCK_N"]
+            q, kv = d.get("q", bm), d.get("kv", bn)
+            programs = math.ceil(q / bm) * d.get("batch", 1)
+            return (waste(q, bm) * waste(kv, bn) * idle(programs) * (1 + 64 / bm + 16 / bn)
+                    * (1 + 0.1 * abs(s.get("STAGES", 2) - 2)))
+        if self.pattern == "split":
+            n = d.get("inner", 1 << 20)
+            chunk = math.ceil(n / s["SPLIT"])
+            return idle(s["SPLIT"]) * waste(chunk, s["BLOCK_R"]) * (1 + s["SPLIT"] / 4096)
+        return 1.0
+
+
+def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = None
+                  ) -> list[LaunchSpace]:
+    """One LaunchSpace per launch of the plan (attention: the fused kernel only), with the keys
+    the generated `source` actually reads and the problem sizes at `env`."""
+    env = env or {}
+    keys: dict[str, list[str]] = {}
+    for full in re.findall(r"schedule\.get\('(\w+)\.(\w+)'", source):
+        prefix, name = full
+        if name not in ("PRECISION", "fuse") and name not in keys.setdefault(prefix, []):
+            keys[prefix].append(name)
+    elem = max((p.dtype.torch.itemsize for p in kernel.tensor_params), default=4)
+    out = []
+    for n, launch in enumerate(plan_kernel(kernel).launches):
+        if str(n) not in keys:
+            continue
+        out.append(LaunchSpace(str(n), launch.pattern, tuple(keys[str(n)]),
+                               _dims(launch, env), elem))
+    return out
+
+
+def _size(vars_, env) -> int:
+    try:
+        return math.prod(v.extent.evaluate(env) for v in vars_) if env else 0
+    except (KeyError, ValueError, ZeroDivisionError):
+        return 0
+
+
+def _dims(launch, env: dict[str, int]) -> dict[str, int]:
+    if not env:
+        return {}
+    d: dict[str, int] = {}
+    if launch.pattern in ("rows", "pointwise"):
+        stmt = launch.statements[0]
+        inner = launch.inner or (stmt.index[-1] if stmt.index else None)
+        outer = launch.outer or tuple(stmt.index[:-1])
+        d["inner"] = _size([inner], env) if inner is not None else 1
+        d["outer"] = _size(outer, env) if outer else 1
+    elif launch.pattern == "contraction":
+        c = launch.contraction
+        d.update(m=_size(c.iv, env), n=_size(c.jv, env), k=_size(c.kv, env),
+                 batch=_size(c.batch, env) if c.batch else 1)
+    elif launch.pattern == "attention":
+        a = launch.attention
+        d.update(q=_size([a.scores.i], env), kv=_size([a.scores.j], env),
+                 d=_size([a.scores.k], env), dv=_size([a.out.j], env),
+                 batch=_size(a.scores.batch, env) if a.scores.batch else 1)
+    elif launch.pattern == "split":
+        reds = [x for x in ir.walk(launch.statements[0].value) if isinstance(x, ir.Reduce)]
+        d["inner"] = max((_size(r.vars, env) for r in reds), default=1)
+    else:
+        stmt = launch.statements[0]
+        d["outer"] = _size(stmt.index, env) if stmt.index else 0
+    return {k: v for k, v in d.items() if v}
+
+
+@dataclass
+class Choice:
+    schedule: dict[str, Any]          # full keys: {"0.BLOCK_R": 1024, ...}
+    cost: float
+    pruned: str | None = None
+
+
+def enumerate_space(space: LaunchSpace, target: Target) -> list[Choice]:
+    """Every combination of the launch's values, each with its cost or the reason it was pruned;
+    fitting ones first, cheapest first (ties: the declared order)."""
+    vals = {k: v for k, v in space.values(target).items() if k in space.keys}
+    names = list(vals)
+    out = []
+    for combo in itertools.product(*(vals[k] for k in names)):
+        s = dict(zip(names, combo))
+        why = space.fits(s, target)
+        out.append(Choice({f"{space.prefix}.{k}": v for k, v in s.items()},
+                          math.inf if why else space.cost(s, target), why))
+    return sorted(out, key=lambda c: (c.pruned is not None, c.cost))
+
+
+def candidates(kernel: ir.Kernel, source: str, env: dict[str, int], target: Target,
+               limit: int = 32) -> tuple[list[Choice], list[Choice]]:
+    """(the `limit` cheapest fitting schedules over all launches, the pruned ones). Launches are
+    searched one at a time (the others at their defaults)."""
+    keep, pruned = [], []
+    spaces = launch_spaces(kernel, source, env)
+    per = max(1, limit // max(1, len(spaces)))
+    for sp in spaces:
+        choices = enumerate_space(sp, target)
+        fit = [c for c in choices if c.pruned is None]
+        keep += fit[:per]
+        pruned += [c for c in choices if c.pruned is not None]
+    return keep, pruned
+
+
+_TRAILER = '''
+
+# --- kspec autotuner: this module's schedule (kspec/agent/space.py) ---
+KSPEC_SCHEDULE = {schedule!r}
+_kspec_untuned_launch = launch
+
+
+def launch(*args, schedule=None):
+    return _kspec_untuned_launch(*args, schedule={{**KSPEC_SCHEDULE, **(schedule or {{}})}})
+'''
+
+
+def schedule_source(source: str, schedule: dict[str, Any]) -> str:
+    """The generated module with `schedule` as its defaults: a self-contained candidate."""
+    return source.rstrip("\n") + "\n" + _TRAILER.format(schedule=dict(sorted(schedule.items())))

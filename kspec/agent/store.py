@@ -1,0 +1,219 @@
+"""The kernel store: accepted (verified) kernels on disk, in one SQLite file.
+
+An entry is keyed by (spec hash, kernel, target, arch, shape class) and holds the full source
+(self-contained: a tuned schedule is baked into the module, see `space.schedule_source`), the
+schedule, the verification record and the timings. Only verified kernels are ever put here.
+
+    store = KernelStore()                       # $KSPEC_STORE or ~/.cache/kspec/store.sqlite
+    store.best(spec_hash(k), "softmax", "triton", "sm_90", "M=16384,N=4096")
+
+`stored_launcher` is what `Kernel.build(..., use_store=True)` returns: per call it finds the
+device's arch and the arguments' shape class, and runs the best stored kernel for them, or the
+deterministic lowering when the store has none.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+_SCHEMA = """
+create table if not exists kernels (
+    spec_hash text not null, kernel text not null, target text not null, arch text not null,
+    shape_class text not null, source_hash text not null,
+    source text not null, schedule text not null, verification text not null,
+    timings text not null, ms real, baseline_ms real, timed integer not null,
+    proposer text not null, created real not null,
+    primary key (spec_hash, kernel, target, arch, shape_class, source_hash))
+"""
+
+
+@dataclass
+class Entry:
+    spec_hash: str
+    kernel: str
+    target: str
+    arch: str
+    shape_class: str
+    source: str
+    schedule: dict[str, Any] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, Any] = field(default_factory=dict)
+    ms: float | None = None            # the candidate's median time (None: untimed, CPU)
+    baseline_ms: float | None = None   # the deterministic lowering's, same run
+    proposer: str = "autotune"
+    created: float = 0.0
+
+    @property
+    def source_hash(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:16]
+
+    @property
+    def speedup(self) -> float | None:
+        return self.baseline_ms / self.ms if self.ms and self.baseline_ms else None
+
+    def as_dict(self, with_source: bool = True) -> dict[str, Any]:
+        d = asdict(self)
+        d["source_hash"] = self.source_hash
+        if not with_source:
+            d.pop("source")
+        return d
+
+
+def spec_hash(kernel) -> str:
+    """A kspec.Kernel's (or ir.Kernel's) identity: the hash of its checked, printed IR."""
+    from ..printer import format_kernel
+
+    k = getattr(kernel, "ir", kernel)
+    return hashlib.sha256(format_kernel(k, annotate=True).encode()).hexdigest()[:16]
+
+
+def shape_class(env: dict[str, int]) -> str:
+    """Shape symbols rounded up to powers of two: 'M=16384,N=4096' (tuned for that bucket)."""
+    return ",".join(f"{s}={1 << max(0, int(v) - 1).bit_length()}" for s, v in sorted(env.items()))
+
+
+def device_arch(device: Any = None) -> str:
+    """'cpu' for the Triton interpreter, else the CUDA device's 'sm_XY' (or gfx name)."""
+    import torch
+
+    if device is None or getattr(device, "type", device) == "cpu":
+        return "cpu"
+    props = torch.cuda.get_device_properties(device)
+    arch = getattr(props, "gcnArchName", "") or ""
+    if arch.startswith("gfx"):
+        return arch.split(":")[0]
+    return f"sm_{props.major}{props.minor}"
+
+
+def default_path() -> Path:
+    env = os.environ.get("KSPEC_STORE")
+    if env:
+        return Path(env)
+    return Path.home() / ".cache" / "kspec" / "store.sqlite"
+
+
+class KernelStore:
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path) if path else default_path()
+        if self.path.suffix != ".sqlite":     # a directory was named
+            self.path = self.path / "store.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        with self._connect() as db:
+            db.execute(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.path, timeout=30)
+
+    def put(self, e: Entry) -> Entry:
+        e.created = e.created or time.time()
+        row = (e.spec_hash, e.kernel, e.target, e.arch, e.shape_class, e.source_hash, e.source,
+               json.dumps(e.schedule, sort_keys=True), json.dumps(e.verification, default=str),
+               json.dumps(e.timings, default=str), e.ms, e.baseline_ms, int(e.ms is not None),
+               e.proposer, e.created)
+        with self._lock, self._connect() as db:
+            db.execute("insert or replace into kernels values "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        return e
+
+    def entries(self, **where: Any) -> list[Entry]:
+        cols = ("spec_hash", "kernel", "target", "arch", "shape_class")
+        clauses = [f"{c} = ?" for c in cols if where.get(c) is not None]
+        args = [where[c] for c in cols if where.get(c) is not None]
+        sql = ("select spec_hash, kernel, target, arch, shape_class, source, schedule, "
+               "verification, timings, ms, baseline_ms, proposer, created from kernels"
+               + (" where " + " and ".join(clauses) if clauses else "")
+               # best first: timed before untimed, fastest, then newest (deterministic)
+               + " order by kernel, target, arch, shape_class, timed desc, ms asc, created desc")
+        with self._lock, self._connect() as db:
+            rows = db.execute(sql, args).fetchall()
+        return [Entry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
+                      json.loads(r[8]), r[9], r[10], r[11], r[12]) for r in rows]
+
+    def best(self, spec_hash: str, kernel: str, target: str, arch: str,
+             shape_class: str) -> Entry | None:
+        found = self.entries(spec_hash=spec_hash, kernel=kernel, target=target, arch=arch,
+                             shape_class=shape_class)
+        return found[0] if found else None
+
+    def clear(self, **where: Any) -> int:
+        cols = ("spec_hash", "kernel", "target", "arch", "shape_class")
+        clauses = [f"{c} = ?" for c in cols if where.get(c) is not None]
+        args = [where[c] for c in cols if where.get(c) is not None]
+        with self._lock, self._connect() as db:
+            cur = db.execute("delete from kernels" +
+                             (" where " + " and ".join(clauses) if clauses else ""), args)
+            return cur.rowcount
+
+    def export(self, directory: str | Path, **where: Any) -> list[Path]:
+        """Write each entry as SOURCE file + JSON record into `directory`."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for e in self.entries(**where):
+            stem = (f"{e.kernel}-{e.target}-{e.arch}-{e.shape_class.replace(',', '_')}-"
+                    f"{e.source_hash}").replace("=", "")
+            (out / f"{stem}.py").write_text(e.source)
+            (out / f"{stem}.json").write_text(json.dumps(e.as_dict(with_source=False),
+                                                         indent=2, default=str))
+            written.append(out / f"{stem}.py")
+        return written
+
+    def table(self, **where: Any) -> str:
+        lines = [f"{'kernel':16s} {'target':7s} {'arch':7s} {'shape class':24s} {'ms':>9s} "
+                 f"{'speedup':>8s} proposer  spec"]
+        for e in self.entries(**where):
+            ms = f"{e.ms:.4f}" if e.ms is not None else "untimed"
+            sp = f"{e.speedup:.2f}x" if e.speedup else "-"
+            lines.append(f"{e.kernel:16s} {e.target:7s} {e.arch:7s} {e.shape_class:24s} "
+                         f"{ms:>9s} {sp:>8s} {e.proposer:9s} {e.spec_hash}")
+        return "\n".join(lines)
+
+
+def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None = None,
+                    **options: Any) -> Callable:
+    """A launcher that runs the best stored kernel for each call's (arch, shape class), else
+    the deterministic lowering (`kernel.build(backend, **options)`)."""
+    import torch
+
+    from ..api import bind
+    from ..backends.triton.launcher import build as triton_build
+
+    default = kernel.build(backend, **options)
+    if backend != "triton":
+        return default
+    store = store or KernelStore()
+    digest = spec_hash(kernel)
+    chosen: dict[tuple, Callable] = {}
+    by_entry: dict[str, Callable] = {}
+
+    def launcher(*args: Any, **kwargs: Any):
+        key = tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else type(a)
+                    for a in args) + tuple(sorted(kwargs))
+        fn = chosen.get(key)
+        if fn is None:
+            b = bind(kernel.ir, args, kwargs)
+            devices = [t.device for t in b.tensors.values()]
+            arch = device_arch(devices[0] if devices else None)
+            entry = store.best(digest, kernel.name, backend, arch, shape_class(b.env))
+            fn = default
+            if entry is not None:
+                fn = by_entry.get(entry.source_hash)
+                if fn is None:
+                    fn = by_entry[entry.source_hash] = triton_build(kernel.ir, entry.source,
+                                                                    **options)
+            chosen[key] = fn
+            launcher.entry = entry  # type: ignore[attr-defined]  # the last lookup's
+        return fn(*args, **kwargs)
+
+    launcher.source = default.source  # type: ignore[attr-defined]
+    launcher.store = store            # type: ignore[attr-defined]
+    launcher.entry = None             # type: ignore[attr-defined]
+    return launcher

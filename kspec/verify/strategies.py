@@ -1,0 +1,270 @@
+r"""Hypothesis strategies for a kernel's arguments, drawn from its signature.
+
+A drawn `Case` is small and printable: the shape-symbol values, one value distribution per
+tensor input, the scalar parameters and an integer seed. The tensors themselves are made from
+the case deterministically (`Case.arguments`), so a failing case prints as one replayable line,
+and Hypothesis shrinks it over sizes (towards 1), distributions (towards "normal"), scalars
+(towards their default) and the seed (towards 0) rather than over megabytes of floats.
+
+Shape symbols are drawn from interesting values: 1, small primes, sizes just below, at and just
+above powers of two and every block size the generated code's schedule names, and a few large
+ones; combinations over the element budget (`max_elements` per tensor) or failing the kernel's
+launch checks are rejected.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+
+from .. import ir
+from ..dtypes import DType
+
+# value distributions of float tensors; the first is where shrinking goes
+DISTRIBUTIONS = ("normal", "uniform01", "negative_rows", "all_negative", "zeros_signed",
+                 "large", "large_negative", "ascending", "tiny")
+PRIMES = (2, 3, 5, 7, 11, 13, 17, 31, 61, 127, 251)
+LARGE = (1000, 1531, 4099, 8193)
+# one symbol this long (the others 1) reaches the looped path of row kernels (BLOCK_R <= 8192)
+LONG = 8193
+# scale of the "large" and "tiny" distributions per dtype: large enough to stress overflow-prone
+# code (exp, squares, long sums), small enough that the f64 reference stays meaningful
+LARGE_SCALE = {DType.f16: 1e2, DType.bf16: 1e4, DType.f32: 1e4, DType.f64: 1e8}
+TINY_SCALE = {DType.f16: 1e-3, DType.bf16: 1e-12, DType.f32: 1e-12, DType.f64: 1e-100}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example: sizes, a distribution per tensor input, scalars, a seed."""
+
+    sizes: tuple[tuple[str, int], ...]
+    dists: tuple[tuple[str, str], ...] = ()
+    scalars: tuple[tuple[str, Any], ...] = ()
+    seed: int = 0
+
+    @property
+    def env(self) -> dict[str, int]:
+        return dict(self.sizes)
+
+    def arguments(self, kernel: ir.Kernel, device: str = "cpu") -> list[Any]:
+        return make_arguments(kernel, self, device=device)
+
+    def with_seed(self, seed: int) -> "Case":
+        return Case(self.sizes, self.dists, self.scalars, seed)
+
+    def replay(self) -> str:
+        """A Python expression that rebuilds this case."""
+        return (f"Case(sizes={self.sizes!r}, dists={self.dists!r}, scalars={self.scalars!r}, "
+                f"seed={self.seed})")
+
+    def __str__(self) -> str:
+        parts = [", ".join(f"{k}={v}" for k, v in self.sizes)]
+        if self.dists:
+            parts.append(", ".join(f"{k}:{v}" for k, v in self.dists))
+        if self.scalars:
+            parts.append(", ".join(f"{k}={v!r}" for k, v in self.scalars))
+        parts.append(f"seed={self.seed}")
+        return "; ".join(p for p in parts if p)
+
+
+def size_candidates(block_sizes: Iterable[int] = (), max_size: int = LONG) -> list[int]:
+    """Interesting values of one shape symbol, smallest first."""
+    values = {1, *PRIMES, *LARGE}
+    for p in range(1, 13):
+        values.update((2 ** p - 1, 2 ** p, 2 ** p + 1))
+    for b in block_sizes:
+        values.update((b - 1, b, b + 1))
+    return sorted(v for v in values if 1 <= v <= max_size)
+
+
+def schedule_block_sizes(source: str) -> set[int]:
+    """Block sizes a generated Triton module's schedule names (integer literals that are powers
+    of two in its `schedule.get(...)` defaults)."""
+    sizes: set[int] = set()
+    for line in source.splitlines():
+        if "schedule.get(" not in line:
+            continue
+        for lit in re.findall(r"(?<![\w.])(\d+)(?![\w.])", line):
+            v = int(lit)
+            if v >= 8 and v & (v - 1) == 0:
+                sizes.add(v)
+    return sizes
+
+
+def _elements_ok(kernel: ir.Kernel, env: dict[str, int], max_elements: int,
+                 max_work: int | None = None) -> bool:
+    if max_work is not None and math.prod(env.values()) > max_work:
+        return False
+    try:
+        for d in (*kernel.tensor_params, *kernel.outputs):
+            n = 1
+            for dim in d.dims:
+                v = dim.evaluate(env)
+                if v < 1:
+                    return False
+                n *= v
+            if n > max_elements:
+                return False
+        return all(c.holds(env) for c in kernel.checks)
+    except (ZeroDivisionError, ValueError):
+        return False
+
+
+def valid_sizes(kernel: ir.Kernel, env: dict[str, int], max_elements: int) -> bool:
+    return _elements_ok(kernel, env, max_elements)
+
+
+def cases(kernel: ir.Kernel, *, block_sizes: Iterable[int] = (), max_elements: int = 4096,
+          max_work: int | None = None, max_size: int | None = None,
+          distributions: tuple[str, ...] = DISTRIBUTIONS):
+    """The Hypothesis strategy of `Case`s for a kernel. `max_elements` bounds every tensor;
+    `max_work` (default 16 x max_elements) bounds the product of all shape symbols, a proxy for
+    the work of a contraction or convolution."""
+    max_work = max_work or 16 * max_elements
+    from hypothesis import assume, strategies as st
+
+    cap = max_size or min(max_elements, LONG)
+    candidates = size_candidates(block_sizes, cap)
+    float_inputs = [p.name for p in kernel.tensor_params if p.dtype.is_float]
+    scalar_params = list(kernel.scalar_params) if hasattr(kernel, "scalar_params") else [
+        p for p in kernel.params if isinstance(p, ir.ScalarParam)]
+
+    @st.composite
+    def case(draw) -> Case:
+        sizes = tuple((s, draw(st.sampled_from(candidates), label=s)) for s in kernel.symbols)
+        assume(_elements_ok(kernel, dict(sizes), max_elements, max_work))
+        dists = tuple((n, draw(st.sampled_from(distributions), label=n)) for n in float_inputs)
+        scalars = tuple((p.name, draw(scalar_values(p), label=p.name)) for p in scalar_params)
+        seed = draw(st.integers(0, 2 ** 16 - 1), label="seed")
+        return Case(sizes, dists, scalars, seed)
+
+    return case()
+
+
+def scalar_values(p: ir.ScalarParam):
+    """A scalar parameter's useful range: its default first, then typical magnitudes."""
+    from hypothesis import strategies as st
+
+    if p.dtype == DType.bool:
+        return st.booleans()
+    if p.dtype.is_int:
+        first = [p.default] if p.default is not None else []
+        return st.sampled_from([*first, 1, 2, 3, 5, 8])
+    first = [float(p.default)] if p.default is not None else [1.0]
+    # eps-like defaults stay small and positive; others range over signs and magnitudes
+    if p.default is not None and 0 < float(p.default) < 1e-2:
+        return st.sampled_from([*first, 1e-6, 1e-3, 0.1])
+    return st.one_of(st.sampled_from([*first, 0.5, -1.0, 2.0, 0.0]),
+                     st.floats(-4.0, 4.0, allow_nan=False, width=32))
+
+
+def make_tensor(dtype: DType, shape: tuple[int, ...], dist: str, gen: torch.Generator,
+                int_high: int = 8) -> torch.Tensor:
+    """A tensor of `dtype` and `shape` drawn from distribution `dist` (floats) with `gen`."""
+    if dtype == DType.bool:
+        return torch.rand(shape, generator=gen) < 0.5
+    if not dtype.is_float:
+        lo = 0 if dtype == DType.u8 else 0
+        return torch.randint(lo, max(1, int_high), shape, generator=gen).to(dtype.torch)
+    t = torch.randn(shape, generator=gen, dtype=torch.float64)
+    if dist == "uniform01":
+        t = torch.rand(shape, generator=gen, dtype=torch.float64)
+    elif dist == "negative_rows" and t.dim() >= 1 and t.numel():
+        rows = torch.rand(shape[0], generator=gen) < 0.5
+        rows[int(torch.randint(0, shape[0], (), generator=gen))] = True
+        sign = torch.where(rows, -1.0, 1.0).to(torch.float64).reshape(-1, *([1] * (t.dim() - 1)))
+        t = torch.where(sign < 0, -(t.abs() + 0.25), t)
+    elif dist == "all_negative":
+        t = -(t.abs() + 0.25)
+    elif dist == "zeros_signed":
+        pick = torch.rand(shape, generator=gen)
+        t = torch.where(pick < 0.25, torch.zeros_like(t),
+                        torch.where(pick < 0.5, -torch.zeros_like(t), t))
+    elif dist == "large":
+        t = t * LARGE_SCALE.get(dtype, 1e4)
+    elif dist == "large_negative":
+        t = -(t.abs() + 0.25) * LARGE_SCALE.get(dtype, 1e4) / 10
+    elif dist == "ascending" and t.dim() >= 1:
+        # sorted along the last dim, large: the maximum sits at the end of every row
+        t = torch.sort(t, dim=-1).values * LARGE_SCALE.get(dtype, 1e4)
+    elif dist == "tiny":
+        t = t * TINY_SCALE.get(dtype, 1e-12)
+    return t.to(dtype.torch)
+
+
+def make_arguments(kernel: ir.Kernel, case: Case, device: str = "cpu") -> list[Any]:
+    """Inputs in signature order for a case. Integer tensors hold small non-negative values
+    below the smallest size (they often index or label)."""
+    env = case.env
+    dists = dict(case.dists)
+    scalars = dict(case.scalars)
+    gen = torch.Generator().manual_seed(case.seed)
+    int_high = max(1, min(env.values(), default=1))
+    args: list[Any] = []
+    for p in kernel.params:
+        if isinstance(p, ir.TensorDecl):
+            shape = tuple(d.evaluate(env) for d in p.dims)
+            t = make_tensor(p.dtype, shape, dists.get(p.name, "normal"), gen, int_high)
+            args.append(t.to(device))
+        elif p.name in scalars:
+            args.append(scalars[p.name])
+        else:
+            args.append(p.default if p.default is not None else _default_scalar(p.dtype))
+    return args
+
+
+def _default_scalar(dtype: DType) -> Any:
+    if dtype == DType.bool:
+        return True
+    return 1 if dtype.is_int else 1.0
+
+
+def first_case(kernel: ir.Kernel, max_elements: int = 4096) -> Case | None:
+    """Every symbol 1 (or the smallest valid sizes found by a short search), normal values."""
+    env = {s: 1 for s in kernel.symbols}
+    if not _elements_ok(kernel, env, max_elements):
+        for n in range(2, 65):
+            env = {s: n for s in kernel.symbols}
+            if _elements_ok(kernel, env, max_elements):
+                break
+        else:
+            return None
+    return Case(tuple(env.items()),
+                tuple((p.name, "normal") for p in kernel.tensor_params if p.dtype.is_float),
+                (), 0)
+
+
+def explicit_cases(kernel: ir.Kernel, max_elements: int = 4096) -> list[Case]:
+    """One case per value distribution (every float input drawn from it) at small sizes that
+    are not powers of two, so masked tails exist: run before the Hypothesis search."""
+    floats = [p.name for p in kernel.tensor_params if p.dtype.is_float]
+    for n in (5, 7, 3, 13, 6, 2, 17, 31):
+        env = {s: n for s in kernel.symbols}
+        if _elements_ok(kernel, env, max_elements):
+            break
+    else:
+        first = first_case(kernel, max_elements)
+        if first is None:
+            return []
+        env = first.env
+    out = [Case(tuple(env.items()), tuple((f, d) for f in floats), (), i + 1)
+           for i, d in enumerate(DISTRIBUTIONS if floats else DISTRIBUTIONS[:1])]
+    for s in kernel.symbols:        # long rows: each symbol LONG with the others 1
+        long_env = {t: (LONG if t == s else 1) for t in kernel.symbols}
+        if _elements_ok(kernel, long_env, max_elements, max_elements):
+            for d in (("normal", "large", "large_negative", "ascending") if floats
+                      else ("normal",)):
+                out.append(Case(tuple(long_env.items()), tuple((f, d) for f in floats), (),
+                                len(out) + 1))
+    return out
+
+
+def different_seed(case: Case) -> Case:
+    return case.with_seed((case.seed + 7919) % (2 ** 16))
+
+
+__all__ = ["Case", "cases", "make_arguments", "size_candidates", "schedule_block_sizes",
+           "DISTRIBUTIONS", "first_case", "valid_sizes"]
