@@ -54,11 +54,17 @@ class Dialect:
     nan_float: str = "NAN"
     nan_double: str = "(double)NAN"
     math: Mapping[str, tuple[str, str]] = field(default_factory=lambda: dict(_C99_MATH))
+    # f32 intrinsics used instead of the IEEE paths (see docs/LANGUAGE.md's tolerance paragraph):
+    # kspec name -> function; and f32 division, a format over {a} and {b} (None: `a / b`).
+    fast_math: Mapping[str, str] = field(default_factory=lambda: {"exp": "__expf"})
+    fast_div: str | None = "__fdividef({a}, {b})"
 
     def math_fn(self, fn: str, ctype: str) -> str:
         """The device function computing `fn` on a `ctype` ("float" or "double") value."""
         f32, f64 = self.math[fn]
-        return f64 if ctype == "double" else f32
+        if ctype == "double":
+            return f64
+        return self.fast_math.get(fn, f32)
 
     def for_arch(self, arch: str | None) -> "Dialect":
         """The dialect specialised for one target: the lane count depends on it for AMD."""

@@ -32,7 +32,8 @@ CPU = replace(
     bf16_to_float="kspec_bf16_to_float({x})", float_to_bf16="kspec_float_to_bf16({x})",
     shfl_xor="{x}", launch_bounds="", kernel_decl='extern "C" void', device_fn="static inline",
     thread_id="0", block_id="0", block_dim="1", grid_dim="1", shared="static",
-    sync_threads="(void)0")
+    sync_threads="(void)0",
+    fast_math={"exp": "kspec_fast_expf"}, fast_div="kspec_fast_div({a}, {b})")
 
 
 def emulation_header() -> str:

@@ -58,7 +58,16 @@ def _helper(name: str) -> Entry:
 
 def _pow(r: OpContext, a: list[Code]) -> Code:
     # Integer powers follow the reference: computed in double, truncated toward zero.
+    if r.is_float and getattr(a[1], "literal", None) == 2:
+        return r.helper("kspec_square", a[:1])   # x * x: exactly pow(x, 2), without the call
     return call(r.fn("pow"), a, r.ctype) if r.is_float else r.helper("kspec_ipow", a)
+
+
+def _div(r: OpContext, a: list[Code]) -> Code:
+    # f32: the dialect's approximate division (about 2 ulp), as Triton's div.full.f32
+    if r.ctype == "float" and r.dialect.fast_div:
+        return Code(r.dialect.fast_div.format(a=a[0].text, b=a[1].text), "float")
+    return binary(a[0], "/", a[1], MUL, r.ctype)
 
 
 def _abs(r: OpContext, a: list[Code]) -> Code:
@@ -72,7 +81,7 @@ def _rounding(name: str) -> Entry:
 
 EXPR_TABLE: dict[str, Entry] = {
     "add": _infix("+", ADD), "sub": _infix("-", ADD), "mul": _infix("*", MUL),
-    "div": _infix("/", MUL),
+    "div": _div,
     "mod": _helper("kspec_mod"),          # sign of the divisor, like torch.remainder
     "pow": _pow,
     "neg": lambda r, a: unary("-", a[0], r.ctype),

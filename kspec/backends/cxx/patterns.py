@@ -74,7 +74,8 @@ class LaunchContext:
         self.kernel, self.d, self.launch = kernel, d, launch
         self.namer = Namer(reserved_for(d))
         for reserved in ("lane", "lanes", "teams", "row", "rows", "p", "j0", "c", "q", "parts",
-                         "n_inner", "per_row", "n"):
+                         "n_inner", "per_row", "n", "kg", "ke", "IDX", "V", "VPT",
+                         "WARP_ROWS"):
             self.namer.taken.add(reserved)
         scalar_params = {p.name: p for p in kernel.scalar_params}
         self.tensors = list(writes) + [t for t in memory_reads if t not in writes]

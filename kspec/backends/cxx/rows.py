@@ -12,18 +12,21 @@ then one block combines the partials and evaluates the statement.
 """
 from __future__ import annotations
 
+import re
+
 from ... import ir
 from ...dtypes import DType
 from .code import Code, convert
-from .ctype import compute_ctype
+from .ctype import compute_ctype, storage_ctype
 from .exprs import combine, identity
 from .generic import Arg, grid_size
 from .loops import alpha_key
-from .patterns import LaunchContext, PatternUnit, statement_text
+from .patterns import LaunchContext, PatternUnit, _aligned, _size, statement_text
 
 OP_CODE = {"sum": 0, "mean": 0, "prod": 1, "max": 2, "min": 3}
 WARP_VPT = (1, 2, 4, 8)          # one warp per row: rows up to 8 x lanes
 BLOCK_VPT = (0, 4, 8, 16)        # one block per row (0: looped, no cache)
+INDEX_LIMIT = (1 << 31) - (1 << 20)   # 32-bit index math below this (with room for the steps)
 
 
 def _reduces(e: ir.Expr) -> list[ir.Reduce]:
@@ -100,6 +103,20 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     cached = {key: ctx.namer.fresh(f"{first[key].tensor}_c") for key, ks in passes.items()
               if len(ks) > 1}
     caching = [False]
+    targets = {s.target for s in launch.statements}
+
+    def vector_load(e) -> bool:
+        """Loads moved V at a time by the contiguous variants: the last index is the row's
+        index, the others do not use it."""
+        return (isinstance(e, ir.Load) and bool(e.index) and e.tensor not in targets
+                and e.index[-1].bare in inner_vars
+                and all(not (set(a.vars()) & inner_vars) for a in e.index[:-1]))
+
+    vec_tensors = sorted({n.tensor for s in launch.statements for n in ir.walk(s.value)
+                          if vector_load(n)}
+                         | {s.target for s in launch.statements if len(s.index) > n_outer})
+    width = max(1, 16 // max([_size(ctx.elements[t], d) for t in vec_tensors] or [16]))
+    packing = {"on": False, "packs": {}}
 
     def hook(e):
         name_ = e.tensor if isinstance(e, ir.Load) else e.name
@@ -109,14 +126,61 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
             key = row_key(e)
             if key in cached:
                 return Code(f"{cached[key]}[c]", r.from_storage("v", ctx.elements[e.tensor]).ctype)
+        if packing["on"] and vector_load(e):
+            key = (e.tensor, e.index)
+            if key not in packing["packs"]:
+                packing["packs"][key] = (ctx.namer.fresh(f"{e.tensor}_v"), e)
+            return r.from_storage(f"{packing['packs'][key][0]}.v[ke]", ctx.elements[e.tensor])
         return None
 
+    def at_j0(fn):
+        """fn() rendered with the row's index named j0 (the first element of a pack)."""
+        saved = {v: ctx.var_names[v] for v in inner_vars}
+        for v in inner_vars:
+            ctx.var_names[v] = "j0"
+        try:
+            return fn()
+        finally:
+            ctx.var_names.update(saved)
+
+    def packed(fn):
+        """fn() rendered for the contiguous variants: vector loads read from packs of V
+        elements, loaded once per pack. Returns (the pack loads, fn's result)."""
+        packing["on"], packing["packs"] = True, {}
+        try:
+            out = fn()
+        finally:
+            packing["on"] = False
+        lines = []
+        for pname, ld in packing["packs"].values():
+            ctype = storage_ctype(ctx.elements[ld.tensor], d)
+            addr = at_j0(lambda: r.element(ld.tensor, [r.affine(a) for a in ld.index]))
+            lines.append(f"const kspec_pack<{ctype}, V> {pname} = "
+                         f"*reinterpret_cast<const kspec_pack<{ctype}, V>*>(&{addr});")
+        return lines, out
+
+    def packed_store(stmt, value_fn):
+        """The vector statement's store for the contiguous variants: (packs and the output
+        pack's declaration, the element's line, the pack's store)."""
+        out = ctx.namer.fresh(f"{stmt.target}_v")
+        ctype = storage_ctype(ctx.elements[stmt.target], d)
+        packs, value = packed(value_fn)
+        line = (f"{out}.v[ke] = "
+                f"{r.to_storage(value, stmt.value.dtype, ctx.elements[stmt.target])};")
+        addr = at_j0(lambda: r.element(stmt.target, [Code(ctx.var_names[v], "int64_t")
+                                                     for v in stmt.index]))
+        tail = f"*reinterpret_cast<kspec_pack<{ctype}, V>*>(&{addr}) = {out};"
+        return [*packs, f"kspec_pack<{ctype}, V> {out};"], [line], [tail]
+
     r.load_hook = hook
-    cache_decls, cache_loads = [], []
+    cache_decls, cache_loads, cache_packs, cache_loads_v = [], [], [], []
     for key, cname in cached.items():
         value = r.render(first[key])
         cache_decls.append(f"{value.ctype} {cname}[VPT > 0 ? VPT : 1];")
         cache_loads.append(f"{cname}[c] = {value};")
+        packs, value_v = packed(lambda: r.render(first[key]))
+        cache_packs += packs
+        cache_loads_v.append(f"{cname}[c] = {value_v};")
 
     steps = []
     for stmt in launch.statements:
@@ -126,7 +190,9 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
             for mode in ("cached", "looped"):
                 caching[0] = mode == "cached"
                 value = r.render(stmt.value)
-                out[mode] = ctx.store(stmt.target, list(stmt.index), value, stmt.value.dtype)
+                out[mode] = [ctx.store(stmt.target, list(stmt.index), value, stmt.value.dtype)]
+                out[mode + "_v"] = packed_store(stmt, lambda: r.render(stmt.value))
+            caching[0] = False
             steps.append(out)
             continue
         accs = [_Acc(ctx, red) for red in _reduces(stmt.value)]
@@ -134,6 +200,8 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         for mode in ("cached", "looped"):
             caching[0] = mode == "cached"
             folds[mode] = [a.fold(r.render(a.reduce.body)) for a in accs]
+            packs, lines = packed(lambda: [a.fold(r.render(a.reduce.body)) for a in accs])
+            folds[mode + "_v"] = (packs, lines, [])
         caching[0] = False
         for a in accs:
             r.seed(a.reduce, r.finish(a.reduce, Code(a.name, a.ctype)))
@@ -155,18 +223,64 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                       "folds": folds, "reg": reg, "ctype": ctype, "value": kept.text,
                       "store": store})
     r.load_hook = None
-    r.helpers |= {"kspec_team_reduce", "kspec_max", "kspec_min"}
+    r.helpers |= {"kspec_team_reduce", "kspec_max", "kspec_min", "kspec_pack"}
     n_text = r.shape(launch.inner.extent).text
     rows_text = ctx.total([v.extent for v in launch.outer])
-    data = dict(outer_lines=outer_lines, cache_decls=cache_decls, cache_loads=cache_loads,
-                steps=steps, n=n_text, rows=rows_text, j=jname)
-    text = "\n".join([*outer_lines, *cache_loads, n_text, rows_text] + [
-        "\n".join([s.get("cached", ""), s.get("looped", ""), s.get("value", ""),
-                   s.get("store", ""), *sum(s.get("folds", {}).values(), [])]) for s in steps])
+
+    def flat(x):
+        return "\n".join(y if isinstance(y, str) else flat(y) for y in x)
+
+    text = "\n".join([*outer_lines, *cache_loads, *cache_packs, *cache_loads_v, n_text,
+                      rows_text] + [flat([s.get(k, "") for k in (
+                          "cached", "looped", "cached_v", "looped_v", "value", "store")])
+                                    + flat(s.get("folds", {}).values()) for s in steps])
     args, params = ctx.finish_args(text)
+    # the impl's strides are IDX: int64_t, or int in the contiguous variants (32-bit offsets)
+    impl_params = []
+    for line in params:
+        for a in args:
+            if a.kind == "stride":
+                line = re.sub(rf"\bint64_t {a.name}\b", f"IDX {a.name}", line)
+        impl_params.append(line)
+    arg_names = {a.name for a in args}
+    unit_strides = [ctx.strides[t][-1] for t in vec_tensors
+                    if ctx.strides[t] and ctx.strides[t][-1] in arg_names]
     lanes = d.warp_size
-    variants = [f"{name}_w{v}" for v in WARP_VPT] + [f"{name}_b{v}" for v in BLOCK_VPT]
+    info_ = []
+    for warp, vpts in ((True, WARP_VPT), (False, BLOCK_VPT)):
+        for v in vpts:
+            base = f"{name}_{'w' if warp else 'b'}{v}"
+            info_.append(dict(name=base, warp=warp, vpt=v, v=1, idx="int64_t"))
+            info_.append(dict(name=base + "c", warp=warp, vpt=v,
+                              v=min(width, v) if v else width, idx="int"))
+    vwidth = {i["name"]: i["v"] for i in info_}
+    data = dict(outer_lines=[line.replace("const int64_t ", "const IDX ") for line in outer_lines],
+                cache_decls=cache_decls, cache_loads=cache_loads, cache_packs=cache_packs,
+                cache_loads_v=cache_loads_v, steps=steps, n=n_text, rows=rows_text, j=jname,
+                impl_params=impl_params, unit_strides=unit_strides, variant_info=info_)
+    variants = [i["name"] for i in info_]
     n_shape, outer_shapes = launch.inner.extent, [v.extent for v in launch.outer]
+    tensors = list(ctx.tensors)
+
+    def contiguous(variant, n, rows, buffers, info) -> str:
+        """The contiguous variant when every vectorised tensor has unit last stride and
+        aligned packs, n is a multiple of the pack and every offset fits 31 bits."""
+        if not info.schedule.get("vector", True) or n % vwidth[variant + "c"]:
+            return variant
+        v = vwidth[variant + "c"]
+        if rows >= INDEX_LIMIT or n >= INDEX_LIMIT:
+            return variant
+        for t in tensors:
+            buf = buffers.get(t)
+            if buf is None:
+                return variant
+            if sum((s - 1) * abs(st) for s, st in zip(buf.shape, buf.stride())) >= INDEX_LIMIT:
+                return variant
+        for t in vec_tensors:
+            buf = buffers[t]
+            if buf.dim() == 0 or buf.stride(-1) != 1 or (v > 1 and not _aligned(buf, v)):
+                return variant
+        return variant + "c"
 
     def pick(env, buffers, info):
         n = n_shape.evaluate(env)
@@ -176,22 +290,26 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         if rows == 0:
             return []
         forced = info.schedule.get("rows")
+
+        def c(variant):
+            return contiguous(variant, n, rows, buffers, info)
+
         if info.cpu:
             if forced == "loop" or n > 16:
-                return [(f"{name}_b0", 1, 1, {})]
+                return [(c(f"{name}_b0"), 1, 1, {})]
             v = next((v for v in WARP_VPT if v >= n), None)
-            return [(f"{name}_w{v}" if v else f"{name}_b16", 1, 1, {})]
+            return [(c(f"{name}_w{v}" if v else f"{name}_b16"), 1, 1, {})]
         if forced != "loop" and forced != "block":
             v = next((v for v in WARP_VPT if v * lanes >= n), None)
             if v is not None:
                 per_block = 256 // lanes
-                return [(f"{name}_w{v}", min(-(-rows // per_block), 1 << 30), 256, {})]
+                return [(c(f"{name}_w{v}"), min(-(-rows // per_block), 1 << 30), 256, {})]
         if forced != "loop":
             for v in BLOCK_VPT[1:]:
                 threads = 1 << max(0, (-(-n // v) - 1).bit_length())
                 if threads <= 512:
-                    return [(f"{name}_b{v}", min(rows, 1 << 30), max(threads, lanes), {})]
-        return [(f"{name}_b0", min(rows, 1 << 30), 512, {})]
+                    return [(c(f"{name}_b{v}"), min(rows, 1 << 30), max(threads, lanes), {})]
+        return [(c(f"{name}_b0"), min(rows, 1 << 30), 512, {})]
 
     return PatternUnit(name, "rows", "; ".join(statement_text(s) for s in launch.statements),
                        "rows.j2", args, params, data, variants, pick)

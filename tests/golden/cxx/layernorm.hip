@@ -37,6 +37,14 @@ __device__ __forceinline__ double kspec_min(double a, double b) { return (a != a
 __device__ __forceinline__ int64_t kspec_min(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
 
+// V elements moved as one aligned access (16 bytes: one vector load or store instruction).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
+
+// x ** 2 (exactly pow(x, 2))
+__device__ __forceinline__ float kspec_square(float x) { return x * x; }
+__device__ __forceinline__ double kspec_square(double x) { return x * x; }
+
 // Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
 template <int OP, typename T>
 __device__ __forceinline__ T kspec_combine(T a, T b) {
@@ -67,15 +75,17 @@ __device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
 // rows: mu[i] = mean(x[i, j] for j); rstd[i] = rsqrt(mean((x[i, j] - mu[i]) ** 2 for j) + eps); y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
 // layernorm_0_rows_w<VPT>: one wavefront per row; layernorm_0_rows_b<VPT>: one block per row. VPT > 0: each thread
 // holds VPT elements of the row in registers (rows up to VPT x team threads); VPT = 0: every
-// pass re-reads the row.
-template <bool WARP_ROWS, int VPT>
+// pass re-reads the row. The _c variants (chosen at launch when the row's tensors have unit last
+// stride, aligned packs, a row length multiple of V and offsets below 2^31) index in 32 bits and
+// move V consecutive elements per access (16 bytes when VPT allows); the others index in int64_t.
+template <bool WARP_ROWS, int VPT, int V, typename IDX>
 __device__ __forceinline__ void layernorm_0_rows_impl(
-    float* __restrict__ mu, int64_t mu_s0,
-    float* __restrict__ rstd, int64_t rstd_s0,
-    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
-    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
-    const hip_bfloat16* __restrict__ w, int64_t w_s0,
-    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    float* __restrict__ mu, IDX mu_s0,
+    float* __restrict__ rstd, IDX rstd_s0,
+    hip_bfloat16* __restrict__ y, IDX y_s0, IDX y_s1,
+    const hip_bfloat16* __restrict__ x, IDX x_s0, IDX x_s1,
+    const hip_bfloat16* __restrict__ w, IDX w_s0,
+    const hip_bfloat16* __restrict__ b, IDX b_s0,
     int64_t M, int64_t N,
     float eps)
 {
@@ -83,31 +93,74 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
     const int lane = (int)threadIdx.x % lanes;
     const int teams = (int)blockDim.x / lanes;
     const int64_t rows = M;
-    const int64_t n = N;
+    const IDX n = N;
+    if (sizeof(IDX) == 4) {   // contiguous variant: unit last strides, known to the compiler
+        b_s0 = 1;
+        w_s0 = 1;
+        x_s1 = 1;
+        y_s1 = 1;
+    }
     for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
          row += (int64_t)gridDim.x * teams) {
-        const int64_t i = row;
+        const IDX i = row;
         float x_c[VPT > 0 ? VPT : 1];
+        if (VPT > 0) {
 #pragma unroll
-        for (int c = 0; c < VPT; ++c) {
-            const int64_t j = lane + (int64_t)c * lanes;
-            if (j < n) {
-                x_c[c] = static_cast<float>(x[i * x_s0 + j * x_s1]);
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        x_c[c] = static_cast<float>(x[i * x_s0 + j * x_s1]);
+                    } else {
+                        const kspec_pack<hip_bfloat16, V> x_v = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            x_c[c] = static_cast<float>(x_v.v[ke]);
+                        }
+                    }
+                }
             }
         }
         // mu[i] = mean(x[i, j] for j)
         float mean_j = 0.0f;
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    mean_j += x_c[c];
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        mean_j += x_c[c];
+                    } else {
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            mean_j += x_c[c];
+                        }
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                mean_j += static_cast<float>(x[i * x_s0 + j * x_s1]);
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        mean_j += static_cast<float>(x[i * x_s0 + j * x_s1]);
+                    } else {
+                        const kspec_pack<hip_bfloat16, V> x_v_2 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            mean_j += static_cast<float>(x_v_2.v[ke]);
+                        }
+                    }
+                }
             }
         }
         mean_j = WARP_ROWS ? kspec_warp_reduce<0>(mean_j)
@@ -120,15 +173,38 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
         float mean_j_2 = 0.0f;
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    mean_j_2 += powf(x_c[c] - mu_row, 2.0f);
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        mean_j_2 += kspec_square(x_c[c] - mu_row);
+                    } else {
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            mean_j_2 += kspec_square(x_c[c] - mu_row);
+                        }
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                mean_j_2 += powf(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row, 2.0f);
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        mean_j_2 += kspec_square(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row);
+                    } else {
+                        const kspec_pack<hip_bfloat16, V> x_v_3 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            mean_j_2 += kspec_square(static_cast<float>(x_v_3.v[ke]) - mu_row);
+                        }
+                    }
+                }
             }
         }
         mean_j_2 = WARP_ROWS ? kspec_warp_reduce<0>(mean_j_2)
@@ -140,15 +216,46 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
         // y[i, j] = (x[i, j] - mu[i]) * rstd[i] * w[j] + b[j]
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    y[i * y_s0 + j * y_s1] = hip_bfloat16((x_c[c] - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        y[i * y_s0 + j * y_s1] = hip_bfloat16((x_c[c] - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+                    } else {
+                        const kspec_pack<hip_bfloat16, V> w_v = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&w[j0 * w_s0]);
+                        const kspec_pack<hip_bfloat16, V> b_v = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&b[j0 * b_s0]);
+                        kspec_pack<hip_bfloat16, V> y_v;
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            y_v.v[ke] = hip_bfloat16((x_c[c] - mu_row) * rstd_row * static_cast<float>(w_v.v[ke]) + static_cast<float>(b_v.v[ke]));
+                        }
+                        *reinterpret_cast<kspec_pack<hip_bfloat16, V>*>(&y[i * y_s0 + j0 * y_s1]) = y_v;
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                y[i * y_s0 + j * y_s1] = hip_bfloat16((static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        y[i * y_s0 + j * y_s1] = hip_bfloat16((static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row) * rstd_row * static_cast<float>(w[j * w_s0]) + static_cast<float>(b[j * b_s0]));
+                    } else {
+                        const kspec_pack<hip_bfloat16, V> x_v_4 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
+                        const kspec_pack<hip_bfloat16, V> w_v_2 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&w[j0 * w_s0]);
+                        const kspec_pack<hip_bfloat16, V> b_v_2 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&b[j0 * b_s0]);
+                        kspec_pack<hip_bfloat16, V> y_v_2;
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            y_v_2.v[ke] = hip_bfloat16((static_cast<float>(x_v_4.v[ke]) - mu_row) * rstd_row * static_cast<float>(w_v_2.v[ke]) + static_cast<float>(b_v_2.v[ke]));
+                        }
+                        *reinterpret_cast<kspec_pack<hip_bfloat16, V>*>(&y[i * y_s0 + j0 * y_s1]) = y_v_2;
+                    }
+                }
             }
         }
     }
@@ -165,7 +272,21 @@ layernorm_0_rows_w1(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<true, 1>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<true, 1, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w1c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 1, 1, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -179,7 +300,21 @@ layernorm_0_rows_w2(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<true, 2>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<true, 2, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w2c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 2, 2, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -193,7 +328,21 @@ layernorm_0_rows_w4(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<true, 4>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<true, 4, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w4c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 4, 4, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -207,7 +356,21 @@ layernorm_0_rows_w8(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<true, 8>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<true, 8, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+layernorm_0_rows_w8c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<true, 8, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -221,7 +384,21 @@ layernorm_0_rows_b0(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<false, 0>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<false, 0, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b0c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 0, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -235,7 +412,21 @@ layernorm_0_rows_b4(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<false, 4>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<false, 4, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b4c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 4, 4, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -249,7 +440,21 @@ layernorm_0_rows_b8(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<false, 8>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<false, 8, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b8c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 8, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -263,5 +468,19 @@ layernorm_0_rows_b16(
     int64_t M, int64_t N,
     float eps)
 {
-    layernorm_0_rows_impl<false, 16>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+    layernorm_0_rows_impl<false, 16, 1, int64_t>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b16c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 16, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }

@@ -35,6 +35,10 @@ __device__ __forceinline__ double kspec_min(double a, double b) { return (a != a
 __device__ __forceinline__ int64_t kspec_min(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
 
+// V elements moved as one aligned access (16 bytes: one vector load or store instruction).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
+
 // Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
 template <int OP, typename T>
 __device__ __forceinline__ T kspec_combine(T a, T b) {
@@ -65,42 +69,85 @@ __device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
 // rows: m[i] = max(x[i, j] for j); y_r0[i] = sum(exp(x[i, k] - m[i]) for k); y[i, j] = exp(x[i, j] - m[i]) / y_r0[i]
 // softmax_0_rows_w<VPT>: one warp per row; softmax_0_rows_b<VPT>: one block per row. VPT > 0: each thread
 // holds VPT elements of the row in registers (rows up to VPT x team threads); VPT = 0: every
-// pass re-reads the row.
-template <bool WARP_ROWS, int VPT>
+// pass re-reads the row. The _c variants (chosen at launch when the row's tensors have unit last
+// stride, aligned packs, a row length multiple of V and offsets below 2^31) index in 32 bits and
+// move V consecutive elements per access (16 bytes when VPT allows); the others index in int64_t.
+template <bool WARP_ROWS, int VPT, int V, typename IDX>
 __device__ __forceinline__ void softmax_0_rows_impl(
-    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
-    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    float* __restrict__ y, IDX y_s0, IDX y_s1,
+    const float* __restrict__ x, IDX x_s0, IDX x_s1,
     int64_t M, int64_t N)
 {
     const int lanes = WARP_ROWS ? 32 : (int)blockDim.x;
     const int lane = (int)threadIdx.x % lanes;
     const int teams = (int)blockDim.x / lanes;
     const int64_t rows = M;
-    const int64_t n = N;
+    const IDX n = N;
+    if (sizeof(IDX) == 4) {   // contiguous variant: unit last strides, known to the compiler
+        x_s1 = 1;
+        y_s1 = 1;
+    }
     for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
          row += (int64_t)gridDim.x * teams) {
-        const int64_t i = row;
+        const IDX i = row;
         float x_c[VPT > 0 ? VPT : 1];
+        if (VPT > 0) {
 #pragma unroll
-        for (int c = 0; c < VPT; ++c) {
-            const int64_t j = lane + (int64_t)c * lanes;
-            if (j < n) {
-                x_c[c] = x[i * x_s0 + j * x_s1];
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        x_c[c] = x[i * x_s0 + j * x_s1];
+                    } else {
+                        const kspec_pack<float, V> x_v = *reinterpret_cast<const kspec_pack<float, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            x_c[c] = x_v.v[ke];
+                        }
+                    }
+                }
             }
         }
         // m[i] = max(x[i, j] for j)
         float max_j = -INFINITY;
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    max_j = kspec_max(max_j, x_c[c]);
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        max_j = kspec_max(max_j, x_c[c]);
+                    } else {
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            max_j = kspec_max(max_j, x_c[c]);
+                        }
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                max_j = kspec_max(max_j, x[i * x_s0 + j * x_s1]);
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        max_j = kspec_max(max_j, x[i * x_s0 + j * x_s1]);
+                    } else {
+                        const kspec_pack<float, V> x_v_2 = *reinterpret_cast<const kspec_pack<float, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            max_j = kspec_max(max_j, x_v_2.v[ke]);
+                        }
+                    }
+                }
             }
         }
         max_j = WARP_ROWS ? kspec_warp_reduce<2>(max_j)
@@ -110,15 +157,38 @@ __device__ __forceinline__ void softmax_0_rows_impl(
         float sum_k = 0.0f;
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    sum_k += expf(x_c[c] - m_row);
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        sum_k += __expf(x_c[c] - m_row);
+                    } else {
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            sum_k += __expf(x_c[c] - m_row);
+                        }
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                sum_k += expf(x[i * x_s0 + j * x_s1] - m_row);
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        sum_k += __expf(x[i * x_s0 + j * x_s1] - m_row);
+                    } else {
+                        const kspec_pack<float, V> x_v_3 = *reinterpret_cast<const kspec_pack<float, V>*>(&x[i * x_s0 + j0 * x_s1]);
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            sum_k += __expf(x_v_3.v[ke] - m_row);
+                        }
+                    }
+                }
             }
         }
         sum_k = WARP_ROWS ? kspec_warp_reduce<0>(sum_k)
@@ -127,15 +197,42 @@ __device__ __forceinline__ void softmax_0_rows_impl(
         // y[i, j] = exp(x[i, j] - m[i]) / y_r0[i]
         if (VPT > 0) {
 #pragma unroll
-            for (int c = 0; c < VPT; ++c) {
-                const int64_t j = lane + (int64_t)c * lanes;
-                if (j < n) {
-                    y[i * y_s0 + j * y_s1] = expf(x_c[c] - m_row) / y_r0_row;
+            for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
+                const IDX j0 = ((IDX)kg * lanes + lane) * V;
+                if (j0 < n) {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        const int c = kg;
+                        y[i * y_s0 + j * y_s1] = __fdividef(__expf(x_c[c] - m_row), y_r0_row);
+                    } else {
+                        kspec_pack<float, V> y_v;
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            const int c = kg * V + ke;
+                            y_v.v[ke] = __fdividef(__expf(x_c[c] - m_row), y_r0_row);
+                        }
+                        *reinterpret_cast<kspec_pack<float, V>*>(&y[i * y_s0 + j0 * y_s1]) = y_v;
+                    }
                 }
             }
         } else {
-            for (int64_t j = lane; j < n; j += lanes) {
-                y[i * y_s0 + j * y_s1] = expf(x[i * x_s0 + j * x_s1] - m_row) / y_r0_row;
+            for (IDX j0 = (IDX)lane * V; j0 < n; j0 += (IDX)lanes * V) {
+                {
+                    if (V == 1) {
+                        const IDX j = j0;
+                        y[i * y_s0 + j * y_s1] = __fdividef(__expf(x[i * x_s0 + j * x_s1] - m_row), y_r0_row);
+                    } else {
+                        const kspec_pack<float, V> x_v_4 = *reinterpret_cast<const kspec_pack<float, V>*>(&x[i * x_s0 + j0 * x_s1]);
+                        kspec_pack<float, V> y_v_2;
+#pragma unroll
+                        for (int ke = 0; ke < V; ++ke) {
+                            const IDX j = j0 + ke;
+                            y_v_2.v[ke] = __fdividef(__expf(x_v_4.v[ke] - m_row), y_r0_row);
+                        }
+                        *reinterpret_cast<kspec_pack<float, V>*>(&y[i * y_s0 + j0 * y_s1]) = y_v_2;
+                    }
+                }
             }
         }
     }
@@ -147,7 +244,16 @@ softmax_0_rows_w1(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<true, 1>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<true, 1, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w1c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 1, 1, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -156,7 +262,16 @@ softmax_0_rows_w2(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<true, 2>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<true, 2, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w2c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 2, 2, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -165,7 +280,16 @@ softmax_0_rows_w4(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<true, 4>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<true, 4, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w4c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 4, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(256)
@@ -174,7 +298,16 @@ softmax_0_rows_w8(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<true, 8>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<true, 8, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+softmax_0_rows_w8c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<true, 8, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -183,7 +316,16 @@ softmax_0_rows_b0(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<false, 0>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<false, 0, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b0c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 0, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -192,7 +334,16 @@ softmax_0_rows_b4(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<false, 4>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<false, 4, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b4c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 4, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -201,7 +352,16 @@ softmax_0_rows_b8(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<false, 8>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<false, 8, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b8c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 8, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
 
 extern "C" __global__ void __launch_bounds__(512)
@@ -210,5 +370,14 @@ softmax_0_rows_b16(
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
     int64_t M, int64_t N)
 {
-    softmax_0_rows_impl<false, 16>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+    softmax_0_rows_impl<false, 16, 1, int64_t>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b16c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 16, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
