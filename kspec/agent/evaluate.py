@@ -19,17 +19,6 @@ import torch
 from .. import ir
 
 
-def _prime_triton() -> None:
-    # Import triton (and its lazily imported gluon package) outside TRITON_INTERPRET=1: a first
-    # import inside the interpreter's environment makes triton's own @jit helpers interpreted
-    # functions, and gluon's import then fails an assertion at the first interpreted launch.
-    try:
-        import triton  # noqa: F401
-        import triton.experimental.gluon  # noqa: F401
-    except Exception:  # noqa: BLE001
-        pass
-
-
 @dataclass
 class Outcome:
     status: str                      # accepted | compile_error | wrong | cheat | unverified
@@ -115,7 +104,6 @@ def source_launcher(kernel, source: str, device: str) -> Callable:
     """A launcher of candidate `source` (Triton) with kspec's binding."""
     from ..verify.candidates import load_triton_module, triton_launcher
 
-    _prime_triton()
     return triton_launcher(kernel.ir, load_triton_module(source, interpret=device == "cpu"))
 
 
@@ -126,7 +114,6 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
     """Verify (unless verify=False: the caller will verify later) and time one Triton source."""
     from ..verify.candidates import verify_candidate
 
-    _prime_triton()
     t0 = time.perf_counter()
     out = Outcome("unverified", "timed only: not verified yet")
     if verify:

@@ -166,9 +166,7 @@ def fixed_schedule(kernel, source: str, env: dict[str, int], device: str) -> dic
     """The values the generated module picks by itself at `env` (one recorded launch)."""
     from ..api import bind
     from ..verify.candidates import load_triton_module
-    from .evaluate import _prime_triton
 
-    _prime_triton()
     rec = _Recorder()
     module = load_triton_module(source, interpret=device == "cpu")
     b = bind(kernel.ir, tuple(make_inputs(kernel, env, device)), {})

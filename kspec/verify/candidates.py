@@ -19,11 +19,7 @@ The candidate must keep the entry point and argument order the backend emits:
 """
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -36,7 +32,6 @@ from .strategies import schedule_block_sizes
 
 ACCEPTED, UNVERIFIED = "accepted", "unverified"
 STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, UNVERIFIED)
-_LOCK = threading.Lock()
 
 
 @dataclass
@@ -80,41 +75,11 @@ class Verdict:
 
 
 def load_triton_module(source: str, interpret: bool):
-    """Import candidate Triton source from a file named by its hash (like the backend's
-    load_module; a module that fails to import is not left in sys.modules)."""
-    import triton  # noqa: F401 - imported outside TRITON_INTERPRET, as kspec's launcher does
-    try:  # Triton imports this lazily at the first launch; it must see the same mode
-        import triton.experimental.gluon  # noqa: F401
-    except Exception:  # noqa: BLE001
-        pass
+    """Import candidate Triton source the way the backend imports its own (launcher.load_module)."""
+    from ..backends.triton.launcher import load_module
 
-    from ..backends.triton.launcher import cache_dir
-
-    digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    name = f"kspec_candidate_{digest}_{'interp' if interpret else 'gpu'}"
-    with _LOCK:
-        if name in sys.modules:
-            return sys.modules[name]
-        path = cache_dir() / f"{name}.py"
-        if not path.exists():
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(source)
-            tmp.replace(path)
-        old = os.environ.get("TRITON_INTERPRET")
-        os.environ["TRITON_INTERPRET"] = "1" if interpret else "0"
-        try:
-            spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            spec.loader.exec_module(module)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        finally:
-            if old is None:
-                os.environ.pop("TRITON_INTERPRET", None)
-            else:
-                os.environ["TRITON_INTERPRET"] = old
+    module = load_module(source, interpret, prefix="kspec_candidate")
+    name = module.__name__
     if not callable(getattr(module, "launch", None)):
         sys.modules.pop(name, None)
         raise KspecError("the module defines no launch(...) function")

@@ -27,11 +27,17 @@ def cache_dir() -> Path:
     return path
 
 
-def load_module(source: str, interpret: bool) -> ModuleType:
-    """Import generated source from a file named by its hash. Triton decides at decoration
-    time whether @triton.jit interprets, so each mode gets its own module object."""
+def load_module(source: str, interpret: bool, prefix: str = "kspec_gen") -> ModuleType:
+    """Import generated (or candidate) source from a file named by its hash. Triton decides at
+    decoration time whether @triton.jit interprets, so each mode gets its own module object; a
+    module that fails to import is not left in sys.modules."""
+    import triton  # noqa: F401 - first imported outside TRITON_INTERPRET
+    try:  # Triton imports gluon lazily at the first launch; it must see the normal mode too
+        import triton.experimental.gluon  # noqa: F401
+    except Exception:  # noqa: BLE001 - absent in older Triton releases
+        pass
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
-    name = f"kspec_gen_{digest}_{'interp' if interpret else 'gpu'}"
+    name = f"{prefix}_{digest}_{'interp' if interpret else 'gpu'}"
     with _LOCK:
         if name in sys.modules:
             return sys.modules[name]
@@ -47,6 +53,9 @@ def load_module(source: str, interpret: bool) -> ModuleType:
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
             spec.loader.exec_module(module)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
         finally:
             if old is None:
                 os.environ.pop("TRITON_INTERPRET", None)
