@@ -1,0 +1,215 @@
+"""The tensor-core patterns: contraction (a GEMM with fused prologue and epilogue, several
+indices per GEMM dim, so convolution is an implicit GEMM) and attention (online softmax)."""
+from __future__ import annotations
+
+from ... import ir
+from ...dtypes import DType
+from .common import extent_code, product
+from .expressions import TL_DTYPE, Scope, shape_code
+
+
+class TensorCorePatterns:
+    """Mixin for LaunchWriterBase: body_contraction and body_attention."""
+
+    def body_contraction(self) -> None:
+        c = self.launch.contraction
+        stmt = self.launch.statements[0]
+        em = self.em
+        batch = list(c.batch)
+        self.lines.append("pid = tl.program_id(0)")
+        m, n, k = (extent_code(vs) for vs in (c.iv, c.jv, c.kv))
+        batch_total = shape_code(product([v.extent for v in batch]))
+        self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
+        self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
+        # grouped ordering: programs sharing a band of rows of A run together (L2 reuse)
+        self.lines.append("group = pid // (GROUP_M * blocks_n)")
+        self.lines.append("first_m = group * GROUP_M")
+        self.lines.append("size_m = tl.minimum(blocks_m - first_m, GROUP_M)")
+        self.lines.append("pid_m = first_m + (pid % (GROUP_M * blocks_n)) % size_m")
+        self.lines.append("pid_n = (pid % (GROUP_M * blocks_n)) // size_m")
+        self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+        self.lines.append("offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]")
+        # several row (column, depth) indices are one flattened GEMM dim, split back here
+        rows = self.split_flat("offs_m", c.iv, "")
+        cols = self.split_flat("offs_n", c.jv, "")
+        if batch:
+            self.lines.append("offs_b = tl.program_id(1)")
+            codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
+            for v, code in zip(batch, codes):
+                em.var_code[v] = code
+        scope = Scope(self.lines, "")
+        self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_N], 0.0, {self.acc_dtype(c)})")
+        self.lines.append(f"for k0 in range(0, {k}, BLOCK_K):")
+        loop = Scope(self.lines, "    ")
+        self.lines.append("    offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]")
+        self.lines.append("    offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
+        operand = self.operand_dtype(c)
+        em.raw_loads = operand is not None
+        em.var_code.update(rows)
+        em.var_code.update(self.split_flat("offs_ka", c.kv, "    "))
+        a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
+        em.var_code.update(self.split_flat("offs_kb", c.kv, "    "))
+        em.var_code.update(cols)
+        b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
+        em.raw_loads = False
+        precision = "" if operand is not None and operand != "tl.float32" else \
+            ", input_precision=PRECISION"
+        a, b = self.dot_operands(a, b, operand, "    ")
+        self.lines.append(f"    acc = tl.dot({a}, {b}, acc{precision})")
+        em.replace[id(c.reduce)] = "acc"
+        em.var_code.update(rows)
+        em.var_code.update(cols)
+        mask = f"(offs_m < {m}) & (offs_n < {n})"
+        value = em.expr(stmt.value, scope, mask)
+        codes = [em.var_code[v] for v in stmt.index]
+        self.store(stmt.target, codes, value, mask)
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED"]
+        self.emit_launch(
+            # 128x256 tiles reached 0.96 of cuBLAS at 8192^3 f16 on an H200, and were the best
+            # at 1024x8192x8192 too (bench/NOTES.md); grids smaller than one wave of 128x256
+            # tiles keep 128x128
+            {"BLOCK_M": "128 if device.type == 'cuda' else 32",
+             "BLOCK_N": f"(256 if triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total} "
+                        f">= _multiprocessors(device) else 128) if device.type == 'cuda' "
+                        f"else 32",
+             "BLOCK_K": "64 if device.type == 'cuda' else 32",
+             "STAGES": "3 if device.type == 'cuda' else 1",
+             "WARPS": "8 if device.type == 'cuda' else 4",
+             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
+            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
+            {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
+             "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
+             "num_stages": "STAGES"}, "WARPS")
+
+    def split_flat(self, offs: str, vars_: tuple[ir.IndexVar, ...], indent: str
+                   ) -> dict[ir.IndexVar, str]:
+        """Codes for the variables of a flattened (row-major) tile dimension."""
+        if len(vars_) == 1:
+            return {vars_[0]: offs}
+        saved, self.lines = self.lines, []
+        codes = self.decompose(offs, list(vars_), [f"{offs}_{v.name}" for v in vars_])
+        saved += [indent + line for line in self.lines]
+        self.lines = saved
+        return dict(zip(vars_, codes))
+
+    def operand_dtype(self, c) -> str | None:
+        """The dtype tl.dot gets: both operands' storage dtype when they agree on a tensor-core
+        type (f16, bf16, f32); None means convert both to f32."""
+        dts = {n.dtype for f in (c.a, c.b) for n in ir.walk(f) if isinstance(n, ir.Load)}
+        plain = all(isinstance(f, ir.Load) for f in (c.a, c.b))
+        if plain and len(dts) == 1 and next(iter(dts)) in (DType.f16, DType.bf16, DType.f32):
+            return TL_DTYPE[next(iter(dts))]
+        return None
+
+    def acc_dtype(self, c) -> str:
+        return "tl.float64" if c.reduce.dtype == DType.f64 else "tl.float32"
+
+    # --- attention -------------------------------------------------------------------------
+    def dot_operands(self, a: str, b: str, operand: str | None, indent: str) -> tuple[str, str]:
+        """Operands for tl.dot: storage dtype on the tensor cores, f32 otherwise; bf16 is
+        computed in f32 under the interpreter, whose bf16 arithmetic is wrong (Triton 3.9)."""
+        if operand is None:
+            return f"({a}).to(tl.float32)", f"({b}).to(tl.float32)"
+        if operand == "tl.bfloat16":
+            ta, tb = self.em.fresh("opa"), self.em.fresh("opb")
+            self.lines += [f"{indent}{ta} = {a}", f"{indent}{tb} = {b}",
+                           f"{indent}if INTERPRETED:", f"{indent}    {ta} = {ta}.to(tl.float32)",
+                           f"{indent}    {tb} = {tb}.to(tl.float32)"]
+            return ta, tb
+        return a, b
+
+    def body_attention(self) -> None:
+        att = self.launch.attention
+        sc, oc = att.scores, att.out
+        em = self.em
+        qlen, klen = shape_code(sc.i.extent), shape_code(sc.j.extent)
+        dk, dv = shape_code(sc.k.extent), shape_code(oc.j.extent)
+        self.lines.append("pid_m = tl.program_id(0)")
+        self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
+        self.lines.append("offs_dk = tl.arange(0, BLOCK_D)[None, :]")
+        self.lines.append("offs_dk_row = tl.arange(0, BLOCK_D)[:, None]")
+        self.lines.append("offs_dv = tl.arange(0, BLOCK_DV)[None, :]")
+        if sc.batch:
+            self.lines.append("offs_b = tl.program_id(1)")
+            codes = self.decompose("offs_b", list(sc.batch), [f"b{q}" for q in range(len(sc.batch))])
+            for v, code in zip(sc.batch, codes):
+                em.var_code[v] = code
+            for v, code in zip(oc.batch, codes):
+                em.var_code[v] = code
+            for v, code in zip(att.out_stmt.index[:-2], codes):
+                em.var_code[v] = code
+        top = Scope(self.lines, "")
+        operand = self.operand_dtype(sc)
+        em.raw_loads = operand is not None
+        em.var_code[sc.i], em.var_code[sc.k] = "offs_m", "offs_dk"
+        q = em.expr(sc.a, top, f"(offs_m < {qlen}) & (offs_dk < {dk})")
+        em.raw_loads = False
+        self.lines.append("m_i = tl.full([BLOCK_M, 1], float('-inf'), tl.float32)")
+        self.lines.append("l_i = tl.full([BLOCK_M, 1], 0.0, tl.float32)")
+        self.lines.append("acc = tl.full([BLOCK_M, BLOCK_DV], 0.0, tl.float32)")
+        self.lines.append(f"for j0 in range(0, {klen}, BLOCK_N):")
+        loop = Scope(self.lines, "    ")
+        self.lines.append("    offs_n = j0 + tl.arange(0, BLOCK_N)[None, :]")
+        self.lines.append("    offs_n_row = j0 + tl.arange(0, BLOCK_N)[:, None]")
+        em.raw_loads = operand is not None
+        em.var_code[sc.k], em.var_code[sc.j] = "offs_dk_row", "offs_n"
+        kt = em.expr(sc.b, loop, f"(offs_dk_row < {dk}) & (offs_n < {klen})")
+        em.raw_loads = False
+        qa, kb = self.dot_operands(q, kt, operand, "    ")
+        precision = ", input_precision=PRECISION" if operand in (None, "tl.float32") else ""
+        self.lines.append(f"    qk = tl.dot({qa}, {kb}{precision})")
+        # the score statement's epilogue (scale, masks) on the tile, the sum replaced by qk
+        em.replace[id(sc.reduce)] = "qk"
+        em.var_code[sc.i], em.var_code[sc.j] = "offs_m", "offs_n"
+        score = em.expr(att.scores_stmt.value, loop, f"(offs_m < {qlen}) & (offs_n < {klen})")
+        # scores in base 2 (exp(x) = exp2(x * log2 e)): the row statistics never leave the
+        # kernel, so only p and the rescaling factor see the change of base
+        self.lines.append(f"    s_blk = ({score}) * 1.4426950408889634")
+        self.lines.append("    if not EVEN_N:")
+        self.lines.append(f"        s_blk = tl.where(offs_n < {klen}, s_blk, float('-inf'))")
+        self.lines.append("    m_new = tl.maximum(m_i, tl.reduce(s_blk, 1, _max, keep_dims=True))")
+        # rows with no finite score yet subtract 0, not -inf (exp(-inf - -inf) would be NaN)
+        self.lines.append("    m_safe = tl.where(m_new == float('-inf'), 0.0, m_new)")
+        self.lines.append("    alpha = tl.exp2(m_i - m_safe)")
+        self.lines.append("    p = tl.exp2(s_blk - m_safe)")
+        self.lines.append("    l_i = l_i * alpha + tl.reduce(p, 1, _add, keep_dims=True)")
+        # p is computed in f32 and joins v on the tensor cores in v's storage dtype
+        operand_v = TL_DTYPE[oc.b.dtype] if isinstance(oc.b, ir.Load) and oc.b.dtype in (
+            DType.f16, DType.bf16, DType.f32) else None
+        em.raw_loads = operand_v is not None
+        em.var_code[oc.k], em.var_code[oc.j] = "offs_n_row", "offs_dv"
+        v = em.expr(oc.b, loop, f"(offs_n_row < {klen}) & (offs_dv < {dv})")
+        em.raw_loads = False
+        p_code = "p" if operand_v is None else f"p.to({operand_v})"
+        pa, vb = self.dot_operands(p_code, v, operand_v, "    ")
+        precision = ", input_precision=PRECISION" if operand_v in (None, "tl.float32") else ""
+        self.lines.append(f"    acc = acc * alpha + tl.dot({pa}, {vb}{precision})")
+        self.lines.append("    m_i = m_new")
+        em.replace[id(oc.reduce)] = "acc"
+        em.registers[att.l_name] = "l_i"
+        em.registers[att.m_name] = "m_i"
+        em.var_code[oc.i], em.var_code[oc.j] = "offs_m", "offs_dv"
+        out_index = att.out_stmt.index
+        em.var_code[out_index[-2]], em.var_code[out_index[-1]] = "offs_m", "offs_dv"
+        mask = f"(offs_m < {qlen}) & (offs_dv < {dv})"
+        value = em.expr(att.out_stmt.value, top, mask)
+        self.store(att.out_stmt.target, [em.var_code[x] for x in out_index], value, mask)
+        self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_D", "BLOCK_DV", "PRECISION", "INTERPRETED",
+                           "EVEN_N"]
+        batch_total = shape_code(product([x.extent for x in sc.batch]))
+        cuda = "device.type == 'cuda'"
+        self.emit_launch(
+            # the best of a sweep on an H200 at 16x16x2048 f16, head dims 64 and 128
+            # (bench/NOTES.md): 128x64 tiles, 8 warps, 3 stages
+            {"BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
+             "BLOCK_DV": f"max(16, triton.next_power_of_2({dv}))",
+             "BLOCK_M": f"128 if {cuda} else 16",
+             "BLOCK_N": f"64 if {cuda} else 16",
+             "STAGES": f"3 if {cuda} else 1",
+             "WARPS": f"8 if {cuda} else 4",
+             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
+            f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",
+            {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
+             "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",
+             "INTERPRETED": "device.type != 'cuda'", "EVEN_N": f"{klen} % BLOCK_N == 0",
+             "num_stages": "STAGES"}, "WARPS")

@@ -1,0 +1,412 @@
+"""Writes one launch of the plan as a @triton.jit function plus its host-side lines: the shared
+machinery (arguments, decomposition of flat offsets, reductions, stores) and the patterns that
+need no tensor cores (pointwise, rows, loop nest, split). tensorcore.py adds the others."""
+from __future__ import annotations
+
+from ... import ir
+from ...dtypes import DType
+from ...lowering import Launch
+from ...shapes import Shape
+from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, torch_dtype
+from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
+
+
+class LaunchWriterBase:
+    """Writes one @triton.jit function and its host-side launch lines."""
+
+    def __init__(self, ctx, n: int | str, launch: Launch):
+        self.ctx, self.n, self.launch = ctx, n, launch
+        self.kernel = ctx.plan.kernel
+        self.program = ctx.plan.program
+        self.name = f"{self.kernel.name}_{n}_{launch.pattern}"
+        self.em = Emitter(self.name)
+        self.em.scalars = {p.name for p in self.kernel.scalar_params}
+        self.lines: list[str] = []
+        self.constexprs: list[str] = []
+
+    # --- buffers and arguments -------------------------------------------------------------
+    def buffers(self) -> list[tuple[str, int]]:
+        """Buffers the kernel touches in memory: what it loads (minus per-row values it keeps in
+        registers) and what it stores."""
+        names: dict[str, int] = {}
+        in_registers = {s.target for s in self.launch.statements} - set(self.launch.stores)
+        for s in self.launch.statements:
+            for node in ir.walk(s.value):
+                if isinstance(node, ir.Load) and node.tensor not in in_registers:
+                    names.setdefault(node.tensor, len(node.index))
+                elif isinstance(node, ir.ScalarRef) and node.name not in self.em.scalars \
+                        and node.name not in in_registers:
+                    names.setdefault(node.name, 0)
+        for t in self.launch.stores:
+            names.setdefault(t, len(self.program.buffers[t].dims))
+        if self.launch.pattern == "attention":  # scores and row statistics stay on chip
+            att = self.launch.attention
+            for t in (att.scores_stmt.target, att.m_name, att.l_name):
+                names.pop(t, None)
+        return list(names.items())
+
+    def buffer_params(self, bufs: list[tuple[str, int]]
+                      ) -> tuple[list[str], list[str], dict[str, str]]:
+        """Kernel parameters, host arguments and signature types for buffers (pointer, strides)."""
+        params, args, signature = [], [], {}
+        for name, rank in bufs:
+            params += [f"{name}_ptr"] + [f"{name}_s{d}" for d in range(rank)]
+            args += [name] + [f"{name}.stride({d})" for d in range(rank)]
+            decl = self.program.buffers.get(name) or self.kernel.decl(name)
+            signature[f"{name}_ptr"] = "*" + TRITON_SIG[decl.dtype]
+            signature.update({f"{name}_s{d}": "i32" for d in range(rank)})
+        return params, args, signature
+
+    def scalar_and_symbol_params(self) -> tuple[list[str], list[str], dict[str, str]]:
+        scalars = [p.name for p in self.kernel.scalar_params
+                   if any(isinstance(x, ir.ScalarRef) and x.name == p.name
+                          for s in self.launch.statements for x in ir.walk(s.value))]
+        names = scalars + list(self.kernel.symbols)
+        signature = {n: TRITON_SIG[self.kernel.decl(n).dtype] for n in scalars}
+        signature.update({s: "i32" for s in self.kernel.symbols})
+        return names, list(names), signature
+
+    def write(self) -> None:
+        if self.launch.pattern == "split":
+            return self.write_split()
+        params, args, signature = self.buffer_params(self.buffers())
+        tail, tail_args, tail_sig = self.scalar_and_symbol_params()
+        params += tail
+        args += tail_args
+        signature.update(tail_sig)
+        self.host_args = args
+        getattr(self, f"body_{self.launch.pattern}")()
+        signature.update({c: "constexpr" for c in self.constexprs})
+        params += [f"{c}: tl.constexpr" for c in self.constexprs]
+        targets = ", ".join(s.target for s in self.launch.statements)
+        self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
+                                          f"{self.launch.pattern} -> {targets}", signature,
+                                          SAMPLES[self.launch.pattern]))
+
+    def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
+                    warps: str) -> None:
+        host = self.ctx.host
+        host.append(f"# launch {self.n}: {self.launch.pattern} -> "
+                    f"{', '.join(s.target for s in self.launch.statements)}")
+        if "WARPS" not in schedule:  # every launch's warp count is part of its schedule
+            schedule = {**schedule, "WARPS": warps}
+            warps = "WARPS"
+        for k, v in schedule.items():
+            host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
+        kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
+        host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
+                    f"num_warps={warps})")
+
+    # --- shared pieces ---------------------------------------------------------------------
+    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> list[str]:
+        """Row-major decomposition of a flat offset into one code per variable."""
+        out = []
+        rest = offs
+        for k in range(len(vars_) - 1, -1, -1):
+            if k == 0:
+                out.append(rest)
+            else:
+                ext = shape_code(vars_[k].extent)
+                name = codes[k]
+                self.lines.append(f"{name} = {rest} % {ext}")
+                rest_name = f"{name}_q"
+                self.lines.append(f"{rest_name} = {rest} // {ext}")
+                rest = rest_name
+                out.append(name)
+        out.reverse()
+        return out
+
+    def store(self, target: str, index_codes: list[str], value: str, mask: str,
+              indent: str = "") -> None:
+        decl = self.program.buffers[target]
+        addr = f"{target}_ptr" + "".join(f" + ({c}) * {target}_s{d}"
+                                         for d, c in enumerate(index_codes))
+        if not index_codes:  # a scalar: a block pointer so the tile-shaped value can store
+            addr += " + offs_p * 0"
+        dt = TL_DTYPE[decl.dtype]
+        self.lines.append(f"{indent}tl.store({addr}, ({value}).to({dt}), mask={mask})")
+
+    def outer_setup(self, outer: list[ir.IndexVar], block: str) -> list[str]:
+        total = product([v.extent for v in outer])
+        self.lines.append("pid = tl.program_id(0)")
+        self.lines.append(f"offs_p = pid * {block} + tl.arange(0, {block})[:, None]")
+        self.lines.append(f"pmask = offs_p < {shape_code(total)}")
+        if not outer:
+            return []
+        return self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))])
+
+    @staticmethod
+    def accumulator(r: ir.Reduce) -> DType:
+        body_dt = compute_dtype(r.body.dtype)
+        if r.op in ("max", "min"):
+            return body_dt if r.body.dtype != DType.bool else DType.i32
+        if r.body.dtype.is_float or r.op == "mean":
+            return DType.f64 if body_dt == DType.f64 else DType.f32
+        return DType.i64
+
+    def reduce_into(self, r: ir.Reduce, scope: Scope, mask: str, offs: str,
+                    loop_ext: Shape, single: bool, span: tuple[str, str] | None = None,
+                    finish_mean: bool = True) -> str:
+        """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it.
+        `span` = (start, end) restricts the loop to part of the flattened range (split)."""
+        acc = self.em.fresh("red")
+        acc_dt = self.accumulator(r)
+        ident = self.identity(r.op, acc_dt)
+        tl_acc = TL_DTYPE[acc_dt]
+        indent = scope.indent
+        if single:
+            inner = scope
+        else:
+            self.lines.append(f"{indent}{acc} = tl.full([BLOCK_P, BLOCK_R], {ident}, {tl_acc})")
+            start, end = span or ("0", shape_code(loop_ext))
+            self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
+            inner = Scope(self.lines, indent + "    ")
+            self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
+            self.lines.append(f"{inner.indent}rmask = offs_r < {end}")
+            mask = "pmask & rmask"
+        self.bind_reduce_vars(r, inner, offs if single else "offs_r")
+        body = self.em.expr(r.body, inner, mask)
+        body = f"{body}.to({tl_acc})" if compute_dtype(r.body.dtype) != acc_dt and \
+            not body.replace(".", "").isdigit() else body
+        val = f"tl.where({mask}, {body}, {ident})"
+        combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
+                   "max": "tl.maximum({a}, {v})", "min": "tl.minimum({a}, {v})"}[r.op]
+        # tl.reduce with the module's own combiners, not tl.sum/tl.max: those are @triton.jit
+        # library functions, decorated once at import, which the interpreter cannot call.
+        combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max",
+                    "min": "_min"}[r.op]
+        final = f"tl.reduce({{a}}, 1, {combiner}, keep_dims=True)"
+        if single:
+            self.lines.append(f"{indent}{acc} = {final.format(a=val)}")
+        else:
+            self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
+            self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
+        if r.op == "mean" and finish_mean:
+            self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
+        if r.body.dtype == DType.bool and r.op in ("max", "min"):
+            self.lines.append(f"{indent}{acc} = {acc} != 0")
+        return acc
+
+    def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
+        if len(r.vars) == 1:
+            self.em.var_code[r.vars[0]] = offs
+            return
+        codes = [self.em.fresh("r") for _ in r.vars]
+        saved, self.lines = self.lines, []
+        parts = self.decompose(offs, list(r.vars), codes)
+        saved += [scope.indent + line for line in self.lines]
+        self.lines = saved
+        scope.lines = saved
+        for v, c in zip(r.vars, parts):
+            self.em.var_code[v] = c
+
+    @staticmethod
+    def identity(op: str, dt: DType) -> str:
+        if op in IDENTITY:
+            return IDENTITY[op] + (".0" if dt.is_float else "")
+        big = "float('inf')" if dt.is_float else str(2 ** (dt.bits - 1) - 1)
+        small = "float('-inf')" if dt.is_float else str(-(2 ** (dt.bits - 1)))
+        return small if op == "max" else big
+
+    def statement_value(self, stmt: ir.Assign, scope: Scope, mask: str, offs: str,
+                        loop_ext: Shape | None, single: bool) -> str:
+        for node in ir.walk(stmt.value):
+            if isinstance(node, ir.Reduce):
+                ext = loop_ext if loop_ext is not None else product([v.extent for v in node.vars])
+                self.em.replace[id(node)] = self.reduce_into(node, scope, mask, offs, ext, single)
+        return self.em.expr(stmt.value, scope, mask if single else "pmask")
+
+    # --- patterns --------------------------------------------------------------------------
+    def body_loop_nest(self) -> None:
+        (stmt,) = self.launch.statements
+        codes = self.outer_setup(list(stmt.index), "BLOCK_P")
+        for v, c in zip(stmt.index, codes):
+            self.em.var_code[v] = c
+        scope = Scope(self.lines, "")
+        value = self.statement_value(stmt, scope, "pmask", "offs_r", None, single=False)
+        self.store(stmt.target, codes, value, "pmask")
+        self.constexprs = ["BLOCK_P", "BLOCK_R"]
+        total = product([v.extent for v in stmt.index])
+        self.emit_launch({"BLOCK_P": "1" if not stmt.index else "32", "BLOCK_R": "128"},
+                         f"triton.cdiv({shape_code(total)}, BLOCK_P)",
+                         {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R"}, "4")
+
+    def body_pointwise(self) -> None:
+        (stmt,) = self.launch.statements
+        outer, inner = list(stmt.index[:-1]), stmt.index[-1]
+        n_inner = shape_code(inner.extent)
+        total_p = shape_code(product([v.extent for v in outer]))
+        self.lines.append("pid = tl.program_id(0)")
+        self.lines.append(f"blocks_i = ({n_inner} + BLOCK_I - 1) // BLOCK_I")
+        self.lines.append("offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]")
+        self.lines.append("offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]")
+        self.lines.append(f"mask = (offs_p < {total_p}) & (offs_i < {n_inner})")
+        if not outer:  # give addresses the tile's full shape even when no index spans rows
+            self.lines.append("offs_i = offs_i + offs_p * 0")
+        codes = self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))]) \
+            if outer else []
+        for v, c in zip(outer, codes):
+            self.em.var_code[v] = c
+        self.em.var_code[inner] = "offs_i"
+        scope = Scope(self.lines, "")
+        value = self.em.expr(stmt.value, scope, "mask")
+        self.store(stmt.target, codes + ["offs_i"], value, "mask")
+        self.constexprs = ["BLOCK_P", "BLOCK_I"]
+        self.emit_launch(
+            {"BLOCK_I": f"min(triton.next_power_of_2({n_inner}), 1024)",
+             "BLOCK_P": f"min(triton.next_power_of_2({total_p}), max(1, 1024 // BLOCK_I))"},
+            f"triton.cdiv({total_p}, BLOCK_P) * triton.cdiv({n_inner}, BLOCK_I)",
+            {"BLOCK_P": "BLOCK_P", "BLOCK_I": "BLOCK_I"}, "4")
+
+    def body_rows(self) -> None:
+        launch = self.launch
+        n_outer = len(launch.outer)
+        codes = self.outer_setup(list(launch.outer), "BLOCK_P")
+        ext = launch.inner.extent
+        self.lines.append("if SINGLE:")
+        self.lines.append("    offs_r = tl.arange(0, BLOCK_R)[None, :]")
+        self.lines.append(f"    rmask = offs_r < {shape_code(ext)}")
+        self.rows_pass(codes, n_outer, single=True)
+        self.lines.append("else:")
+        self.rows_pass(codes, n_outer, single=False)
+        self.constexprs = ["BLOCK_P", "BLOCK_R", "SINGLE"]
+        total = shape_code(product([v.extent for v in launch.outer]))
+        n = shape_code(ext)
+        self.emit_launch(
+            {"BLOCK_R": f"min(triton.next_power_of_2({n}), 8192)",
+             "BLOCK_P": f"min(triton.next_power_of_2({total}), max(1, 2048 // BLOCK_R))",
+             # H200 (bench/NOTES.md): 4096-wide f32 rows ran best with 16 warps (softmax,
+             # rmsnorm, row_sum), 4096-wide bf16 rows with 8 (layernorm); so by bytes per tile
+             "WARPS": f"4 if BLOCK_R * BLOCK_P <= 2048 else "
+                      f"(8 if BLOCK_R * BLOCK_P * {self.widest_load()} < 16384 else 16)"},
+            f"triton.cdiv({total}, BLOCK_P)",
+            {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R", "SINGLE": f"{n} <= BLOCK_R"}, "WARPS")
+
+    def widest_load(self) -> int:
+        """Bytes per element of the widest input tensor the launch reads."""
+        inputs = {p.name for p in self.kernel.tensor_params}
+        sizes = [n.dtype.bits // 8 for s in self.launch.statements for n in ir.walk(s.value)
+                 if isinstance(n, ir.Load) and n.tensor in inputs]
+        return max(sizes, default=4)
+
+    def rows_pass(self, outer_codes: list[str], n_outer: int, single: bool) -> None:
+        scope = Scope(self.lines, "    ")
+        mask = "pmask & rmask"
+        self.em.registers = {}
+        for stmt in self.launch.statements:
+            for v, c in zip(stmt.index[:n_outer], outer_codes):
+                self.em.var_code[v] = c
+            is_vector = len(stmt.index) > n_outer
+            if not is_vector:
+                value = self.statement_value(stmt, scope, mask, "offs_r", self.launch.inner.extent,
+                                             single)
+                reg = f"{stmt.target}_row"
+                self.lines.append(f"{scope.indent}{reg} = {value}")
+                self.em.registers[stmt.target] = reg
+                if stmt.target in self.launch.stores:
+                    self.store(stmt.target, outer_codes, reg, "pmask", scope.indent)
+                continue
+            if single:
+                self.em.var_code[stmt.index[-1]] = "offs_r"
+                value = self.em.expr(stmt.value, scope, mask)
+                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, scope.indent)
+            else:
+                ext = shape_code(self.launch.inner.extent)
+                self.lines.append(f"{scope.indent}for r0 in range(0, {ext}, BLOCK_R):")
+                inner = Scope(self.lines, scope.indent + "    ")
+                self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
+                self.lines.append(f"{inner.indent}rmask = offs_r < {ext}")
+                self.em.var_code[stmt.index[-1]] = "offs_r"
+                value = self.em.expr(stmt.value, inner, mask)
+                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, inner.indent)
+
+    # --- split reduction to a scalar ---------------------------------------------------------
+    def write_split(self) -> None:
+        """A reduction to a scalar in two kernels. Phase 1: program `pid` reduces its chunk of
+        every reduction's range into part_k[pid]; many programs keep the GPU busy, and short
+        per-lane chains keep f32 sums accurate over 10^8 terms. Phase 2: one program combines
+        the partials and evaluates the statement."""
+        (stmt,) = self.launch.statements
+        reds = [n for n in ir.walk(stmt.value) if isinstance(n, ir.Reduce)]
+        exts = [shape_code(product([v.extent for v in r.vars])) for r in reds]
+        combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max", "min": "_min"}
+        kernel_name = self.name
+        # phase 1
+        bufs = [(n, rank) for n, rank in self.buffers() if n != stmt.target]
+        params, args, signature = self.buffer_params(bufs)
+        for k, r in enumerate(reds):
+            params.append(f"part{k}_ptr")
+            args.append(f"part{k}_{self.n}")
+            signature[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
+        tail, tail_args, tail_sig = self.scalar_and_symbol_params()
+        self.lines = ["pid = tl.program_id(0)", "offs_p = tl.arange(0, 1)[:, None]",
+                      "pmask = offs_p < 1"]
+        scope = Scope(self.lines, "")
+        for k, (r, ext) in enumerate(zip(reds, exts)):
+            self.lines.append(f"chunk{k} = (({ext} + SPLIT - 1) // SPLIT + BLOCK_R - 1) "
+                              f"// BLOCK_R * BLOCK_R")
+            self.lines.append(f"end{k} = tl.minimum(pid * chunk{k} + chunk{k}, {ext})")
+            part = self.reduce_into(r, scope, "pmask", "offs_r", Shape.const(0), single=False,
+                                    span=(f"pid * chunk{k}", f"end{k}"), finish_mean=False)
+            self.lines.append(f"tl.store(part{k}_ptr + pid + offs_p * 0, {part}, mask=pmask)")
+        consts = ["BLOCK_P", "BLOCK_R", "SPLIT"]
+        self.ctx.kernels.append(JitKernel(
+            f"{kernel_name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
+            self.lines, f"split reduction, phase 1 -> partials of {stmt.target}",
+            {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
+            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512}))
+        # phase 2
+        self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1",
+                      "offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]"]
+        scope = Scope(self.lines, "")
+        for k, (r, ext) in enumerate(zip(reds, exts)):
+            ident = self.identity(r.op, self.accumulator(r))
+            self.lines.append(f"vals{k} = tl.load(part{k}_ptr + offs_s + offs_p * 0, "
+                              f"mask=offs_s < SPLIT, other={ident})")
+            red = f"tl.reduce(vals{k}, 1, {combiner[r.op]}, keep_dims=True)"
+            if r.op == "mean":
+                red = f"{red} / {ext}"
+            elif r.body.dtype == DType.bool and r.op in ("max", "min"):
+                red = f"({red} != 0)"
+            self.lines.append(f"red{k} = {red}")
+            self.em.replace[id(r)] = f"red{k}"
+        value = self.em.expr(stmt.value, scope, "pmask")
+        self.store(stmt.target, [], value, "pmask")
+        loads = [(n, rank) for n, rank in self.buffers()
+                 if n != stmt.target and any(isinstance(x, ir.Load) and x.tensor == n or
+                                             isinstance(x, ir.ScalarRef) and x.name == n
+                                             for x in self.outside_reduces(stmt.value))]
+        params2, args2, sig2 = self.buffer_params(loads + [(stmt.target, 0)])
+        for k, r in enumerate(reds):
+            params2.append(f"part{k}_ptr")
+            args2.append(f"part{k}_{self.n}")
+            sig2[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
+        consts = ["SPLIT", "SPLIT_BLOCK"]
+        self.ctx.kernels.append(JitKernel(
+            f"{kernel_name}_finish", params2 + tail + [f"{c}: tl.constexpr" for c in consts],
+            self.lines, f"split reduction, phase 2 -> {stmt.target}",
+            {**sig2, **tail_sig, **{c: "constexpr" for c in consts}},
+            {"SPLIT": 512, "SPLIT_BLOCK": 512}))
+        # host
+        host = self.ctx.host
+        host.append(f"# launch {self.n}: split reduction -> {stmt.target}")
+        biggest = " , ".join(exts)
+        host.append(f"SPLIT = schedule.get('{self.n}.SPLIT', max(1, min(1024, "
+                    f"max({biggest}, 1) // 16384)))")
+        host.append(f"BLOCK_R = schedule.get('{self.n}.BLOCK_R', 1024 if SPLIT > 1 else "
+                    f"min(1024, triton.next_power_of_2(max({biggest}, 1))))")
+        for k, r in enumerate(reds):
+            host.append(f"part{k}_{self.n} = torch.empty((SPLIT,), dtype="
+                        f"{torch_dtype(self.accumulator(r))}, device=device)")
+        host.append(f"{kernel_name}_partial[(SPLIT,)]({', '.join(args + tail_args)}, "
+                    f"BLOCK_P=1, BLOCK_R=BLOCK_R, SPLIT=SPLIT, num_warps=4)")
+        host.append(f"{kernel_name}_finish[(1,)]({', '.join(args2 + tail_args)}, SPLIT=SPLIT, "
+                    f"SPLIT_BLOCK=triton.next_power_of_2(SPLIT), num_warps=4)")
+
+    @staticmethod
+    def outside_reduces(e: ir.Expr):
+        if isinstance(e, ir.Reduce):
+            return
+        yield e
+        for c in ir.children(e):
+            yield from LaunchWriterBase.outside_reduces(c)
