@@ -1,6 +1,6 @@
 #!/bin/bash
 # Final GPU pass: correctness of every backend, the portability table, the C++ memory-bound set.
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
 timeout 170 python3 -m pytest -q tests/test_gpu_triton.py -p no:cacheprovider -W ignore --tb=line > "$OUT/gpu_triton.txt" 2>&1; tail -3 "$OUT/gpu_triton.txt"

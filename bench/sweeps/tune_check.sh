@@ -3,7 +3,7 @@
 # and print each spec's gain over the fixed schedule (both timed in the same process, same card).
 # Also runs the agent tests and keeps the scripted LLM transcript. Results go to $OUT/tune/.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/kspec-tune-out}; mkdir -p "$OUT/tune"
 export KSPEC_STORE="$OUT/tune/store.sqlite" KSPEC_CACHE=${KSPEC_CACHE:-/tmp/kspec-cache}
 python3 -c "import openai" 2>/dev/null || pip install -q "openai>=1.0" >/dev/null 2>&1
