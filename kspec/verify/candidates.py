@@ -151,34 +151,9 @@ def _device_arch() -> str:
 
 def _emulated(kernel: ir.Kernel, text: str) -> Callable:
     """emulate.build with the candidate's C++ instead of the generated text."""
-    import shutil
+    from ..backends.cxx import emulate
 
-    from ..backends.cxx import cache, emulate
-    from ..backends.cxx.launch import PlanLauncher
-    from ..backends.cxx.render import plan_for
-    from ..backends.cxx.tools import cached_compile, run, tool_version
-
-    cxx = emulate.compiler()
-    if cxx is None:
-        raise BackendUnavailable("no host C++ compiler (g++ or clang++) for the CPU emulation")
-    plan = plan_for(kernel, emulate.CPU)
-    header = emulate.emulation_header()
-    flags = ["-O1", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off", "-I."]
-    key = cache.cache_key("emulate", tool_version(cxx), text, header, " ".join(flags))
-
-    def produce() -> dict[str, bytes]:
-        work = cache.scratch_dir("emulate")
-        (work / "kernel.cpp").write_text(text)
-        (work / "kspec_cpu_emulation.h").write_text(header)
-        run([cxx, *flags, "-o", "kernel.so", "kernel.cpp"], work, what=Path(cxx).name,
-            source_name="kernel.cpp")
-        files = {"kernel.so": (work / "kernel.so").read_bytes()}
-        shutil.rmtree(work, ignore_errors=True)
-        return files
-
-    cached_compile("emulate", key, ["kernel.so"], produce)
-    library = cache.entry_dir("emulate", key) / "kernel.so"
-    return PlanLauncher(plan, emulate.CpuRuntime(library), "cpu", "cpu-emulation candidate")
+    return emulate.build(kernel, source=text, label="cpu-emulation candidate")
 
 
 def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, seed: int = 0,

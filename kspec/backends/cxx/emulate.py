@@ -58,15 +58,16 @@ class CpuRuntime:
         getattr(self.lib, function)(*params)
 
 
-def build(kernel: ir.Kernel, lowering: str = "plan", schedule: dict | None = None
-          ) -> PlanLauncher:
+def build(kernel: ir.Kernel, lowering: str = "plan", schedule: dict | None = None,
+          source: str | None = None, label: str = "cpu-emulation") -> PlanLauncher:
     """A launcher running the kernel's generated C++ on CPU tensors. `schedule` forces launch
-    choices of the plan lowering: {"rows": "loop"} (no register cache), {"vector": False}."""
+    choices of the plan lowering: {"rows": "loop"} (no register cache), {"vector": False}.
+    `source` replaces the generated text (an outside candidate with the same entry points)."""
     cxx = compiler()
     if cxx is None:
         raise BackendUnavailable("no host C++ compiler (g++ or clang++) for the CPU emulation")
     plan = plan_for(kernel, CPU, lowering=lowering)
-    text = render_plan(plan)
+    text = render_plan(plan) if source is None else source
     header = emulation_header()
     flags = ["-O1", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off", "-I."]
     key = cache.cache_key("emulate", tool_version(cxx), text, header, " ".join(flags))
@@ -83,4 +84,4 @@ def build(kernel: ir.Kernel, lowering: str = "plan", schedule: dict | None = Non
 
     cached_compile("emulate", key, ["kernel.so"], produce)
     library = cache.entry_dir("emulate", key) / "kernel.so"
-    return PlanLauncher(plan, CpuRuntime(library), "cpu", "cpu-emulation", schedule)
+    return PlanLauncher(plan, CpuRuntime(library), "cpu", label, schedule)
