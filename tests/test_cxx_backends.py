@@ -5,7 +5,7 @@
 - the generated C++ runs on the CPU (kspec.backends.cxx.emulate: same lowering, same launcher,
   a plain-C++ device environment) and agrees with the reference, for every spec and for a
   program that uses every operator, cast and reduction;
-- generated source is pinned for three specs (tests/golden/cxx; KSPEC_UPDATE_GOLDEN=1 rewrites);
+- generated source is pinned for four specs (tests/golden/cxx; KSPEC_UPDATE_GOLDEN=1 rewrites);
 - compiler reports parse; build() says why it cannot run without a GPU.
 Tools that are missing are skipped with the reason (CI installs Debian's hipcc).
 """
@@ -34,7 +34,7 @@ from kspec.verify.tolerance import compare, magnitude
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.kspec"))
 GOLDEN = Path(__file__).parent / "golden" / "cxx"
-GOLDEN_SPECS = ["softmax", "layernorm", "conv2d"]
+GOLDEN_SPECS = ["softmax", "layernorm", "conv2d", "matmul_bias_gelu"]
 
 needs_nvcc = pytest.mark.skipif(nv.nvcc_path() is None, reason="nvcc is not installed")
 needs_hipcc = pytest.mark.skipif(amd.hipcc_path() is None,
@@ -73,7 +73,7 @@ def test_templates_hold_nothing_vendor_specific() -> None:
     vendor = re.compile(r"__half|bfloat|__shfl|_sync|hip_|cuda|\bwarpSize\b|__launch_bounds__|"
                         r"threadIdx|blockIdx|__global__|__device__|\b32\b|\b64\b")
     for t in ("module.j2", "generic_kernel.j2", "helpers.j2", "pointwise.j2", "rows.j2",
-              "split.j2"):
+              "split.j2", "contraction.j2"):
         text = (TEMPLATES / t).read_text()
         code = "\n".join(ln for ln in text.splitlines()
                          if not ln.lstrip().startswith(("//", "{#")))

@@ -151,3 +151,55 @@ def test_plan_variants_on_long_rows(name: str, backend: str) -> None:
         for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, cpu_args)):
             result = compare(g.cpu(), w, decl.dtype, mag)
             assert result.ok, f"{backend} {decl.name} at {env}: {result.detail}"
+
+
+# --- contractions on the tensor cores ---------------------------------------------------------
+CONTRACTION_SPECS = ["matmul", "matmul_nt", "bmm", "matmul_bias_gelu", "attention"]
+
+
+def _contraction_envs(kernel) -> list[tuple[str, dict[str, int]]]:
+    """Multiples of 8 (the cp.async path, several tiles and depth steps, a partial last tile)
+    and odd sizes (the element-wise path)."""
+    big = {s: 8 * (17 + 7 * k) for k, s in enumerate(kernel.ir.symbols)}   # 136, 192, 248...
+    odd = {s: 37 + 30 * k for k, s in enumerate(kernel.ir.symbols)}
+    small = {s: 2 for s in kernel.ir.symbols}
+    for env in (big, odd, small):
+        for s in env:
+            if s in ("B", "H", "Z"):
+                env[s] = 3
+    return [(n, e) for n, e in (("aligned", big), ("odd", odd), ("small", small))
+            if all(c.holds(e) for c in kernel.ir.checks)]
+
+
+def _contraction_cases():
+    for name in CONTRACTION_SPECS:
+        for backend in BACKENDS:
+            yield pytest.param(name, backend, None, id=f"{name}-{backend}")
+    for name in ("matmul", "matmul_nt"):
+        for tile in ("128x128x32w4s4", "64x64x32w4s4", "128x256x32w8s3", "128x128x64w4s3",
+                     "256x128x32w8s3"):
+            yield pytest.param(name, "cuda", tile, id=f"{name}-cuda-{tile}")
+
+
+@pytest.mark.parametrize("name,backend,tile", _contraction_cases())
+def test_tensor_core_contraction(name: str, backend: str, tile: str | None) -> None:
+    """The mma.sync contraction, through the cp.async and the element-wise loads, in several
+    tiles, agrees with the reference."""
+    kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+    schedule = {"tile": tile} if tile else {}
+    fn = kernel.build(backend, schedule=schedule)
+    units = [u for u in fn.plan.units if getattr(u, "pattern", "") == "contraction"]
+    assert units and all(u.template == "contraction.j2" for u in units)
+    for n, (label, env) in enumerate(_contraction_envs(kernel)):
+        cpu_args = random_arguments(kernel.ir, env, seed=n)
+        args = [a.cuda() if isinstance(a, torch.Tensor) else a for a in cpu_args]
+        for layout in ("contiguous", "transposed"):
+            if layout == "transposed":
+                args = [_strided(a) for a in args]
+            got = _as_tuple(fn(*args))
+            torch.cuda.synchronize()
+            want = _as_tuple(kernel.reference(*cpu_args))
+            for decl, g, w, mag in zip(kernel.ir.outputs, got, want,
+                                       magnitude(kernel, cpu_args)):
+                result = compare(g.cpu(), w, decl.dtype, mag)
+                assert result.ok, f"{backend} {tile} {label} {layout} {env}: {result.detail}"

@@ -40,15 +40,15 @@ class CudaBackend:
     dialect = CUDA
 
     def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "plan",
-               **options: Any) -> str:
-        _options(kernel, options, ("arch", "compiler", "lowering"))
-        return render_plan(plan_for(kernel, CUDA, arch, lowering), arch)
+               schedule: dict | None = None, **options: Any) -> str:
+        _options(kernel, options, ("arch", "compiler", "lowering", "schedule"))
+        return render_plan(plan_for(kernel, CUDA, arch, lowering, schedule), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                ptx: bool = False, compiler: str = "nvcc", lowering: str = "plan"
-                ) -> Compiled:
+                ptx: bool = False, compiler: str = "nvcc", lowering: str = "plan",
+                schedule: dict | None = None) -> Compiled:
         """Compile without a GPU: the cubin, PTX when asked, and ptxas's report."""
-        src = self.source(kernel, arch, lowering)
+        src = self.source(kernel, arch, lowering, schedule)
         if compiler == "nvrtc":
             return toolchain.compile_nvrtc(src, arch)
         if compiler != "nvcc":
@@ -56,14 +56,18 @@ class CudaBackend:
         return toolchain.compile_nvcc(src, arch, ptx=ptx)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, compiler: str = "nvcc",
-              lowering: str = "plan", **options: Any) -> Callable:
+              lowering: str = "plan", schedule: dict | None = None, **options: Any
+              ) -> Callable:
+        """`schedule`: the plan lowering's choices, compile-time ({"0.tile": "128x128x32w4s4"}
+        for launch 0's contraction) and launch-time ({"vector": False}, {"rows": "loop"})."""
         _options(kernel, options, ())
         launcher.require()   # BackendUnavailable, with the reason, before any compile
         arch = arch or device_arch()
-        plan = plan_for(kernel, CUDA, arch, lowering)
-        compiled = self.compile(kernel, arch, compiler=compiler, lowering=lowering)
+        plan = plan_for(kernel, CUDA, arch, lowering, schedule)
+        compiled = self.compile(kernel, arch, compiler=compiler, lowering=lowering,
+                                schedule=schedule)
         runtime = launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-        return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}")
+        return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}", schedule)
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
         arch = arch or toolchain.DEFAULT_ARCH

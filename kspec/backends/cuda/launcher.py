@@ -15,6 +15,7 @@ import torch
 from ...errors import BackendUnavailable, KspecError
 
 _INIT: dict[str, Any] = {}
+DEFAULT_SHARED = 48 * 1024   # dynamic shared memory a kernel may take without opting in
 
 
 def unavailable_reason() -> str | None:
@@ -81,6 +82,7 @@ class CudaRuntime:
         self.cubin = cubin
         self.function_names = functions
         self._loaded: dict[int, dict[str, Any]] = {}
+        self._shared_limit: dict[tuple[int, str], int] = {}
 
     def functions(self, index: int) -> dict[str, Any]:
         from cuda.bindings import driver as cu
@@ -94,16 +96,20 @@ class CudaRuntime:
                 for n in self.function_names}
         return self._loaded[index]
 
-    def launch(self, function: str, grid: int, block: int, params: list, device: torch.device
-               ) -> None:
+    def launch(self, function: str, grid: int, block: int, params: list, device: torch.device,
+               shared: int = 0) -> None:
         from cuda.bindings import driver as cu
 
         index = device.index if device.index is not None else torch.cuda.current_device()
         fn = self.functions(index)[function]
+        if shared > DEFAULT_SHARED and self._shared_limit.get((index, function), 0) < shared:
+            attribute = cu.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+            _check(cu.cuFuncSetAttribute(fn, attribute, shared), f"cuFuncSetAttribute {function}")
+            self._shared_limit[(index, function)] = shared
         # cuLaunchKernel copies each parameter from the address in this array at launch time.
         pointers = (ctypes.c_void_p * len(params))(*(ctypes.addressof(p) for p in params))
         with torch.cuda.device(index):
             _use_torch_context(index)
             stream = cu.CUstream(torch.cuda.current_stream(index).cuda_stream)
-            _check(cu.cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
+            _check(cu.cuLaunchKernel(fn, grid, 1, 1, block, 1, 1, shared, stream,
                                      ctypes.addressof(pointers), 0), f"cuLaunchKernel {function}")

@@ -40,6 +40,9 @@ class Dialect:
     # One lane exchange: {x} value, {mask} xor distance, {width} lanes taking part.
     shfl_xor: str
     launch_bounds: str              # {threads}
+    # with a minimum of resident blocks per multiprocessor ({blocks}): 1 lets the compiler use
+    # every register a thread may have (the tensor-core tiles need them)
+    launch_bounds_min: str          # {threads}, {blocks}
     kernel_decl: str = 'extern "C" __global__ void'
     device_fn: str = "__device__ __forceinline__"
     restrict: str = "__restrict__"
@@ -58,6 +61,9 @@ class Dialect:
     # kspec name -> function; and f32 division, a format over {a} and {b} (None: `a / b`).
     fast_math: Mapping[str, str] = field(default_factory=lambda: {"exp": "__expf"})
     fast_div: str | None = "__fdividef({a}, {b})"
+    # The matrix-instruction path of the target (contraction.py): "mma_sync" (NVIDIA sm_80+:
+    # cp.async, ldmatrix, mma.sync), or None (contractions use the generic loop nest).
+    tensor_cores: str | None = None
 
     def math_fn(self, fn: str, ctype: str) -> str:
         """The device function computing `fn` on a `ctype` ("float" or "double") value."""
@@ -67,8 +73,21 @@ class Dialect:
         return self.fast_math.get(fn, f32)
 
     def for_arch(self, arch: str | None) -> "Dialect":
-        """The dialect specialised for one target: the lane count depends on it for AMD."""
-        return replace(self, warp_size=lane_count(self.name, arch))
+        """The dialect specialised for one target: the lane count depends on it for AMD, the
+        tensor-core path on the architecture."""
+        return replace(self, warp_size=lane_count(self.name, arch),
+                       tensor_cores=tensor_core_path(self.name, arch))
+
+
+def tensor_core_path(vendor: str, arch: str | None) -> str | None:
+    """NVIDIA sm_80 and later (CUDA, and HIP source compiled by nvcc): mma.sync. CUDA without
+    an arch means the default, sm_90. AMD MFMA is not generated yet."""
+    if vendor == "cuda" and arch is None:
+        return "mma_sync"
+    m = re.match(r"(?:sm|compute)_(\d+)", arch or "")
+    if vendor in ("cuda", "hip") and m and int(m.group(1)) >= 80:
+        return "mma_sync"
+    return None
 
 
 def lane_count(vendor: str, arch: str | None) -> int:
@@ -96,6 +115,7 @@ CUDA = Dialect(
     bf16_to_float="__bfloat162float({x})", float_to_bf16="__float2bfloat16_rn({x})",
     shfl_xor="__shfl_xor_sync(0xffffffffu, {x}, {mask}, {width})",
     launch_bounds="__launch_bounds__({threads})",
+    launch_bounds_min="__launch_bounds__({threads}, {blocks})",
 )
 
 HIP = Dialect(
@@ -109,6 +129,7 @@ HIP = Dialect(
     # HIP's shuffles take no mask; on NVIDIA the prelude maps them to the _sync forms.
     shfl_xor="__shfl_xor({x}, {mask}, {width})",
     launch_bounds="__launch_bounds__({threads})",
+    launch_bounds_min="__launch_bounds__({threads}, {blocks})",
 )
 
 DIALECTS: dict[str, Dialect] = {"cuda": CUDA, "hip": HIP}

@@ -30,7 +30,7 @@ CPU = replace(
     half_type="kspec_half", bf16_type="kspec_bf16",
     half_to_float="kspec_half_to_float({x})", float_to_half="kspec_float_to_half({x})",
     bf16_to_float="kspec_bf16_to_float({x})", float_to_bf16="kspec_float_to_bf16({x})",
-    shfl_xor="{x}", launch_bounds="", kernel_decl='extern "C" void', device_fn="static inline",
+    shfl_xor="{x}", launch_bounds="", launch_bounds_min="", kernel_decl='extern "C" void', device_fn="static inline",
     thread_id="0", block_id="0", block_dim="1", grid_dim="1", shared="static",
     sync_threads="(void)0",
     fast_math={"exp": "kspec_fast_expf"}, fast_div="kspec_fast_div({a}, {b})")
@@ -54,7 +54,8 @@ class CpuRuntime:
     def __init__(self, library: Path):
         self.lib = ctypes.CDLL(str(library))
 
-    def launch(self, function: str, grid: int, block: int, params: list, device) -> None:
+    def launch(self, function: str, grid: int, block: int, params: list, device,
+               shared: int = 0) -> None:
         getattr(self.lib, function)(*params)
 
 

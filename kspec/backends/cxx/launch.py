@@ -21,7 +21,9 @@ from .generic import MAX_BLOCKS, GenericPlan, Unit, grid_size  # noqa: F401
 
 class Runtime(Protocol):
     def launch(self, function: str, grid: int, block: int, params: list[ctypes._SimpleCData],
-               device: torch.device) -> None: ...
+               device: torch.device, shared: int = 0) -> None: ...
+    # `shared`: bytes of dynamic shared memory (the runtime raises the kernel's limit when
+    # it is over the default 48 KB)
 
 
 @dataclass(frozen=True)
@@ -107,9 +109,10 @@ class PlanLauncher:
         for unit in self.plan.units:
             for name, (shape, ctype) in unit.scratch(b.env).items():
                 buffers[name] = torch.empty(shape, dtype=TORCH_DTYPES[ctype], device=device)
-            for function, grid, block, extra in unit.launches(b.env, buffers, info):
+            # (function, grid, block, launch values[, dynamic shared-memory bytes])
+            for function, grid, block, extra, *shared in unit.launches(b.env, buffers, info):
                 self.runtime.launch(function, grid, block,
-                                    unit_params(unit, buffers, b, extra), device)
+                                    unit_params(unit, buffers, b, extra), device, *shared)
         outs = tuple(buffers[o.name] for o in k.outputs)
         return outs[0] if len(outs) == 1 else outs
 

@@ -8,7 +8,9 @@
                  cached in registers when it fits, else looped (rows.py, templates/rows.j2)
     split        a reduction to a scalar: partials from many blocks, then one block (rows.py)
     loop_nest    the generic kernel of one statement (generic.py)
-    contraction  not tiled yet: the generic kernel of its statement
+    contraction  f16/bf16 operands where the dialect has a tensor-core path: tiles on the
+                 tensor cores (contraction.py, templates/contraction.j2); otherwise the generic
+                 kernel of its statement
     attention    its unfused launches (the plan's fallback)
 
 Every unit implements the launch interface of generic.Unit: functions(), scratch(env, info),
@@ -70,12 +72,13 @@ class LaunchContext:
     """Names, buffers and a statement renderer for one launch's kernel text."""
 
     def __init__(self, kernel: ir.Kernel, elements: dict[str, DType], ranks: dict[str, int],
-                 d: Dialect, launch: Launch, memory_reads: list[str], writes: list[str]):
+                 d: Dialect, launch: Launch, memory_reads: list[str], writes: list[str],
+                 template_locals: tuple[str, ...] = ()):
         self.kernel, self.d, self.launch = kernel, d, launch
         self.namer = Namer(reserved_for(d))
         for reserved in ("lane", "lanes", "teams", "row", "rows", "p", "j0", "c", "q", "parts",
                          "n_inner", "per_row", "n", "kg", "ke", "IDX", "V", "VPT",
-                         "WARP_ROWS"):
+                         "WARP_ROWS", *template_locals):
             self.namer.taken.add(reserved)
         scalar_params = {p.name: p for p in kernel.scalar_params}
         self.tensors = list(writes) + [t for t in memory_reads if t not in writes]
@@ -244,7 +247,10 @@ def _aligned(t, v: int) -> bool:
 
 
 # --- the plan ------------------------------------------------------------------------------------
-def plan_patterns(kernel: ir.Kernel, d: Dialect) -> GenericPlan:
+def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -> GenericPlan:
+    """`schedule` holds compile-time choices: {"<launch>.tile": "128x256x32w8s3"} compiles
+    that tile alone for a tensor-core contraction (see contraction.py)."""
+    from . import contraction
     from .rows import lower_rows, lower_split
 
     plan = plan_kernel(kernel)
@@ -265,16 +271,23 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect) -> GenericPlan:
     scalars = {p.name for p in kernel.scalar_params}
     for k, launch in enumerate(launches):
         name = f"{kernel.name}_{k}_{launch.pattern}"
-        if launch.pattern in ("loop_nest", "contraction"):   # contraction: not tiled yet
+        tensor_cores = contraction.eligible(launch, d)
+        if launch.pattern == "loop_nest" or (launch.pattern == "contraction"
+                                             and not tensor_cores):
             (stmt,) = launch.statements
             out.units.append(_lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers))
             continue
         in_registers = {s.target for s in launch.statements} - set(launch.stores)
         reads = launch_reads(launch, scalars, in_registers)
-        ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores))
-        lower = {"pointwise": lower_pointwise, "rows": lower_rows,
-                 "split": lower_split}[launch.pattern]
-        out.units.append(lower(ctx, name))
+        ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores),
+                            contraction.LOCALS if tensor_cores else ())
+        if tensor_cores:
+            out.units.append(contraction.lower_contraction(ctx, name,
+                                                           contraction.tiles_for(schedule, k)))
+        else:
+            lower = {"pointwise": lower_pointwise, "rows": lower_rows,
+                     "split": lower_split}[launch.pattern]
+            out.units.append(lower(ctx, name))
         out.helpers |= ctx.r.helpers
     return out
 

@@ -27,7 +27,7 @@ DEFAULT_LOWERING = "plan"
 
 
 def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
-             lowering: str = DEFAULT_LOWERING) -> GenericPlan:
+             lowering: str = DEFAULT_LOWERING, schedule: dict | None = None) -> GenericPlan:
     """The lowering plan a backend renders; the one place a lowering is chosen.
 
     lowering="plan" (default): kspec.lowering.plan's launches, each rendered by its pattern
@@ -35,13 +35,14 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
     lowering="generic": one kernel per source statement.
     lowering="normalized": one kernel per statement of kspec.lowering.normalize's rewrite
     (reduction-free intermediates inlined, invariant reductions hoisted into temporaries):
-    fewer launches and temporaries, the same generic kernels."""
+    fewer launches and temporaries, the same generic kernels.
+    `schedule`: compile-time choices of the plan lowering (a contraction's tile)."""
     if lowering not in LOWERINGS:
         raise KspecError(f"lowering must be one of {', '.join(LOWERINGS)}, not {lowering!r}")
     d = dialect.for_arch(arch)
     if lowering == "plan":
         from .patterns import plan_patterns
-        return plan_patterns(kernel, d)
+        return plan_patterns(kernel, d, schedule)
     if lowering == "generic":
         return plan_generic(kernel, d)
     from ...lowering.normalize import normalize

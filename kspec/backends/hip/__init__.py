@@ -46,32 +46,34 @@ class HipBackend:
     dialect = HIP
 
     def source(self, kernel: ir.Kernel, arch: str | None = None, lowering: str = "plan",
-               **options: Any) -> str:
-        _options(kernel, options, ("arch", "headers", "lowering"))
-        return render_plan(plan_for(kernel, HIP, arch, lowering), arch)
+               schedule: dict | None = None, **options: Any) -> str:
+        _options(kernel, options, ("arch", "headers", "lowering", "schedule"))
+        return render_plan(plan_for(kernel, HIP, arch, lowering, schedule), arch)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
-                asm: bool = False, headers: str = "auto", lowering: str = "plan"
-                ) -> Compiled:
+                asm: bool = False, headers: str = "auto", lowering: str = "plan",
+                schedule: dict | None = None) -> Compiled:
         """Compile without a GPU: for gfx* through hipcc (code object, AMDGCN when asked,
         resource usage); for sm_* through nvcc on HIP's NVIDIA platform (cubin, PTX)."""
-        src = self.source(kernel, arch, lowering)
+        src = self.source(kernel, arch, lowering, schedule)
         if _is_nvidia(arch):
             return toolchain.compile_hip_nvidia(src, arch, ptx=asm, headers=headers)
         return toolchain.compile_hipcc(src, arch, asm=asm)
 
     def build(self, kernel: ir.Kernel, arch: str | None = None, headers: str = "auto",
-              lowering: str = "plan", **options: Any) -> Callable:
+              lowering: str = "plan", schedule: dict | None = None, **options: Any
+              ) -> Callable:
+        """`schedule`: as for the cuda backend."""
         _options(kernel, options, ())
         if torch.version.hip is not None:               # ROCm PyTorch: an AMD GPU
             reason = launcher.unavailable_reason()
             if reason:
                 raise BackendUnavailable(reason)
             arch = arch or launcher.device_arch()
-            plan = plan_for(kernel, HIP, arch, lowering)
-            compiled = self.compile(kernel, arch, lowering=lowering)
+            plan = plan_for(kernel, HIP, arch, lowering, schedule)
+            compiled = self.compile(kernel, arch, lowering=lowering, schedule=schedule)
             runtime: Any = launcher.HipRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-            return PlanLauncher(plan, runtime, "cuda", f"hip {arch}")
+            return PlanLauncher(plan, runtime, "cuda", f"hip {arch}", schedule)
         reason = cuda_launcher.unavailable_reason()
         if reason:
             raise BackendUnavailable(f"HIP kernels run on an AMD GPU with ROCm, or on an "
@@ -81,10 +83,11 @@ class HipBackend:
         if not _is_nvidia(arch):
             raise KspecError(f"{kernel.name}: arch {arch} is not an NVIDIA architecture, but "
                              f"this machine's GPU is NVIDIA")
-        plan = plan_for(kernel, HIP, arch, lowering)
-        compiled = self.compile(kernel, arch, headers=headers, lowering=lowering)
+        plan = plan_for(kernel, HIP, arch, lowering, schedule)
+        compiled = self.compile(kernel, arch, headers=headers, lowering=lowering,
+                                schedule=schedule)
         runtime = cuda_launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-        return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}")
+        return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}", schedule)
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
         arch = arch or toolchain.DEFAULT_ARCH

@@ -62,8 +62,8 @@ class HipRuntime:
                           f"hipModuleGetFunction {n}") for n in self.function_names}
         return self._loaded[index]
 
-    def launch(self, function: str, grid: int, block: int, params: list, device: torch.device
-               ) -> None:
+    def launch(self, function: str, grid: int, block: int, params: list, device: torch.device,
+               shared: int = 0) -> None:
         from hip import hip
 
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -72,6 +72,6 @@ class HipRuntime:
         # As with cuLaunchKernel: an array of pointers to each parameter's value.
         pointers = (ctypes.c_void_p * len(params))(*(ctypes.addressof(p) for p in params))
         with torch.cuda.device(index):
-            _check(hip.hipModuleLaunchKernel(fn, grid, 1, 1, block, 1, 1, 0, stream,
+            _check(hip.hipModuleLaunchKernel(fn, grid, 1, 1, block, 1, 1, shared, stream,
                                              ctypes.addressof(pointers), None),
                    f"hipModuleLaunchKernel {function}")

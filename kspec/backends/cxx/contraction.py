@@ -1,0 +1,273 @@
+"""The contraction pattern on the tensor cores: C[rows, cols] = epilogue(A[rows, depth] x
+B[depth, cols]) with f16 or bf16 operands and f32 accumulators (templates/contraction.j2).
+
+A block computes a BM x BN tile of C; its warps (WARPS_M x WARPS_N) each own a WM x WN
+sub-tile held in registers. The depth is walked in BK steps through a ring of STAGES
+shared-memory buffers: the tiles of A and B for step t + STAGES - 1 are copied in while step t
+is multiplied. The dialect's tensor-core path supplies the copy and matrix instructions; today
+that is NVIDIA's (`mma_sync`: cp.async, ldmatrix, mma.sync m16n8k16), used by CUDA and by HIP
+source compiled for NVIDIA. Other targets, and f32 operands, keep the generic loop nest.
+
+Each operand is staged in shared memory along the direction its memory is contiguous in: A
+"K-major" ([BM][BK], when its last index is the depth) or "MN-major" ([BK][BM]); likewise B.
+ldmatrix (with .trans where the layout asks for it) turns either into the mma fragments. Rows
+are padded by 8 elements so that ldmatrix's eight 16-byte rows hit distinct banks.
+
+Operands are loaded in chunks of 8 elements (16 bytes) along their staging direction. An operand
+that is a plain load of a tensor whose last index is that direction's index is copied with
+cp.async in the `async` variants, which the launcher picks when the tensor is contiguous there,
+16-byte aligned and the extent is a multiple of 8; otherwise (any prologue expression, a
+convolution's gathered rows, odd shapes) every element is computed and stored by the threads,
+with zeros outside the matrix (the `safe` variants).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ... import ir
+from ...dtypes import DType
+from ...lowering.plan import Contraction
+from .code import Code
+from .ctype import storage_ctype
+from .patterns import LaunchContext, PatternUnit, statement_text
+
+PAD = 8          # elements added to every shared-memory row
+CHUNK = 8        # elements per 16-byte copy
+GROUP_M = 8      # tiles of C are visited in groups of 8 tile-rows, for L2 reuse of B
+# The template's own locals (templates/contraction.j2): kspec names are renamed around them.
+LOCALS = ("acc", "As", "Bs", "lane", "warp", "tid", "m0", "n0", "kt", "kk", "mi", "ni", "KT",
+          "fetch", "stage", "M", "N", "K", "Z", "zb", "ch", "row", "col", "kq", "ok", "src",
+          "dst", "h", "e", "tiles_m", "tiles_n", "af", "bf", "wm0", "wn0", "a_s", "b_s",
+          "group", "first_m", "gsize", "in_group", "tm", "tn", "vals", "ri", "ki", "v", "t",
+          "BM", "BN", "BK", "WARPS_M", "WARPS_N", "STAGES", "ASYNC", "THREADS", "WM", "WN",
+          "MI", "NI", "A_ROWS", "A_COLS", "B_ROWS", "B_COLS", "A_TILE", "B_TILE", "bfr",
+          "r_", "c_", "s_", "it", "load")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One compiled tile configuration (a template instantiation)."""
+
+    bm: int
+    bn: int
+    bk: int
+    warps_m: int
+    warps_n: int
+    stages: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.bm}x{self.bn}x{self.bk}w{self.warps_m * self.warps_n}s{self.stages}"
+
+    @property
+    def threads(self) -> int:
+        return 32 * self.warps_m * self.warps_n
+
+    def shared_bytes(self, a_kmajor: bool, b_kmajor: bool) -> int:
+        a = (self.bm * (self.bk + PAD)) if a_kmajor else (self.bk * (self.bm + PAD))
+        b = (self.bn * (self.bk + PAD)) if b_kmajor else (self.bk * (self.bn + PAD))
+        return 2 * self.stages * (a + b)
+
+    def valid(self) -> bool:
+        wm, wn = self.bm // self.warps_m, self.bn // self.warps_n
+        return (wm % 16 == 0 and wn % 16 == 0 and self.bk % 16 == 0
+                and self.bm % self.warps_m == 0 and self.bn % self.warps_n == 0
+                and self.stages >= 2)
+
+
+def parse_tile(text: str) -> Tile:
+    """'128x256x32w8s3' -> Tile; warps split 2 x (w / 2) (1 x 1 for one warp)."""
+    import re
+
+    m = re.fullmatch(r"(\d+)x(\d+)x(\d+)w(\d+)s(\d+)", text)
+    if m is None:
+        raise ValueError(f"tile {text!r} is not BMxBNxBKwWARPSsSTAGES (e.g. 128x256x32w8s3)")
+    bm, bn, bk, w, s = map(int, m.groups())
+    wm = 2 if w >= 2 else 1
+    return Tile(bm, bn, bk, wm, w // wm, s)
+
+
+# Compiled by default: a large tile for big problems, a small one for the rest (and the safe
+# variants). `schedule={"<launch>.tile": "..."}` compiles exactly the tile asked for.
+LARGE = Tile(128, 256, 32, 2, 4, 3)
+SMALL = Tile(64, 128, 32, 2, 2, 4)
+TILE_CHOICES = ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
+                "128x128x64w4s3", "64x128x32w4s4", "64x64x32w4s4", "256x128x32w8s3")
+
+
+def tensor_core_dtype(c: Contraction) -> DType | None:
+    """f16 or bf16 when both operands are of it (the inputs the tensor cores take)."""
+    if c.a.dtype == c.b.dtype and c.a.dtype in (DType.f16, DType.bf16):
+        return c.a.dtype
+    return None
+
+
+def _contiguous_load(e: ir.Expr, var: ir.IndexVar) -> ir.Load | None:
+    """e itself is a load whose last index is exactly `var`, used nowhere else in the index."""
+    if (isinstance(e, ir.Load) and e.index and e.index[-1].bare == var
+            and all(var not in a.vars() for a in e.index[:-1])):
+        return e
+    return None
+
+
+def _kmajor(e: ir.Expr, k: ir.IndexVar) -> bool:
+    """Stage along the depth when some load of the operand is contiguous along it."""
+    return any(isinstance(n, ir.Load) and n.index and n.index[-1].bare == k for n in ir.walk(e))
+
+
+class _Operand:
+    def __init__(self, ctx: LaunchContext, expr: ir.Expr, side: str, own: tuple, kv: tuple,
+                 elem: DType):
+        self.side, self.expr, self.own, self.kv = side, expr, own, kv
+        self.kmajor = _kmajor(expr, kv[-1])
+        along = kv if self.kmajor else own
+        self.load = _contiguous_load(expr, along[-1]) if len(along) == 1 else None
+        self.elem = elem
+        self.ctx = ctx
+
+    def lines(self, row: str, k: str) -> list[str]:
+        """Index variables from the linear row (or column) and depth."""
+        return [*self.ctx.decompose(row, list(self.own)), *self.ctx.decompose(k, list(self.kv))]
+
+
+def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> PatternUnit:
+    launch = ctx.launch
+    (stmt,) = launch.statements
+    c: Contraction = launch.contraction
+    d, r = ctx.d, ctx.r
+    elem = tensor_core_dtype(c)
+    ectype = storage_ctype(elem, d)
+    ops = {"A": _Operand(ctx, c.a, "A", c.iv, c.kv, elem),
+           "B": _Operand(ctx, c.b, "B", c.jv, c.kv, elem)}
+    batch_lines = ctx.decompose("zb", list(c.batch))
+    zero = d.float_to_half.format(x="0.0f") if elem == DType.f16 else \
+        d.float_to_bf16.format(x="0.0f")
+
+    def loads(op: _Operand):
+        """(chunk lines for cp.async or None, element lines) for one operand. Both assume
+        `row` (the chunk's first row/col), `kq` (its first depth index) and `dst`."""
+        # element e of the chunk: row + e (MN-major) or kq + e (K-major)
+        erow, ek = ("row", "kq + e") if op.kmajor else ("row + e", "kq")
+        limit_row = "M" if op.side == "A" else "N"
+        body = [f"const int64_t ri = {erow};", f"const int64_t ki = {ek};"]
+        body += op.lines("ri", "ki")
+        value = r.render(op.expr)
+        body.append(f"dst[e] = {r.to_storage(value, op.expr.dtype, elem)};")
+        # one element at a time (not unrolled): the spelled-out index math of eight
+        # elements in flight would not fit the registers the accumulators leave
+        elements = ["#pragma unroll 1",
+                    f"for (int e = 0; e < {CHUNK}; ++e) {{",
+                    f"    if ({erow} < {limit_row} && {ek} < K) {{",
+                    *[f"        {line}" for line in body],
+                    "    } else {",
+                    f"        dst[e] = {zero};",
+                    "    }",
+                    "}"]
+        if op.load is None:
+            return None, elements
+        chunk = [f"const bool ok = row < {limit_row} && kq < K;",
+                 f"const {ectype}* src = {ctx.pointers[op.load.tensor]};",
+                 "if (ok) {"]
+        inner = op.lines("row", "kq")
+        addr = r.element(op.load.tensor, [r.affine(a) for a in op.load.index])
+        chunk += [f"    {line}" for line in inner] + [f"    src = &{addr};", "}",
+                                                       "kspec_copy16(dst, src, ok);"]
+        return chunk, elements
+
+    a_async, a_elements = loads(ops["A"])
+    b_async, b_elements = loads(ops["B"])
+
+    # the epilogue: the statement's value with the sum replaced by the accumulator
+    acc = Code("v", "float")
+    r.seed(c.reduce, r.finish(c.reduce, acc))
+    epi_lines = [*ctx.decompose("row", list(c.iv)), *ctx.decompose("col", list(c.jv))]
+    value = r.render(stmt.value)
+    store = ctx.store(stmt.target, list(stmt.index), value, stmt.value.dtype)
+
+    totals = {"M": ctx.total([v.extent for v in c.iv]), "N": ctx.total([v.extent for v in c.jv]),
+              "K": ctx.total([v.extent for v in c.kv]),
+              "Z": ctx.total([v.extent for v in c.batch])}
+    r.helpers |= {"kspec_pack", "tensor_cores"}
+    text = "\n".join([*batch_lines, *(a_async or []), *a_elements, *(b_async or []),
+                      *b_elements, *epi_lines, store, *totals.values()])
+    args, params = ctx.finish_args(text)
+    has_async = a_async is not None or b_async is not None
+    variants, configs = [], []
+    # with copies possible, the element-wise path is a fallback for odd inputs: the last
+    # (small) tile alone; without, it is the path, in every tile
+    for t in tiles:
+        for asynchronous in (True, False) if has_async else (False,):
+            if asynchronous or not has_async or t == tiles[-1]:
+                fn = f"{name}_{t.key}_{'async' if asynchronous else 'safe'}"
+                variants.append(fn)
+                configs.append(dict(fn=fn, tile=t, asynchronous=asynchronous))
+    data = dict(batch_lines=batch_lines, a_async=a_async, a_elements=a_elements,
+                b_async=b_async, b_elements=b_elements, epi_lines=epi_lines, store=store,
+                totals=totals, a_kmajor=ops["A"].kmajor, b_kmajor=ops["B"].kmajor,
+                ectype=ectype, configs=configs, dtype=elem.name, group_m=GROUP_M, pad=PAD,
+                chunk=CHUNK)
+
+    shapes = {k: [v.extent for v in vs] for k, vs in
+              (("M", c.iv), ("N", c.jv), ("K", c.kv), ("Z", c.batch))}
+    async_checks = []
+    for op, extent in ((ops["A"], "K" if ops["A"].kmajor else "M"),
+                       (ops["B"], "K" if ops["B"].kmajor else "N")):
+        if op.load is not None:
+            async_checks.append((op.load.tensor, extent))
+    index = name.rsplit("_", 2)[-2]     # the launch's position: <kernel>_<k>_contraction
+
+    def pick(env, buffers, info):
+        size = {k: _prod(v, env) for k, v in shapes.items()}
+        if size["M"] == 0 or size["N"] == 0 or size["Z"] == 0:
+            return []
+        asked = info.schedule.get(f"{index}.tile") or info.schedule.get("tile")
+        if asked:
+            tile = parse_tile(asked)
+        elif len(tiles) == 1:
+            tile = tiles[0]
+        else:   # the large tile when it still gives every multiprocessor a block
+            big = tiles[0]
+            n_big = size["Z"] * -(-size["M"] // big.bm) * -(-size["N"] // big.bn)
+            tile = big if n_big >= info.multiprocessors else tiles[1]
+        fast = has_async and info.schedule.get("vector", True) and all(
+            _async_ok(buffers[t], size[e]) for t, e in async_checks)
+        if has_async and not fast:
+            tile = tiles[-1]
+        fn = f"{name}_{tile.key}_{'async' if fast else 'safe'}"
+        grid = size["Z"] * -(-size["M"] // tile.bm) * -(-size["N"] // tile.bn)
+        smem = tile.shared_bytes(ops["A"].kmajor, ops["B"].kmajor)
+        return [(fn, grid, tile.threads, {}, smem)]
+
+    return PatternUnit(name, "contraction", statement_text(stmt), "contraction.j2", args,
+                       params, data, variants, pick)
+
+
+def _async_ok(t, extent: int) -> bool:
+    """16-byte copies along the last dim: unit stride, aligned base, other strides and the
+    extent multiples of 8 elements."""
+    if t.dim() == 0 or t.stride(-1) != 1 or extent % CHUNK:
+        return False
+    if t.data_ptr() % 16:
+        return False
+    return all(t.stride(k) % CHUNK == 0 or t.shape[k] == 1 for k in range(t.dim() - 1))
+
+
+def _prod(extents, env) -> int:
+    out = 1
+    for e in extents:
+        out *= e.evaluate(env)
+    return out
+
+
+def tiles_for(schedule: dict | None, index: int) -> list[Tile]:
+    """The tile configurations compiled for launch `index`."""
+    schedule = schedule or {}
+    asked = schedule.get(f"{index}.tile") or schedule.get("tile")
+    if asked:
+        return [parse_tile(asked)]
+    return [LARGE, SMALL]
+
+
+def eligible(launch, d) -> bool:
+    return (launch.pattern == "contraction" and d.tensor_cores == "mma_sync"
+            and tensor_core_dtype(launch.contraction) is not None)
