@@ -154,7 +154,7 @@ def test_plan_variants_on_long_rows(name: str, backend: str) -> None:
 
 
 # --- contractions on the tensor cores ---------------------------------------------------------
-CONTRACTION_SPECS = ["matmul", "matmul_nt", "bmm", "matmul_bias_gelu", "attention"]
+CONTRACTION_SPECS = ["matmul", "matmul_nt", "matmul_tn", "bmm", "matmul_bias_gelu", "attention"]
 
 
 def _contraction_envs(kernel) -> list[tuple[str, dict[str, int]]]:
@@ -172,22 +172,29 @@ def _contraction_envs(kernel) -> list[tuple[str, dict[str, int]]]:
 
 
 def _contraction_cases():
+    """The GPU's default path (wgmma on Hopper) for every contraction spec and both backends;
+    every listed tile of both NVIDIA paths (mma.sync through arch sm_90) for three layouts."""
+    from kspec.backends.cxx.contraction import TILE_CHOICES
+
     for name in CONTRACTION_SPECS:
         for backend in BACKENDS:
-            yield pytest.param(name, backend, None, id=f"{name}-{backend}")
-    for name in ("matmul", "matmul_nt"):
-        for tile in ("128x128x32w4s4", "64x64x32w4s4", "128x256x32w8s3", "128x128x64w4s3",
-                     "256x128x32w8s3"):
-            yield pytest.param(name, "cuda", tile, id=f"{name}-cuda-{tile}")
+            yield pytest.param(name, backend, None, None, id=f"{name}-{backend}")
+    for name in ("matmul", "matmul_nt", "matmul_tn"):
+        for tile in TILE_CHOICES["mma_sync"][:4]:
+            yield pytest.param(name, "cuda", "sm_90", tile, id=f"{name}-mma_sync-{tile}")
+        if torch.cuda.is_available() and torch.cuda.get_device_capability() == (9, 0):
+            for tile in TILE_CHOICES["wgmma"]:
+                yield pytest.param(name, "cuda", None, tile, id=f"{name}-wgmma-{tile}")
 
 
-@pytest.mark.parametrize("name,backend,tile", _contraction_cases())
-def test_tensor_core_contraction(name: str, backend: str, tile: str | None) -> None:
-    """The mma.sync contraction, through the cp.async and the element-wise loads, in several
-    tiles, agrees with the reference."""
+@pytest.mark.parametrize("name,backend,arch,tile", _contraction_cases())
+def test_tensor_core_contraction(name: str, backend: str, arch: str | None,
+                                 tile: str | None) -> None:
+    """The tensor-core contraction, through the cp.async and the element-wise loads, in
+    several tiles and both NVIDIA paths, agrees with the reference."""
     kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
     schedule = {"tile": tile} if tile else {}
-    fn = kernel.build(backend, schedule=schedule)
+    fn = kernel.build(backend, schedule=schedule, arch=arch)
     units = [u for u in fn.plan.units if getattr(u, "pattern", "") == "contraction"]
     assert units and all(u.template == "contraction.j2" for u in units)
     for n, (label, env) in enumerate(_contraction_envs(kernel)):

@@ -211,6 +211,11 @@ def _matmul_nt(a, b):
     return F.linear(a, b)
 
 
+@case("matmul_tn", [randn(F16, "K", "M"), randn(F16, "K", "N")], MATMUL)
+def _matmul_tn(a, b):
+    return torch.matmul(a.T, b)
+
+
 @case("bmm", [randn(BF16, "B", "M", "K"), randn(BF16, "B", "K", "N")],
       shapes("B M K N", (1, 1, 1, 1), (3, 5, 7, 2), (2, 1, 13, 1), (1, 16, 8, 4)))
 def _bmm(a, b):

@@ -20,8 +20,11 @@ sys.path.insert(0, str(ROOT))
 import kspec  # noqa: E402
 from kspec.backends.cuda import BACKEND, device_arch  # noqa: E402
 
-TILES = ["128x256x32w8s3", "128x256x32w8s4", "256x128x32w8s3", "128x128x32w4s4",
-         "128x128x32w8s3", "128x128x64w4s3", "64x128x32w4s4"]
+from kspec.backends.cxx.contraction import TILE_CHOICES  # noqa: E402
+
+# (path, arch, tiles): the GPU's own arch (sm_90a on Hopper: wgmma) and sm_90 (mma.sync)
+PATHS = [("wgmma", None, [None, *TILE_CHOICES["wgmma"]]),
+         ("mma_sync", "sm_90", ["128x128x32w4s4", "128x256x32w8s4"])]
 OUT = Path(os.environ.get("OUT", "/tmp"))
 SPECS = {"f16": ("matmul", torch.float16), "bf16": ("matmul_bf16", torch.bfloat16)}
 
@@ -34,9 +37,10 @@ def main() -> None:
     card = torch.cuda.get_device_name()
     rows = []
     k16 = kspec.load(ROOT / "specs" / "matmul.kspec")["matmul"]
-    sass = BACKEND.compile_asm(k16.ir, device_arch()).get("matmul.sass", "")
-    instr = sorted(set(re.findall(r"\b(HGMMA|HMMA|LDGSTS|LDSM)[.\w]*", sass)))
-    print(f"{card}: matmul SASS instructions: {instr}")
+    for arch in (device_arch(), "sm_90"):
+        sass = BACKEND.compile_asm(k16.ir, arch).get("matmul.sass", "")
+        instr = sorted(set(re.findall(r"\b((?:HGMMA|HMMA|LDGSTS|LDSM)[.\w]*)", sass)))
+        print(f"{card}: matmul {arch} SASS matrix/copy instructions: {instr}")
     for dtype_name, (spec, dtype) in SPECS.items():
         path = ROOT / "specs" / f"{spec}.kspec"
         if not path.exists():
@@ -48,16 +52,17 @@ def main() -> None:
             want = a @ b
             cublas = time_ms(lambda: a @ b)
             flops = 2 * size ** 3
-            for tile in [None] + TILES:
-                fn = kern.build("cuda", schedule={"tile": tile} if tile else {})
+            for path, arch, tile in [(p, a, t) for p, a, ts in PATHS for t in ts]:
+                fn = kern.build("cuda", schedule={"tile": tile} if tile else {}, arch=arch)
                 got = fn(a, b)
                 err = float((got.double() - want.double()).norm() / want.double().norm())
                 ms = time_ms(lambda: fn(a, b)) if err < 1e-2 else float("nan")
-                row = dict(card=card, dtype=dtype_name, size=size, tile=tile or "default",
+                row = dict(card=card, dtype=dtype_name, size=size, path=path,
+                           tile=tile or "default",
                            ms=ms, cublas_ms=cublas, tflops=flops / ms / 1e9,
                            fraction_of_cublas=cublas / ms, rel_err=err)
                 rows.append(row)
-                print(f"{dtype_name} {size} {row['tile']:16s} {ms:8.3f} ms  cuBLAS {cublas:7.3f}"
+                print(f"{dtype_name} {size} {path:8s} {row['tile']:16s} {ms:8.3f} ms  cuBLAS {cublas:7.3f}"
                       f"  {row['tflops']:6.1f} TFLOP/s  {row['fraction_of_cublas']:.2f} of cuBLAS"
                       f"  err {err:.1e}", flush=True)
     (OUT / "cxx_matmul_tiles.json").write_text(json.dumps(rows, indent=1))

@@ -31,8 +31,10 @@ def _options(kernel: ir.Kernel, options: dict[str, Any], allowed: tuple[str, ...
 
 
 def device_arch(index: int | None = None) -> str:
+    """The GPU's own target; on Hopper (9.0) the architecture-specific sm_90a, whose wgmma the
+    contraction uses (code built for it runs on 9.0 devices only, as this build does)."""
     major, minor = torch.cuda.get_device_capability(index)
-    return f"sm_{major}{minor}"
+    return f"sm_{major}{minor}" + ("a" if (major, minor) == (9, 0) else "")
 
 
 class CudaBackend:

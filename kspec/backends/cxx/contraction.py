@@ -41,12 +41,15 @@ LOCALS = ("acc", "As", "Bs", "lane", "warp", "tid", "m0", "n0", "kt", "kk", "mi"
           "group", "first_m", "gsize", "in_group", "tm", "tn", "vals", "ri", "ki", "v", "t",
           "BM", "BN", "BK", "WARPS_M", "WARPS_N", "STAGES", "ASYNC", "THREADS", "WM", "WN",
           "MI", "NI", "A_ROWS", "A_COLS", "B_ROWS", "B_COLS", "A_TILE", "B_TILE", "bfr",
-          "r_", "c_", "s_", "it", "load")
+          "r_", "c_", "s_", "it", "load", "A_IT", "B_IT", "A_src", "B_src", "A_row_ok",
+          "B_row_ok", "A_step", "B_step", "GROUPS", "wg")
 
 
 @dataclass(frozen=True)
 class Tile:
-    """One compiled tile configuration (a template instantiation)."""
+    """One compiled tile configuration (a template instantiation) of a tensor-core path.
+    mma_sync: WARPS_M x WARPS_N warps, each a (BM / WARPS_M) x (BN / WARPS_N) part of the tile.
+    wgmma: WARPS_M / 4 warpgroups of 64 rows each (WARPS_N = 1), BK = 64."""
 
     bm: int
     bn: int
@@ -54,6 +57,7 @@ class Tile:
     warps_m: int
     warps_n: int
     stages: int
+    path: str = "mma_sync"
 
     @property
     def key(self) -> str:
@@ -64,35 +68,51 @@ class Tile:
         return 32 * self.warps_m * self.warps_n
 
     def shared_bytes(self, a_kmajor: bool, b_kmajor: bool) -> int:
+        if self.path == "wgmma":    # unpadded, swizzled; 1 KB to align the atoms
+            return 2 * self.stages * (self.bm + self.bn) * self.bk + 1024
         a = (self.bm * (self.bk + PAD)) if a_kmajor else (self.bk * (self.bm + PAD))
         b = (self.bn * (self.bk + PAD)) if b_kmajor else (self.bk * (self.bn + PAD))
         return 2 * self.stages * (a + b)
 
     def valid(self) -> bool:
+        if self.path == "wgmma":
+            return (self.bk == 64 and self.warps_n == 1 and self.warps_m % 4 == 0
+                    and self.bm == 16 * self.warps_m and self.bn in (64, 128, 256)
+                    and self.stages >= 3)
         wm, wn = self.bm // self.warps_m, self.bn // self.warps_n
         return (wm % 16 == 0 and wn % 16 == 0 and self.bk % 16 == 0
                 and self.bm % self.warps_m == 0 and self.bn % self.warps_n == 0
                 and self.stages >= 2)
 
 
-def parse_tile(text: str) -> Tile:
-    """'128x256x32w8s3' -> Tile; warps split 2 x (w / 2) (1 x 1 for one warp)."""
+def parse_tile(text: str, path: str = "mma_sync") -> Tile:
+    """'128x256x32w8s3' -> Tile. mma_sync splits the warps 2 x (w / 2) (1 x 1 for one warp);
+    wgmma stacks them in warpgroups along the rows."""
     import re
 
     m = re.fullmatch(r"(\d+)x(\d+)x(\d+)w(\d+)s(\d+)", text)
     if m is None:
         raise ValueError(f"tile {text!r} is not BMxBNxBKwWARPSsSTAGES (e.g. 128x256x32w8s3)")
     bm, bn, bk, w, s = map(int, m.groups())
-    wm = 2 if w >= 2 else 1
-    return Tile(bm, bn, bk, wm, w // wm, s)
+    if path == "wgmma":
+        tile = Tile(bm, bn, bk, w, 1, s, path)
+    else:
+        wm = 2 if w >= 2 else 1
+        tile = Tile(bm, bn, bk, wm, w // wm, s, path)
+    if not tile.valid():
+        raise ValueError(f"tile {text!r} is not valid for the {path} tensor-core path")
+    return tile
 
 
-# Compiled by default: a large tile for big problems, a small one for the rest (and the safe
-# variants). `schedule={"<launch>.tile": "..."}` compiles exactly the tile asked for.
-LARGE = Tile(128, 256, 32, 2, 4, 3)
-SMALL = Tile(64, 128, 32, 2, 2, 4)
-TILE_CHOICES = ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
-                "128x128x64w4s3", "64x128x32w4s4", "64x64x32w4s4", "256x128x32w8s3")
+# Compiled by default per path: a large tile for big problems, a small one for the rest (and
+# the element-wise variant). `schedule={"<launch>.tile": "..."}` compiles that tile alone.
+DEFAULT_TILES = {"mma_sync": ("128x128x32w4s4", "64x128x32w4s4"),
+                 "wgmma": ("128x256x64w8s4", "128x128x64w8s4")}
+TILE_CHOICES = {
+    "mma_sync": ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
+                 "128x128x64w4s3", "64x128x32w4s4", "64x64x32w4s4", "256x128x32w8s3"),
+    "wgmma": ("128x256x64w8s3", "128x256x64w8s4", "128x128x64w8s4", "128x128x64w8s5",
+              "64x256x64w4s4", "64x128x64w4s4", "128x64x64w8s4")}
 
 
 def tensor_core_dtype(c: Contraction) -> DType | None:
@@ -121,7 +141,10 @@ class _Operand:
         self.side, self.expr, self.own, self.kv = side, expr, own, kv
         self.kmajor = _kmajor(expr, kv[-1])
         along = kv if self.kmajor else own
-        self.load = _contiguous_load(expr, along[-1]) if len(along) == 1 else None
+        # copied when a plain contiguous load whose address moves by a fixed step per depth
+        # index (one depth variable)
+        self.load = (_contiguous_load(expr, along[-1]) if len(along) == 1 and len(kv) == 1
+                     else None)
         self.elem = elem
         self.ctx = ctx
 
@@ -165,14 +188,17 @@ def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> Patte
                     "}"]
         if op.load is None:
             return None, elements
-        chunk = [f"const bool ok = row < {limit_row} && kq < K;",
-                 f"const {ectype}* src = {ctx.pointers[op.load.tensor]};",
-                 "if (ok) {"]
+        # the chunk's address at depth step 0 (from `row` and `kq`), and its step per depth
+        # index: the depth variable's coefficients times the strides it meets
+        k = op.kv[0]
         inner = op.lines("row", "kq")
         addr = r.element(op.load.tensor, [r.affine(a) for a in op.load.index])
-        chunk += [f"    {line}" for line in inner] + [f"    src = &{addr};", "}",
-                                                       "kspec_copy16(dst, src, ok);"]
-        return chunk, elements
+        steps = [(coef, ctx.strides[op.load.tensor][dim])
+                 for dim, a in enumerate(op.load.index) for v, coef in a.terms if v == k]
+        copies = dict(pointer=ctx.pointers[op.load.tensor], limit=limit_row,
+                      address=[*inner, f"src = &{addr};"],
+                      step=" + ".join(s_ if c_ == 1 else f"{c_} * {s_}" for c_, s_ in steps))
+        return copies, elements
 
     a_async, a_elements = loads(ops["A"])
     b_async, b_elements = loads(ops["B"])
@@ -188,8 +214,9 @@ def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> Patte
               "K": ctx.total([v.extent for v in c.kv]),
               "Z": ctx.total([v.extent for v in c.batch])}
     r.helpers |= {"kspec_pack", "tensor_cores"}
-    text = "\n".join([*batch_lines, *(a_async or []), *a_elements, *(b_async or []),
-                      *b_elements, *epi_lines, store, *totals.values()])
+    copy_text = [line for cp in (a_async, b_async) if cp for line in (*cp["address"], cp["step"])]
+    text = "\n".join([*batch_lines, *copy_text, *a_elements, *b_elements, *epi_lines, store,
+                      *totals.values()])
     args, params = ctx.finish_args(text)
     has_async = a_async is not None or b_async is not None
     variants, configs = [], []
@@ -222,7 +249,7 @@ def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> Patte
             return []
         asked = info.schedule.get(f"{index}.tile") or info.schedule.get("tile")
         if asked:
-            tile = parse_tile(asked)
+            tile = parse_tile(asked, d.tensor_cores)
         elif len(tiles) == 1:
             tile = tiles[0]
         else:   # the large tile when it still gives every multiprocessor a block
@@ -259,15 +286,15 @@ def _prod(extents, env) -> int:
     return out
 
 
-def tiles_for(schedule: dict | None, index: int) -> list[Tile]:
+def tiles_for(schedule: dict | None, index: int, path: str) -> list[Tile]:
     """The tile configurations compiled for launch `index`."""
     schedule = schedule or {}
     asked = schedule.get(f"{index}.tile") or schedule.get("tile")
     if asked:
-        return [parse_tile(asked)]
-    return [LARGE, SMALL]
+        return [parse_tile(asked, path)]
+    return [parse_tile(t, path) for t in DEFAULT_TILES[path]]
 
 
 def eligible(launch, d) -> bool:
-    return (launch.pattern == "contraction" and d.tensor_cores == "mma_sync"
+    return (launch.pattern == "contraction" and d.tensor_cores in DEFAULT_TILES
             and tensor_core_dtype(launch.contraction) is not None)

@@ -80,13 +80,14 @@ class Dialect:
 
 
 def tensor_core_path(vendor: str, arch: str | None) -> str | None:
-    """NVIDIA sm_80 and later (CUDA, and HIP source compiled by nvcc): mma.sync. CUDA without
-    an arch means the default, sm_90. AMD MFMA is not generated yet."""
+    """NVIDIA (CUDA, and HIP source compiled by nvcc): wgmma on sm_90a (Hopper's
+    architecture-specific target), mma.sync on sm_80 and later otherwise; CUDA without an arch
+    means the default, sm_90. AMD MFMA is not generated yet: None."""
     if vendor == "cuda" and arch is None:
         return "mma_sync"
-    m = re.match(r"(?:sm|compute)_(\d+)", arch or "")
+    m = re.match(r"(?:sm|compute)_(\d+)(a?)", arch or "")
     if vendor in ("cuda", "hip") and m and int(m.group(1)) >= 80:
-        return "mma_sync"
+        return "wgmma" if m.group(1) == "90" and m.group(2) == "a" else "mma_sync"
     return None
 
 

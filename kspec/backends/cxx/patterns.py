@@ -283,7 +283,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
                             contraction.LOCALS if tensor_cores else ())
         if tensor_cores:
             out.units.append(contraction.lower_contraction(ctx, name,
-                                                           contraction.tiles_for(schedule, k)))
+                                                           contraction.tiles_for(schedule, k, d.tensor_cores)))
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,
                      "split": lower_split}[launch.pattern]

@@ -30,8 +30,9 @@ __device__ __forceinline__ double kspec_gelu(double x) { return 0.5 * x * (1.0 +
 template <typename T, int V>
 struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
 
-// NVIDIA tensor cores, sm_80 and later: 16-byte asynchronous copies into shared memory
-// (zero-filled when `full` is false), ldmatrix, and mma.sync m16n8k16 with f32 accumulators.
+// NVIDIA tensor cores, sm_80 and later: ldmatrix, and mma.sync m16n8k16 with f32 accumulators.
+// 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
+// waited for by groups.
 __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
     uint32_t a;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
@@ -68,12 +69,12 @@ __device__ __forceinline__ void kspec_mma_bf16(float (&c)[4], const uint32_t (&a
 // contraction: c[i, j] = gelu(sum(a[i, k] * b[k, j] for k) + bias[j])
 // C[M x N] = A[M x K] x B[K x N] (__half operands, float accumulators), then the epilogue,
 // per batch element. A block owns a BM x BN tile of C (blocks visited in groups of 8
-// tile-rows), each of its WARPS_M x WARPS_N warps a WM x WN part of it in registers; the
-// depth is walked BK at a time through STAGES shared-memory buffers, step t + STAGES - 1
-// being copied in while step t is multiplied. A is staged [BM][BK], B [BK][BN]
-// (rows padded by 8 elements). ASYNC: operands that are plain contiguous loads are
-// copied with cp.async (launched only when they are contiguous, 16-byte aligned and their
-// extent is a multiple of 8); otherwise every element is computed, zero outside C.
+// tile-rows); the depth is walked BK at a time through STAGES shared-memory buffers, later
+// steps being copied in while one is multiplied (mma.sync m16n8k16 from ldmatrix fragments, cp.async copies). A is staged along
+// the depth, B along its columns. ASYNC: operands that are plain contiguous loads are
+// copied 16 bytes at a time, asynchronously (launched only when they are contiguous, 16-byte
+// aligned and their extent is a multiple of 8); otherwise every element is computed,
+// zero outside C.
 template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC>
 __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
@@ -82,23 +83,10 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     const __half* __restrict__ bias, int64_t bias_s0,
     int64_t M_2, int64_t K_2, int64_t N_2)
 {
-    constexpr int THREADS = 32 * WARPS_M * WARPS_N;
-    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
-    constexpr int MI = WM / 16, NI = WN / 8;
-    constexpr int A_ROWS = BM, A_COLS = BK + 8;
-    constexpr int B_ROWS = BK, B_COLS = BN + 8;
-    constexpr int A_TILE = A_ROWS * A_COLS, B_TILE = B_ROWS * B_COLS;
-    extern __shared__ __align__(16) unsigned char kspec_smem[];
-    __half* As = reinterpret_cast<__half*>(kspec_smem);
-    __half* Bs = As + STAGES * A_TILE;
-
     const int64_t M = M_2;
     const int64_t N = N_2;
     const int64_t K = K_2;
     const int tid = threadIdx.x;
-    const int lane = tid % 32, warp = tid / 32;
-    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
-
     // this block's tile: batch element, then grouped tile-rows
     const int64_t tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
     int64_t t = blockIdx.x;
@@ -110,32 +98,85 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     const int64_t in_group = t - group * (8 * tiles_n);
     const int64_t m0 = (first_m + in_group % gsize) * BM, n0 = (in_group / gsize) * BN;
 
+
+    constexpr int THREADS = 32 * WARPS_M * WARPS_N;
+    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+    constexpr int MI = WM / 16, NI = WN / 8;
+    constexpr int A_ROWS = BM, A_COLS = BK + 8;
+    constexpr int B_ROWS = BK, B_COLS = BN + 8;
+    constexpr int A_TILE = A_ROWS * A_COLS, B_TILE = B_ROWS * B_COLS;
+    extern __shared__ __align__(16) unsigned char kspec_smem[];
+    __half* As = reinterpret_cast<__half*>(kspec_smem);
+    __half* Bs = As + STAGES * A_TILE;
+    const int lane = tid % 32, warp = tid / 32;
+    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+
     float acc[MI][NI][4];
-#pragma unroll
+    #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
+    #pragma unroll
         for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
+    #pragma unroll
             for (int h = 0; h < 4; ++h) acc[mi][ni][h] = 0.0f;
 
-    // copy the depth step `kt` of A and B into buffer `stage`, 8 elements per chunk
+    // A's chunks this thread copies: their addresses at depth step 0, and the step
+    constexpr int A_IT = (BM * BK / 8 + THREADS - 1) / THREADS;
+    const __half* A_src[A_IT];
+    bool A_row_ok[A_IT];
+    const int64_t A_step = (int64_t)BK * (a_s1);
+    #pragma unroll
+    for (int it = 0; it < A_IT; ++it) {
+        const int ch = tid + it * THREADS;
+        // chunk: 8 consecutive depth indices of one row
+        const int r_ = ch / (BK / 8), c_ = (ch % (BK / 8)) * 8;
+        const int64_t row = m0 + r_, kq = 0 * BK + c_;
+
+        A_row_ok[it] = ch < BM * BK / 8 && row < M;
+        const __half* src = a;
+        if (A_row_ok[it]) {
+            const int64_t i = row;
+            const int64_t k = kq;
+            src = &a[i * a_s0 + k * a_s1];
+        }
+        A_src[it] = src;
+    }
+    // B's chunks this thread copies: their addresses at depth step 0, and the step
+    constexpr int B_IT = (BN * BK / 8 + THREADS - 1) / THREADS;
+    const __half* B_src[B_IT];
+    bool B_row_ok[B_IT];
+    const int64_t B_step = (int64_t)BK * (b_s0);
+    #pragma unroll
+    for (int it = 0; it < B_IT; ++it) {
+        const int ch = tid + it * THREADS;
+        // chunk: 8 consecutive columns at one depth index
+        const int r_ = ch / (BN / 8), c_ = (ch % (BN / 8)) * 8;
+        const int64_t row = n0 + c_, kq = 0 * BK + r_;
+
+        B_row_ok[it] = ch < BN * BK / 8 && row < N;
+        const __half* src = b;
+        if (B_row_ok[it]) {
+            const int64_t j = row;
+            const int64_t k = kq;
+            src = &b[k * b_s0 + j * b_s1];
+        }
+        B_src[it] = src;
+    }
+
+
+    // copy the depth step `kt` of A and B into buffer `stage`
     auto load = [&](int stage, int64_t kt) {
-#pragma unroll
+        #pragma unroll
         for (int it = 0; it < (BM * BK / 8 + THREADS - 1) / THREADS; ++it) {
             const int ch = tid + it * THREADS;
             if (BM * BK / 8 % THREADS != 0 && ch >= BM * BK / 8) break;
+            // chunk: 8 consecutive depth indices of one row
             const int r_ = ch / (BK / 8), c_ = (ch % (BK / 8)) * 8;
             const int64_t row = m0 + r_, kq = kt * BK + c_;
+
             __half* dst = As + stage * A_TILE + r_ * A_COLS + c_;
             if (ASYNC) {
-                const bool ok = row < M && kq < K;
-                const __half* src = a;
-                if (ok) {
-                    const int64_t i = row;
-                    const int64_t k = kq;
-                    src = &a[i * a_s0 + k * a_s1];
-                }
-                kspec_copy16(dst, src, ok);
+                const bool ok = A_row_ok[it] && kq < K;
+                kspec_copy16(dst, ok ? A_src[it] + kt * A_step : a, ok);
             } else {
                 #pragma unroll 1
                 for (int e = 0; e < 8; ++e) {
@@ -151,22 +192,18 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
                 }
             }
         }
-#pragma unroll
+        #pragma unroll
         for (int it = 0; it < (BN * BK / 8 + THREADS - 1) / THREADS; ++it) {
             const int ch = tid + it * THREADS;
             if (BN * BK / 8 % THREADS != 0 && ch >= BN * BK / 8) break;
+            // chunk: 8 consecutive columns at one depth index
             const int r_ = ch / (BN / 8), c_ = (ch % (BN / 8)) * 8;
             const int64_t row = n0 + c_, kq = kt * BK + r_;
+
             __half* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
             if (ASYNC) {
-                const bool ok = row < N && kq < K;
-                const __half* src = b;
-                if (ok) {
-                    const int64_t j = row;
-                    const int64_t k = kq;
-                    src = &b[k * b_s0 + j * b_s1];
-                }
-                kspec_copy16(dst, src, ok);
+                const bool ok = B_row_ok[it] && kq < K;
+                kspec_copy16(dst, ok ? B_src[it] + kt * B_step : b, ok);
             } else {
                 #pragma unroll 1
                 for (int e = 0; e < 8; ++e) {
@@ -186,7 +223,7 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
 
     const int64_t KT = (K + BK - 1) / BK;
     int64_t fetch = 0;
-#pragma unroll
+    #pragma unroll
     for (int s_ = 0; s_ < STAGES - 1; ++s_, ++fetch) {
         if (fetch < KT) load(s_, fetch);
         kspec_copy_commit();
@@ -198,33 +235,34 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
         kspec_copy_commit();
         const __half* a_s = As + (int)(kt % STAGES) * A_TILE;
         const __half* b_s = Bs + (int)(kt % STAGES) * B_TILE;
-#pragma unroll
+    #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
             uint32_t af[MI][4], bf[NI][2];
-            #pragma unroll
+    #pragma unroll
             for (int mi = 0; mi < MI; ++mi) {
                 kspec_ldmatrix_x4(af[mi], a_s + (wm0 + mi * 16 + lane % 16) * A_COLS + kk + (lane / 16) * 8);
             }
-            #pragma unroll
+    #pragma unroll
             for (int ni = 0; ni < NI; ni += 2) {
                 uint32_t bfr[4];
                 kspec_ldmatrix_x4_trans(bfr, b_s + (kk + lane % 16) * B_COLS + wn0 + ni * 8 + (lane / 16) * 8);
                 bf[ni][0] = bfr[0]; bf[ni][1] = bfr[1]; bf[ni + 1][0] = bfr[2]; bf[ni + 1][1] = bfr[3];
             }
-            #pragma unroll
+    #pragma unroll
             for (int mi = 0; mi < MI; ++mi)
-            #pragma unroll
+    #pragma unroll
                 for (int ni = 0; ni < NI; ++ni) kspec_mma_f16(acc[mi][ni], af[mi], bf[ni]);
         }
     }
     kspec_copy_wait<0>();
 
-    // epilogue: every accumulator through the statement's value, stored where it is in C
-#pragma unroll
+    // epilogue: accumulator h of fragment (mi, ni) is C[lane / 4 + 8 * (h / 2)][2 * (lane % 4) + h % 2]
+    // of the fragment's 16 x 8 block
+    #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
-#pragma unroll
+    #pragma unroll
         for (int ni = 0; ni < NI; ++ni)
-#pragma unroll
+    #pragma unroll
             for (int h = 0; h < 4; ++h) {
                 const int64_t row = m0 + wm0 + mi * 16 + lane / 4 + 8 * (h / 2);
                 const int64_t col = n0 + wn0 + ni * 8 + 2 * (lane % 4) + h % 2;
@@ -237,15 +275,15 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
             }
 }
 
-extern "C" __global__ void __launch_bounds__(256, 1)
-matmul_bias_gelu_0_contraction_128x256x32w8s3_async(
+extern "C" __global__ void __launch_bounds__(128, 1)
+matmul_bias_gelu_0_contraction_128x128x32w4s4_async(
     __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
     const __half* __restrict__ a, int64_t a_s0, int64_t a_s1,
     const __half* __restrict__ b, int64_t b_s0, int64_t b_s1,
     const __half* __restrict__ bias, int64_t bias_s0,
     int64_t M_2, int64_t K_2, int64_t N_2)
 {
-    matmul_bias_gelu_0_contraction_impl<128, 256, 32, 2, 4, 3, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2);
+    matmul_bias_gelu_0_contraction_impl<128, 128, 32, 2, 2, 4, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
