@@ -60,12 +60,16 @@ class Tile:
     path: str = "mma_sync"
 
     @property
+    def lanes(self) -> int:
+        return 64 if self.path == "mfma" else 32
+
+    @property
     def key(self) -> str:
         return f"{self.bm}x{self.bn}x{self.bk}w{self.warps_m * self.warps_n}s{self.stages}"
 
     @property
     def threads(self) -> int:
-        return 32 * self.warps_m * self.warps_n
+        return self.lanes * self.warps_m * self.warps_n
 
     def shared_bytes(self, a_kmajor: bool, b_kmajor: bool) -> int:
         if self.path == "wgmma":    # unpadded, swizzled; 1 KB to align the atoms
@@ -80,6 +84,9 @@ class Tile:
                     and self.bm == 16 * self.warps_m and self.bn in (64, 128, 256)
                     and self.stages >= 3)
         wm, wn = self.bm // self.warps_m, self.bn // self.warps_n
+        if self.path == "mfma":
+            return (wm % 32 == 0 and wn % 32 == 0 and self.bk % 8 == 0 and self.stages >= 2
+                    and self.bm % self.warps_m == 0 and self.bn % self.warps_n == 0)
         return (wm % 16 == 0 and wn % 16 == 0 and self.bk % 16 == 0
                 and self.bm % self.warps_m == 0 and self.bn % self.warps_n == 0
                 and self.stages >= 2)
@@ -107,12 +114,14 @@ def parse_tile(text: str, path: str = "mma_sync") -> Tile:
 # Compiled by default per path: a large tile for big problems, a small one for the rest (and
 # the element-wise variant). `schedule={"<launch>.tile": "..."}` compiles that tile alone.
 DEFAULT_TILES = {"mma_sync": ("128x128x32w4s4", "64x128x32w4s4"),
-                 "wgmma": ("128x256x64w8s4", "128x128x64w8s4")}
+                 "wgmma": ("128x256x64w8s4", "128x128x64w8s4"),
+                 "mfma": ("128x128x32w4s2", "64x64x32w4s2")}
 TILE_CHOICES = {
     "mma_sync": ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
                  "128x128x64w4s3", "64x128x32w4s4", "64x64x32w4s4", "256x128x32w8s3"),
     "wgmma": ("128x256x64w8s3", "128x256x64w8s4", "128x128x64w8s4", "128x128x64w8s5",
-              "64x256x64w4s4", "64x128x64w4s4", "128x64x64w8s4")}
+              "64x256x64w4s4", "64x128x64w4s4", "128x64x64w8s4"),
+    "mfma": ("128x128x32w4s2", "128x128x16w4s2", "64x64x32w4s2", "128x64x32w4s2")}
 
 
 def tensor_core_dtype(c: Contraction) -> DType | None:

@@ -61,9 +61,11 @@ class Dialect:
     # kspec name -> function; and f32 division, a format over {a} and {b} (None: `a / b`).
     fast_math: Mapping[str, str] = field(default_factory=lambda: {"exp": "__expf"})
     fast_div: str | None = "__fdividef({a}, {b})"
-    # The matrix-instruction path of the target (contraction.py): "mma_sync" (NVIDIA sm_80+:
-    # cp.async, ldmatrix, mma.sync), or None (contractions use the generic loop nest).
+    # The matrix-instruction path of the target (contraction.py, templates/tensor_cores/):
+    # "wgmma" (NVIDIA sm_90a), "mma_sync" (NVIDIA sm_80+), "mfma" (AMD CDNA, on request), or
+    # None (contractions use the generic loop nest). `arch`: the target it was chosen for.
     tensor_cores: str | None = None
+    arch: str | None = None
 
     def math_fn(self, fn: str, ctype: str) -> str:
         """The device function computing `fn` on a `ctype` ("float" or "double") value."""
@@ -76,7 +78,21 @@ class Dialect:
         """The dialect specialised for one target: the lane count depends on it for AMD, the
         tensor-core path on the architecture."""
         return replace(self, warp_size=lane_count(self.name, arch),
-                       tensor_cores=tensor_core_path(self.name, arch))
+                       tensor_cores=tensor_core_path(self.name, arch), arch=arch)
+
+    def with_tensor_cores(self, path: str | None) -> "Dialect":
+        """Another tensor-core path for this target ("none" or None: the generic loop nest);
+        KspecError when the target cannot run it."""
+        from ...errors import KspecError
+
+        if path in (None, "none"):
+            return replace(self, tensor_cores=None)
+        available = tensor_core_paths(self.name, self.arch)
+        if path not in available:
+            raise KspecError(f"tensor_cores={path!r} is not available for {self.name} "
+                             f"{self.arch or '(default arch)'}; available: "
+                             f"{', '.join(available) or 'none'}")
+        return replace(self, tensor_cores=path)
 
 
 def tensor_core_path(vendor: str, arch: str | None) -> str | None:
@@ -89,6 +105,19 @@ def tensor_core_path(vendor: str, arch: str | None) -> str | None:
     if vendor in ("cuda", "hip") and m and int(m.group(1)) >= 80:
         return "wgmma" if m.group(1) == "90" and m.group(2) == "a" else "mma_sync"
     return None
+
+
+def tensor_core_paths(vendor: str, arch: str | None) -> tuple[str, ...]:
+    """Every tensor-core path the target can run. AMD's MFMA path is generated and compiled
+    for CDNA (gfx90a, gfx94x) but has not run on an AMD GPU here, so it is not the default."""
+    default = tensor_core_path(vendor, arch)
+    if default == "wgmma":
+        return ("wgmma", "mma_sync")
+    if default is not None:
+        return (default,)
+    if vendor == "hip" and arch and re.match(r"gfx9(0a|4[0-2])$", arch):
+        return ("mfma",)
+    return ()
 
 
 def lane_count(vendor: str, arch: str | None) -> int:

@@ -36,10 +36,13 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
     lowering="normalized": one kernel per statement of kspec.lowering.normalize's rewrite
     (reduction-free intermediates inlined, invariant reductions hoisted into temporaries):
     fewer launches and temporaries, the same generic kernels.
-    `schedule`: compile-time choices of the plan lowering (a contraction's tile)."""
+    `schedule`: compile-time choices of the plan lowering: a contraction's tile
+    ({"<launch>.tile": ...}) and tensor-core path ({"tensor_cores": "mma_sync" | "none" | ...})."""
     if lowering not in LOWERINGS:
         raise KspecError(f"lowering must be one of {', '.join(LOWERINGS)}, not {lowering!r}")
     d = dialect.for_arch(arch)
+    if schedule and "tensor_cores" in schedule:
+        d = d.with_tensor_cores(schedule["tensor_cores"])
     if lowering == "plan":
         from .patterns import plan_patterns
         return plan_patterns(kernel, d, schedule)
