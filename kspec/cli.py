@@ -2,7 +2,7 @@
 
     kcompile [--target triton|cuda|hip] FILE... [-o DIR] [--arch A] [--emit source|ir|plan|asm]
     kcompile check FILE... [--json F] | kcompile check FILE --kernel K --target T --source SRC
-    kcompile tune FILE [--kernel K] --target T [--llm MODEL] [--rounds N] [--json REPORT]
+    kcompile tune FILE [--kernel K] --target T [--arch A] [--llm MODEL] [--rounds N] [--json REPORT]
     kcompile store list|export DIR|clear
 """
 from __future__ import annotations

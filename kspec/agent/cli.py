@@ -16,11 +16,15 @@ only verified kernels are kept (in the kernel store, used by build(..., use_stor
 
   kcompile tune specs/softmax.kspec                       autotune the schedule (GPU if present)
   kcompile tune specs/matmul.kspec --shape M=4096,N=4096,K=4096 --json report.json
+  kcompile tune specs/matmul.kspec --target cuda          tiles, rows / vector choices (C++)
   OPENAI_BASE_URL=... OPENAI_API_KEY=... kcompile tune specs/softmax.kspec --llm MODEL --rounds 5
 
-Statuses: compile_error, wrong, cheat (a guard violation), slower, accepted.
-Without a GPU the Triton interpreter verifies each candidate and the autotuner picks by its
-deterministic cost model (interpreter times mean nothing).
+Statuses: compile_error, wrong, cheat (a guard violation), slower, accepted (unverified: compiled,
+nothing here runs it; never kept).
+Without a GPU the Triton interpreter (--target triton) or the g++ CPU emulation (cuda, hip)
+verifies each candidate and the autotuner picks by its deterministic cost model (times on CPU
+mean nothing); C++ tensor-core tiles are compiled for --arch only (nvcc / hipcc: compile errors
+and register spills reject them) and stay unverified.
 """
 
 
@@ -30,6 +34,8 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--kernel", "-k", help="only this kernel of each file")
     p.add_argument("--target", "-t", default="triton", choices=("triton", "cuda", "hip"))
+    p.add_argument("--arch", help="cuda / hip: the architecture to tune for (default: the "
+                                  "GPU's; without one sm_90 for cuda, gfx90a for hip)")
     p.add_argument("--shape", help="the benchmark shape, e.g. M=16384,N=4096 (default: a "
                                    "power of two per symbol that fits the device)")
     p.add_argument("--device", choices=("cuda", "cpu"),
@@ -140,7 +146,7 @@ def _tune(args: argparse.Namespace) -> int:
                     if len(args.files) > 1 or len(kernels) > 1:
                         report_path = report_path.with_name(f"{report_path.stem}-{k.name}"
                                                             f"{report_path.suffix or '.json'}")
-                r = tune(k, target=args.target, llm=llm, rounds=args.rounds,
+                r = tune(k, target=args.target, arch=args.arch, llm=llm, rounds=args.rounds,
                          autotune=True if args.autotune else None, report_path=report_path,
                          env=_shape(args.shape), device=device, store=store, evaluator=ev,
                          examples=args.examples, seed=args.seed, limit=args.limit,

@@ -1,10 +1,13 @@
 """Evaluating one candidate source: compile -> verify (kspec.verify.candidates, every guard) ->
-time. The thin adapter between the loop and kspec/verify.
+time. The thin adapter between the loop and kspec/verify; what differs per target (Triton,
+CUDA, HIP) is in targets.py.
 
 Timing on CUDA: one pair of CUDA events around each call, the median, calls rotating over
 several input sets that together span several times the L2 (no call finds its inputs cached).
-On CPU the Triton interpreter runs the candidate and its wall time is recorded, but it means
-nothing about a GPU: `timed` is False and the loop decides by the cost model or not at all.
+On CPU the Triton interpreter (or, for cuda / hip, the g++ CPU emulation) runs the candidate
+and its wall time is recorded, but it means nothing about a GPU: `timed` is False and the loop
+decides by the cost model or not at all. C++ candidates with tensor-core tiles are only compiled
+on CPU ("unverified").
 """
 from __future__ import annotations
 
@@ -100,25 +103,29 @@ def time_launch(fn: Callable, kernel, env: dict[str, int], device: str, *,
             "sets": sets, "clock": "cuda events"}
 
 
-def source_launcher(kernel, source: str, device: str) -> Callable:
-    """A launcher of candidate `source` (Triton) with kspec's binding."""
-    from ..verify.candidates import load_triton_module, triton_launcher
+def source_launcher(kernel, source: str, device: str, target: str = "triton",
+                    arch: str | None = None) -> Callable | None:
+    """A launcher of candidate `source` with kspec's binding (None: nothing here runs it)."""
+    from .targets import tuning
 
-    return triton_launcher(kernel.ir, load_triton_module(source, interpret=device == "cpu"))
+    return tuning(kernel, target, device, arch).launcher(source)
 
 
 def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "cpu",
+             target: str = "triton", arch: str | None = None,
              verify: bool = True, time_it: bool = True, examples: int = 8, seed: int = 0,
              max_elements: int = 4096, max_seconds: float | None = None,
              rep_ms: float = 100.0) -> Outcome:
-    """Verify (unless verify=False: the caller will verify later) and time one Triton source."""
-    from ..verify.candidates import verify_candidate
+    """Verify (unless verify=False: the caller will verify later) and time one candidate
+    source for `target` (triton, cuda, hip; `arch`: the C++ targets' architecture)."""
+    from .targets import tuning
 
     t0 = time.perf_counter()
+    tt = tuning(kernel, target, device, arch)
     out = Outcome("unverified", "timed only: not verified yet")
     if verify:
-        v = verify_candidate(kernel, "triton", source, examples=examples, seed=seed,
-                             max_elements=max_elements, max_seconds=max_seconds, device=device)
+        v = tt.verify(source, examples=examples, seed=seed, max_elements=max_elements,
+                     max_seconds=max_seconds)
         d = v.as_dict()
         out = Outcome(v.status, v.detail, d.get("failure"), d)
         if v.status != "accepted":
@@ -126,7 +133,16 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
             return out
     if time_it and env:
         try:
-            launch = source_launcher(kernel, source, device)
+            launch = tt.launcher(source)
+        except Exception as e:  # noqa: BLE001 - the compiler's failure (or its resource report)
+            from .targets import _first_error
+            out.status, out.detail = "compile_error", _first_error(e)
+            out.seconds = time.perf_counter() - t0
+            return out
+        if launch is None:            # compiled only: nothing here runs it
+            out.seconds = time.perf_counter() - t0
+            return out
+        try:
             t = time_launch(launch, kernel, env, device, rep_ms=rep_ms, seed=seed)
         except Exception as e:  # noqa: BLE001 - a launch that fails at the timing size
             name = type(e).__name__

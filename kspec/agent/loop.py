@@ -8,8 +8,10 @@ Statuses of a candidate: compile_error, wrong, cheat (a guard violation), slower
 ever accepted or stored.
 
 On a GPU the autotuner times every schedule that fits the target, then verifies them fastest
-first until one passes. On CPU (Triton interpreter) it verifies every schedule and picks by the
-deterministic cost model: the interpreter's time is recorded but decides nothing.
+first until one passes. On CPU (Triton interpreter; for cuda / hip the g++ CPU emulation) it
+verifies every schedule and picks by the deterministic cost model: the time on CPU is recorded
+but decides nothing. What differs per target (triton, cuda, hip) is in targets.py; this loop
+serves them all.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import Outcome, make_inputs
-from .space import Target, candidates, launch_spaces, schedule_source
+from .space import choose
 from .store import Entry, KernelStore, shape_class, spec_hash
 
 MIN_GAIN = 0.01          # a timed candidate must be >= 1% faster than the best to replace it
@@ -104,7 +106,9 @@ class TuneReport:
         return d
 
     def text(self) -> str:
-        head = (f"{self.kernel} ({self.file}) on {self.arch}, shape {self.env}: "
+        where = self.arch if self.target == "triton" else f"{self.target} {self.arch}" + (
+            " (CPU: g++ emulation, tiles compiled only)" if self.device == "cpu" else "")
+        head = (f"{self.kernel} ({self.file}) on {where}, shape {self.env}: "
                 f"{len(self.candidates)} candidates ({', '.join(f'{v} {k}' for k, v in sorted(self.counts().items()))}), "
                 f"{self.pruned} pruned, {self.tokens} tokens, {self.seconds:.1f} s")
         best = self.best
@@ -201,43 +205,40 @@ class Tuner:
     def __init__(self, kernel, *, target: str = "triton", env: dict[str, int] | None = None,
                  device: str | None = None, store: KernelStore | None = None,
                  evaluator=None, examples: int = 8, seed: int = 0, limit: int | None = None,
-                 progress: bool = True, max_elements: int = 4096):
+                 progress: bool = True, max_elements: int = 4096, arch: str | None = None):
         import torch
 
-        from ..errors import KspecError
         from .pool import LocalEvaluator
+        from .targets import tuning
 
-        if target != "triton":
-            raise KspecError(f"kcompile tune: target '{target}' is not tunable yet "
-                             "(the schedule space and timing are Triton's)")
         self.kernel, self.target = kernel, target
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.env = env or default_env(kernel, self.device)
+        self.adapter = tuning(kernel, target, self.device, arch)
+        self.env = env or default_env(kernel, self.adapter.env_device())
         self.store, self.evaluator = store, evaluator or LocalEvaluator()
         self.examples, self.seed, self.max_elements = examples, seed, max_elements
         self.limit = limit or (32 if self.device == "cuda" else 6)
-        self.tgt = Target.of_device(self.device if self.device == "cpu" else torch.device("cuda"))
-        self.base = kernel.source("triton")
+        self.tgt = self.adapter.target()
+        self.base = self.adapter.base_source()
         r = self.report = TuneReport(kernel.module.file, kernel.name, target, self.tgt.arch,
                                      self.device, dict(self.env), shape_class(self.env))
         self.progress = Progress(progress, kernel.name)
         self.best_source = self.base
         self.t0 = time.monotonic()
-        r.baseline_schedule = fixed_schedule(kernel, self.base, self.env, self.device)
-        spaces = launch_spaces(kernel.ir, self.base, self.env)
-        r.baseline_cost = self._cost(r.baseline_schedule, spaces)
+        r.baseline_schedule = self.adapter.fixed_schedule(self.env)
+        self.spaces = self.adapter.spaces(self.env)
+        r.baseline_cost = self._cost(r.baseline_schedule)
         if self.device == "cuda":
             base = self._run([self.base], verify=False)[0]
             r.baseline_ms = base.ms
         r.best_ms = r.baseline_ms
 
     # ---------------------------------------------------------------------------------
-    def _cost(self, schedule: dict[str, Any], spaces=None) -> float:
-        spaces = spaces or launch_spaces(self.kernel.ir, self.base, self.env)
+    def _cost(self, schedule: dict[str, Any]) -> float:
+        """The model's cost of a whole schedule: the sum over the launch spaces."""
         total = 0.0
-        for sp in spaces:
-            s = {k.split(".", 1)[1]: v for k, v in schedule.items()
-                 if k.split(".", 1)[0] == sp.prefix}
+        for sp in self.spaces:
+            s = sp.own(schedule)
             try:
                 total += sp.cost(s, self.tgt) if s else 1.0
             except (KeyError, TypeError, ValueError, ZeroDivisionError):
@@ -245,9 +246,11 @@ class Tuner:
         return total
 
     def _job(self, source: str, verify: bool, time_it: bool = True) -> dict[str, Any]:
+        time_it = time_it and (self.device != "cpu" or self.adapter.cpu_timed)
         return {"spec_text": self.kernel.module.source, "file": self.kernel.module.file,
                 "kernel": self.kernel.name, "source": source,
-                "options": {"env": self.env, "device": self.device, "verify": verify,
+                "options": {"env": self.env, "device": self.device, "target": self.target,
+                            "arch": self.adapter.arch, "verify": verify,
                             "time_it": time_it, "examples": self.examples, "seed": self.seed,
                             "max_elements": self.max_elements}}
 
@@ -284,12 +287,14 @@ class Tuner:
 
     # --- the autotuner -----------------------------------------------------------------
     def autotune(self) -> None:
-        keep, pruned = candidates(self.kernel.ir, self.base, self.env, self.tgt, self.limit)
+        base = dict(self.report.baseline_schedule)
+        keep, pruned = choose(self.spaces, self.tgt, self.limit,
+                              self.adapter.same(self.env, base, self.tgt))
         self.report.pruned = len(pruned)
-        base = {k: v for k, v in self.report.baseline_schedule.items()}
-        keep = [ch for ch in keep if any(base.get(k) != v for k, v in ch.schedule.items())]
-        cands = [self._new("autotune", 0, schedule_source(self.base, ch.schedule),
-                           schedule=ch.schedule, cost=ch.cost) for ch in keep]
+        # a candidate's cost is its whole schedule's (the other launches at the fixed one)
+        cands = [self._new("autotune", 0, self.adapter.candidate_source(ch.schedule),
+                           schedule=ch.schedule, cost=self._cost({**base, **ch.schedule}))
+                 for ch in keep]
         if self.device == "cuda":
             self._line(f"timing {len(cands)} schedules")
             for c, o in zip(cands, self._run([c.source for c in cands], verify=False)):
@@ -388,8 +393,11 @@ class Tuner:
         r.seconds = time.monotonic() - self.t0
         best = r.best
         if best is not None and self.store is not None:
+            # the store's arch: where the kernel was verified and timed (for cuda / hip on
+            # CPU: "cpu", the emulation's C++; on a GPU: the device, as stored_launcher finds it)
             self.store.put(Entry(
-                spec_hash(self.kernel), self.kernel.name, self.target, r.arch, r.shape_class,
+                spec_hash(self.kernel), self.kernel.name, self.target,
+                self.adapter.store_arch(self.tgt), r.shape_class,
                 best.source, best.schedule or {}, best.verification,
                 {"ms": best.ms, "baseline_ms": r.baseline_ms, "device": r.device,
                  "env": r.env, "cost": best.cost, "baseline_cost": r.baseline_cost},
@@ -401,8 +409,13 @@ class Tuner:
 
 def tune(kernel, *, target: str = "triton", llm=None, rounds: int = 3, autotune: bool | None = None,
          report_path: str | Path | None = None, **kw: Any) -> TuneReport:
-    """Tune one kspec.Kernel: the autotuner (default) and/or LLM rounds (when `llm`, an
-    LLMProposer, is given). Writes the store entry of the best verified kernel."""
+    """Tune one kspec.Kernel for `target` (triton, cuda, hip): the autotuner (default) and/or
+    LLM rounds (when `llm`, an LLMProposer, is given; Triton only). Writes the store entry of
+    the best verified kernel."""
+    if llm is not None and target != "triton":
+        from ..errors import KspecError
+        raise KspecError(f"LLM rounds write Triton modules; --target {target} is tuned by the "
+                         "autotuner only (leave out --llm)")
     t = Tuner(kernel, target=target, **kw)
     if autotune if autotune is not None else llm is None:
         t.autotune()

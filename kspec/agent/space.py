@@ -1,18 +1,22 @@
-"""The autotuner's search space: per pattern, the schedule keys of the generated Triton module
-("<launch>.<NAME>", read by its host `launch(..., schedule=...)`), the values to try, pruning by
-the target's resource limits before anything is compiled, and a deterministic cost model
-(the search order on a GPU; the pick itself on CPU, where the interpreter's time means nothing).
+"""The autotuner's search space: per pattern, the schedule keys a backend reads, the values to
+try, pruning by the target's resource limits before anything is compiled, and a deterministic
+cost model (the search order on a GPU; the pick itself on CPU, where no time means anything).
 
-A schedule becomes a candidate source with `schedule_source`: the module with the schedule baked
-in, so that it is verified, stored and rebuilt like any other kernel source.
+Triton: the keys of the generated module ("<launch>.<NAME>", read by its host
+`launch(..., schedule=...)`); `schedule_source` bakes a schedule into the module.
+CUDA / HIP (`cxx_launch_spaces`): "<launch>.tile" of a tensor-core contraction, compiled into
+the source (TileSpace), and the launch-time keys "rows" and "vector" (LaunchKeys);
+`cxx_schedule_source` appends the schedule to the C++ text as a comment the launcher reads back.
+Either way a candidate is one self-contained source: verified, stored and rebuilt as it is.
 """
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 from .. import ir
 from ..lowering import plan_kernel
@@ -71,6 +75,14 @@ class LaunchSpace:
     dims: dict[str, int] = field(default_factory=dict)   # problem sizes (rows, cols, m, n, k..)
     elem_bytes: int = 4
 
+    def full(self, name: str) -> str:
+        """The schedule key of one of this launch's names ("0.BLOCK_R"; global keys as they are)."""
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def own(self, schedule: dict[str, Any]) -> dict[str, Any]:
+        """This launch's part of a full schedule, by short name."""
+        return {k: schedule[self.full(k)] for k in self.keys if self.full(k) in schedule}
+
     def values(self, t: Target) -> dict[str, list[Any]]:
         d, cpu = self.dims, t.interpreter
         if self.pattern == "rows":
@@ -125,11 +137,7 @@ class LaunchSpace:
             smem = max(st - 1, 1) * (bm * bk + bk * bn) * b
             if smem > t.smem:
                 return f"shared memory {smem} B > {t.smem} B"
-            if not t.interpreter and bm * bn // threads > 128:
-                return f"accumulator {bm}x{bn} over {threads} threads: > 128 registers each"
-            for name, v, n in (("BLOCK_M", bm, "m"), ("BLOCK_N", bn, "n"), ("BLOCK_K", bk, "k")):
-                if n in d and v > max(16, np2(d[n])):
-                    return f"{name}={v} > {n}={d[n]}"
+            return _tile_fits(bm, bn, bk, threads, d, t)
         if self.pattern == "attention":
             bm, bn, st = s["BLOCK_M"], s["BLOCK_N"], s.get("STAGES", 1)
             dk, dv = np2(max(16, d.get("d", 64))), np2(max(16, d.get("dv", 64)))
@@ -162,14 +170,8 @@ class LaunchSpace:
             return (waste(outer, bp) * waste(inner, br) * idle(programs) * passes
                     * (1 + abs(math.log2(max(per_thread, 1) / 16)) / 8))
         if self.pattern == "contraction":
-            bm, bn, bk = s["BLOCK_M"], s["BLOCK_N"], s["BLOCK_K"]
-            m, n, k = d.get("m", bm), d.get("n", bn), d.get("k", bk)
-            tiles = math.ceil(m / bm) * math.ceil(n / bn) * d.get("batch", 1)
-            waves = math.ceil(tiles / t.sms)
-            traffic = (1 / bm + 1 / bn) * 64          # operand loads per flop, relative
-            return (waste(m, bm) * waste(n, bn) * waste(k, bk) * waves * t.sms / max(tiles, 1)
-                    * (1 + traffic) * (1 + 0.1 * abs(s.get("STAGES", 3) - 3))
-                    * (1 + abs(math.log2(bm * bn / threads / 64)) / 8))
+            return _tile_cost(s["BLOCK_M"], s["BLOCK_N"], s["BLOCK_K"], s.get("STAGES", 3),
+                              threads, d, t)
         if self.pattern == "attention":
             bm, bn = s["BLOCK_M"], s["BLOCK_N"]
             q, kv = d.get("q", bm), d.get("kv", bn)
@@ -181,6 +183,157 @@ class LaunchSpace:
             chunk = math.ceil(n / s["SPLIT"])
             return idle(s["SPLIT"]) * waste(chunk, s["BLOCK_R"]) * (1 + s["SPLIT"] / 4096)
         return 1.0
+
+
+def _tile_fits(bm: int, bn: int, bk: int, threads: int, d: dict[str, int],
+               t: Target) -> str | None:
+    """What a contraction tile must satisfy besides shared memory (Triton's and C++'s alike)."""
+    if not t.interpreter and bm * bn // threads > 128:
+        return f"accumulator {bm}x{bn} over {threads} threads: > 128 registers each"
+    for name, v, n in (("BLOCK_M", bm, "m"), ("BLOCK_N", bn, "n"), ("BLOCK_K", bk, "k")):
+        if n in d and v > max(16, np2(d[n])):
+            return f"{name}={v} > {n}={d[n]}"
+    return None
+
+
+def _tile_cost(bm: int, bn: int, bk: int, stages: int, threads: int, d: dict[str, int],
+               t: Target) -> float:
+    """Padding waste x partial waves x operand traffic x stage and per-thread penalties."""
+    def waste(n: int, blk: int) -> float:
+        return math.ceil(max(n, 1) / blk) * blk / max(n, 1)
+    m, n, k = d.get("m", bm), d.get("n", bn), d.get("k", bk)
+    tiles = math.ceil(m / bm) * math.ceil(n / bn) * d.get("batch", 1)
+    waves = math.ceil(tiles / t.sms)
+    traffic = (1 / bm + 1 / bn) * 64          # operand loads per flop, relative
+    return (waste(m, bm) * waste(n, bn) * waste(k, bk) * waves * t.sms / max(tiles, 1)
+            * (1 + traffic) * (1 + 0.1 * abs(stages - 3))
+            * (1 + abs(math.log2(bm * bn / threads / 64)) / 8))
+
+
+# --- CUDA / HIP ------------------------------------------------------------------------------
+def tile_choices(path: str) -> tuple[str, ...]:
+    """The valid tiles of a tensor-core path (contraction.Tile.valid): the backend's listed
+    choices first, then a grid of BM, BN in 64..256, BK 32..128, 4..16 warps, 2..5 stages."""
+    from ..backends.cxx import contraction
+
+    listed = contraction.TILE_CHOICES
+    listed = listed.get(path, ()) if isinstance(listed, dict) else listed
+    grid = [f"{bm}x{bn}x{bk}w{w}s{st}" for bm in (64, 128, 256) for bn in (64, 128, 256)
+            for bk in (32, 64, 128) for w in (4, 8, 16) for st in (2, 3, 4, 5)]
+    out = []
+    for key in dict.fromkeys([*listed, *grid]):
+        try:
+            if _parse_tile(key, path).valid():
+                out.append(key)
+        except ValueError:
+            continue
+    return tuple(out)
+
+
+def _parse_tile(key: str, path: str):
+    from ..backends.cxx.contraction import parse_tile
+    return parse_tile(key, path)
+
+
+@dataclass
+class TileSpace(LaunchSpace):
+    """A tensor-core contraction launch of the C++ backends: the key "tile"
+    (BMxBNxBKwWARPSsSTAGES, kspec/backends/cxx/contraction.py), one compiled kernel each, of the
+    target's tensor-core `path` (mma_sync, wgmma). `a_kmajor` / `b_kmajor`: how the operands
+    are staged (None: unknown, the worst case is assumed)."""
+
+    a_kmajor: bool | None = None
+    b_kmajor: bool | None = None
+    path: str = "mma_sync"
+    REGISTER_FILE: ClassVar[int] = 65536     # 32-bit registers per block (NVIDIA sm_80+)
+
+    def values(self, t: Target) -> dict[str, list[Any]]:
+        return {"tile": list(tile_choices(self.path))}
+
+    def shared_bytes(self, tile) -> int:
+        a_layouts = (self.a_kmajor,) if self.a_kmajor is not None else (True, False)
+        b_layouts = (self.b_kmajor,) if self.b_kmajor is not None else (True, False)
+        return max(tile.shared_bytes(a, b) for a in a_layouts for b in b_layouts)
+
+    def fits(self, s: dict[str, Any], t: Target) -> str | None:
+        try:
+            tile = _parse_tile(s["tile"], self.path)
+        except ValueError as e:
+            return str(e)
+        if not tile.valid():
+            return f"tile {s['tile']} is not valid for the {self.path} tensor-core path"
+        if tile.threads // 32 > t.max_warps:
+            return f"{tile.threads // 32} warps > {t.max_warps}"
+        smem = self.shared_bytes(tile)
+        if smem > t.smem:
+            return f"shared memory {smem} B > {t.smem} B"
+        # a block's threads share the register file: f32 accumulators + ~64 for the rest
+        avail = min(t.regs_per_thread, self.REGISTER_FILE // tile.threads)
+        acc = tile.bm * tile.bn // tile.threads
+        if acc + 64 > avail:
+            return (f"accumulator {tile.bm}x{tile.bn} over {tile.threads} threads: {acc} + 64 "
+                    f"registers each > {avail}")
+        return _tile_fits(tile.bm, tile.bn, tile.bk, tile.threads, self.dims, t)
+
+    def cost(self, s: dict[str, Any], t: Target) -> float:
+        tile = _parse_tile(s["tile"], self.path)
+        return _tile_cost(tile.bm, tile.bn, tile.bk, tile.stages, tile.threads, self.dims, t)
+
+
+@dataclass
+class LaunchKeys(LaunchSpace):
+    """The C++ plan's launch-time choices, global to the kernel (prefix ""): "rows" (None: the
+    backend's heuristic, "block": a block per row, "loop": looped rows without a register
+    cache) and "vector" (False: no 16-byte packs). Defaults are left out of a schedule.
+    The cost model never prefers forcing a choice over the heuristic: only timing can."""
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {"rows": None, "vector": True}
+
+    def values(self, t: Target) -> dict[str, list[Any]]:
+        return {"rows": [None, "block", "loop"], "vector": [True, False]}
+
+    def fits(self, s: dict[str, Any], t: Target) -> str | None:
+        return None
+
+    def cost(self, s: dict[str, Any], t: Target) -> float:
+        f = 1.25 if s.get("vector", True) is False else 1.0     # scalar loads and stores
+        rows = s.get("rows")
+        return f * (1.6 if rows == "loop" else 1.1 if rows == "block" else 1.0)
+
+
+def cxx_launches(kernel: ir.Kernel) -> list:
+    """The launches of the C++ plan, in its numbering (attention as its unfused launches)."""
+    out = []
+    for launch in plan_kernel(kernel).launches:
+        out += launch.fallback if launch.pattern == "attention" else [launch]
+    return out
+
+
+def cxx_launch_spaces(kernel: ir.Kernel, plan, env: dict[str, int] | None = None
+                      ) -> list[LaunchSpace]:
+    """The C++ plan's tunable keys: a TileSpace per tensor-core contraction unit of `plan`
+    (kspec.backends.cxx.plan_for(kernel, dialect, arch)), then the launch-time keys its units
+    read (LaunchKeys), with the problem sizes at `env`."""
+    env = env or {}
+    launches = cxx_launches(kernel)
+    spaces: list[LaunchSpace] = []
+    keys: list[str] = []
+    for unit in plan.units:
+        pattern = getattr(unit, "pattern", "")
+        if pattern == "contraction":
+            k = unit.name.rsplit("_", 2)[-2]
+            spaces.append(TileSpace(k, "contraction", ("tile",), _dims(launches[int(k)], env), 2,
+                                    unit.data.get("a_kmajor"), unit.data.get("b_kmajor"),
+                                    plan.dialect.tensor_cores or "mma_sync"))
+            if any(v.endswith("_async") for v in unit.variants):
+                keys.append("vector")
+        elif pattern == "rows":
+            keys += ["rows", "vector"]
+        elif pattern == "pointwise" and len(unit.variants) > 1:
+            keys.append("vector")
+    if keys:
+        spaces.append(LaunchKeys("", "launch", tuple(k for k in ("rows", "vector") if k in keys)))
+    return spaces
 
 
 def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = None
@@ -250,28 +403,44 @@ def enumerate_space(space: LaunchSpace, target: Target) -> list[Choice]:
     fitting ones first, cheapest first (ties: the declared order)."""
     vals = {k: v for k, v in space.values(target).items() if k in space.keys}
     names = list(vals)
+    defaults = getattr(space, "DEFAULTS", {})
     out = []
     for combo in itertools.product(*(vals[k] for k in names)):
         s = dict(zip(names, combo))
         why = space.fits(s, target)
-        out.append(Choice({f"{space.prefix}.{k}": v for k, v in s.items()},
+        out.append(Choice({space.full(k): v for k, v in s.items()
+                           if k not in defaults or defaults[k] != v},
                           math.inf if why else space.cost(s, target), why))
     return sorted(out, key=lambda c: (c.pruned is not None, c.cost))
 
 
-def candidates(kernel: ir.Kernel, source: str, env: dict[str, int], target: Target,
-               limit: int = 32) -> tuple[list[Choice], list[Choice]]:
+def choose(spaces: list[LaunchSpace], target: Target, limit: int = 32,
+           same: Callable[[dict[str, Any]], str | None] | None = None
+           ) -> tuple[list[Choice], list[Choice]]:
     """(the `limit` cheapest fitting schedules over all launches, the pruned ones). Launches are
-    searched one at a time (the others at their defaults)."""
+    searched one at a time (the others at their defaults). `same(schedule)`: why a fitting
+    schedule would run the same kernels as one already there (the fixed schedule, an earlier
+    choice), or None; such schedules are left out before the limit applies."""
     keep, pruned = [], []
-    spaces = launch_spaces(kernel, source, env)
     per = max(1, limit // max(1, len(spaces)))
     for sp in spaces:
         choices = enumerate_space(sp, target)
-        fit = [c for c in choices if c.pruned is None]
-        keep += fit[:per]
+        fit: list[Choice] = []
+        for c in choices:
+            if c.pruned is not None or len(fit) >= per:
+                continue
+            c.pruned = same(c.schedule) if same is not None else None
+            if c.pruned is None:
+                fit.append(c)
+        keep += fit
         pruned += [c for c in choices if c.pruned is not None]
     return keep, pruned
+
+
+def candidates(kernel: ir.Kernel, source: str, env: dict[str, int], target: Target,
+               limit: int = 32) -> tuple[list[Choice], list[Choice]]:
+    """Triton: `choose` over the launch spaces of the generated module `source`."""
+    return choose(launch_spaces(kernel, source, env), target, limit)
 
 
 _TRAILER = '''
@@ -289,3 +458,33 @@ def launch(*args, schedule=None):
 def schedule_source(source: str, schedule: dict[str, Any]) -> str:
     """The generated module with `schedule` as its defaults: a self-contained candidate."""
     return source.rstrip("\n") + "\n" + _TRAILER.format(schedule=dict(sorted(schedule.items())))
+
+
+_CXX_BANNER = ("// --- kspec autotuner: the schedule this source was generated and is launched "
+               "with (kspec/agent/space.py) ---")
+_CXX_MARK = re.compile(r"^// KSPEC_SCHEDULE (.*)$", re.M)
+
+
+def cxx_schedule_source(source: str, schedule: dict[str, Any]) -> str:
+    """C++ text with `schedule` as a trailing comment (the compile-time tiles the text was
+    generated with and the launch-time choices): a self-contained candidate."""
+    text = source.rstrip("\n") + "\n"
+    if not schedule:
+        return text
+    line = json.dumps(dict(sorted(schedule.items())))
+    return f"{text}\n{_CXX_BANNER}\n// KSPEC_SCHEDULE {line}\n"
+
+
+def cxx_schedule(source: str) -> tuple[str, dict[str, Any]]:
+    """(the C++ text without the schedule comment, the schedule; {} when there is none)."""
+    found = list(_CXX_MARK.finditer(source))
+    if not found:
+        return source, {}
+    m = found[-1]
+    head = source[:m.start()].rstrip("\n").removesuffix(_CXX_BANNER)
+    return head.rstrip("\n") + "\n", json.loads(m.group(1))
+
+
+def compile_time(schedule: dict[str, Any]) -> dict[str, Any]:
+    """The keys that change the C++ text (tiles); the rest are read at launch."""
+    return {k: v for k, v in schedule.items() if k == "tile" or k.endswith(".tile")}

@@ -1,8 +1,10 @@
 """The kernel store: accepted (verified) kernels on disk, in one SQLite file.
 
 An entry is keyed by (spec hash, kernel, target, arch, shape class) and holds the full source
-(self-contained: a tuned schedule is baked into the module, see `space.schedule_source`), the
-schedule, the verification record and the timings. Only verified kernels are ever put here.
+(self-contained: a tuned schedule is baked into the Triton module, see `space.schedule_source`,
+or written after the C++ text as a comment its launcher reads back, `space.cxx_schedule_source`),
+the schedule, the verification record and the timings. Only verified kernels are ever put here.
+For cuda / hip, arch "cpu" means the C++ of the CPU emulation, verified on it.
 
     store = KernelStore()                       # $KSPEC_STORE or ~/.cache/kspec/store.sqlite
     store.best(spec_hash(k), "softmax", "triton", "sm_90", "M=16384,N=4096")
@@ -177,17 +179,36 @@ class KernelStore:
         return "\n".join(lines)
 
 
+def rebuild(kernel, backend: str, entry: Entry, **options: Any) -> Callable:
+    """A launcher of a stored entry's source (Triton: the module; cuda / hip: the C++ text and
+    the schedule after it, compiled for the entry's arch or run on the CPU emulation)."""
+    if backend == "triton":
+        from ..backends.triton.launcher import build as triton_build
+        return triton_build(kernel.ir, entry.source, **options)
+    from .targets import cxx_launcher
+    # a GPU entry's arch is the device's (store.device_arch); compile for it as its backend does
+    return cxx_launcher(kernel.ir, backend, entry.source, "cpu" if entry.arch == "cpu" else None)
+
+
 def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None = None,
                     **options: Any) -> Callable:
     """A launcher that runs the best stored kernel for each call's (arch, shape class), else
-    the deterministic lowering (`kernel.build(backend, **options)`)."""
+    the deterministic lowering (`kernel.build(backend, **options)`). For cuda / hip on a
+    machine where that lowering cannot run (no GPU), stored kernels of arch "cpu" (the CPU
+    emulation) still run; calls with nothing stored raise the backend's reason."""
     import torch
 
     from ..api import bind
-    from ..backends.triton.launcher import build as triton_build
+    from ..errors import BackendUnavailable
 
-    default = kernel.build(backend, **options)
-    if backend != "triton":
+    unavailable: BackendUnavailable | None = None
+    try:
+        default = kernel.build(backend, **options)
+    except BackendUnavailable as e:
+        if backend not in ("cuda", "hip"):
+            raise
+        default, unavailable = None, e
+    if backend not in ("triton", "cuda", "hip"):
         return default
     store = store or KernelStore()
     digest = spec_hash(kernel)
@@ -207,13 +228,14 @@ def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None =
             if entry is not None:
                 fn = by_entry.get(entry.source_hash)
                 if fn is None:
-                    fn = by_entry[entry.source_hash] = triton_build(kernel.ir, entry.source,
-                                                                    **options)
-            chosen[key] = fn
+                    fn = by_entry[entry.source_hash] = rebuild(kernel, backend, entry, **options)
             launcher.entry = entry  # type: ignore[attr-defined]  # the last lookup's
+            if fn is None:        # C++ without a GPU and nothing stored for this call
+                raise unavailable  # type: ignore[misc]
+            chosen[key] = fn
         return fn(*args, **kwargs)
 
-    launcher.source = default.source  # type: ignore[attr-defined]
+    launcher.source = getattr(default, "source", None)  # type: ignore[attr-defined]
     launcher.store = store            # type: ignore[attr-defined]
     launcher.entry = None             # type: ignore[attr-defined]
     return launcher

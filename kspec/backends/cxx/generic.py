@@ -70,7 +70,7 @@ class Unit:
     def functions(self) -> list[str]:
         return [self.name]
 
-    def scratch(self, env: dict[str, int]) -> dict:
+    def scratch(self, env: dict[str, int], info=None) -> dict:
         return {}
 
     def launches(self, env: dict[str, int], buffers: dict, info) -> list:

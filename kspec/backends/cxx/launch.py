@@ -107,7 +107,8 @@ class PlanLauncher:
                                           device=device)
         info = device_info(device, self.schedule)
         for unit in self.plan.units:
-            for name, (shape, ctype) in unit.scratch(b.env).items():
+            # the scratch a unit needs depends on its launch choice (a split's part count)
+            for name, (shape, ctype) in unit.scratch(b.env, info).items():
                 buffers[name] = torch.empty(shape, dtype=TORCH_DTYPES[ctype], device=device)
             # (function, grid, block, launch values[, dynamic shared-memory bytes])
             for function, grid, block, extra, *shared in unit.launches(b.env, buffers, info):
