@@ -26,7 +26,7 @@ from kspec.backends.cxx.exprs import EXPR_TABLE
 from kspec.backends.cxx.render import TEMPLATES, plan_for, render_helpers
 from kspec.backends.cuda import toolchain as nv
 from kspec.backends.hip import toolchain as amd
-from kspec.errors import BackendUnavailable
+from kspec.errors import BackendUnavailable, KspecError
 from kspec.ops import OPS
 from kspec.verify.inputs import choose_sizes, random_arguments
 from kspec.verify.tolerance import compare, magnitude
@@ -121,6 +121,73 @@ def test_nvcc_compiles(kernel, arch: str) -> None:
                for f, r in c.resources.items())
 
 
+TENSOR_CORE_SPECS = ["matmul", "matmul_nt", "matmul_tn", "bmm", "matmul_bias_gelu", "attention"]
+
+
+@needs_nvcc
+@pytest.mark.parametrize("arch,instruction", [("sm_90a", "HGMMA"), ("sm_80", "HMMA")])
+@pytest.mark.parametrize("name", TENSOR_CORE_SPECS)
+def test_contractions_use_the_tensor_cores(name: str, arch: str, instruction: str) -> None:
+    """f16/bf16 contractions compile to wgmma on sm_90a and to mma.sync on sm_80: the SASS of
+    every contraction kernel holds the matrix instruction, and nothing spills."""
+    from kspec.backends.cuda import disassemble
+
+    kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+    c = get_backend("cuda").compile(kernel.ir, arch)
+    contraction = [f for f in c.resources if "_contraction_" in f]
+    assert contraction and all(c.resources[f]["spill_stores"] == 0 for f in contraction)
+    sass = disassemble(c.binary)
+    if not sass:
+        pytest.skip("no cuobjdump (CUDA toolkit or Triton's wheel) to read the SASS")
+    functions = re.split(r"\n\s*Function : ", sass)[1:]
+    for f in contraction:
+        body = next(b for b in functions if b.startswith(f))
+        assert instruction in body, f"{f}: no {instruction} in its SASS"
+
+
+@needs_hipcc
+@pytest.mark.parametrize("name", ["matmul", "matmul_tn", "bmm"])
+def test_mfma_path_compiles_for_gfx90a(name: str) -> None:
+    """AMD's matrix-core path (on request: it has not run on an AMD GPU here) compiles for
+    gfx90a to v_mfma instructions, without scratch (spills)."""
+    kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+    c = get_backend("hip").compile(kernel.ir, "gfx90a", asm=True,
+                                   schedule={"tensor_cores": "mfma"})
+    assert "v_mfma_f32_32x32x8" in c.asm
+    contraction = [f for f in c.resources if "_contraction_" in f]
+    assert contraction and all(c.resources[f]["scratch"] == 0 for f in contraction)
+
+
+def test_split_scratch_matches_its_launch() -> None:
+    """A split reduction's partial buffer holds one value per block it launches on a GPU."""
+    from kspec.backends.cxx.launch import DeviceInfo
+
+    kernel = kspec.load(ROOT / "specs" / "sum_squares.kspec")["sum_squares"].ir
+    (unit,) = plan_for(kernel, CUDA, "sm_90").units
+    env = {s: 1 << 11 for s in kernel.symbols}
+    info = DeviceInfo(False, 132, {})
+    (scratch,) = unit.scratch(env, info).values()
+    launches = unit.launches(env, {}, info)
+    assert scratch[0] == (launches[0][1],) and launches[0][3]["parts"] == launches[0][1] > 1
+
+
+def test_tensor_core_paths_are_chosen_by_arch_and_checked() -> None:
+    kernel = kspec.load(ROOT / "specs" / "matmul.kspec")["matmul"].ir
+    patterns = {arch: [getattr(u, "template", "") for u in plan_for(kernel, CUDA, arch).units]
+                for arch in ("sm_90a", "sm_90", "sm_80")}
+    assert all(p == ["contraction.j2"] for p in patterns.values())
+    assert CUDA.for_arch("sm_90a").tensor_cores == "wgmma"
+    assert CUDA.for_arch("sm_90").tensor_cores == "mma_sync"
+    assert HIP.for_arch("sm_90a").tensor_cores == "wgmma"       # HIP source on NVIDIA
+    assert HIP.for_arch("gfx90a").tensor_cores is None          # MFMA only on request
+    generic = plan_for(kernel, CUDA, "sm_90", schedule={"tensor_cores": "none"})
+    assert [u.template for u in generic.units] == ["generic_kernel.j2"]
+    with pytest.raises(KspecError) as e:
+        plan_for(kernel, CUDA, "sm_80", schedule={"tensor_cores": "wgmma"})
+    assert str(e.value) == ("error: tensor_cores='wgmma' is not available for cuda sm_80; "
+                            "available: mma_sync")
+
+
 @needs_hipcc
 @pytest.mark.parametrize("kernel", kernels())
 def test_hipcc_compiles_gfx90a(kernel) -> None:
@@ -199,6 +266,7 @@ def test_emit_asm_for_hip_writes_amdgcn_and_report() -> None:
 
 # --- running on the CPU --------------------------------------------------------------------------
 SCHEDULES = {"plan": {}, "plan-looped": {"rows": "loop", "vector": False},
+             "plan-b32": {"rows": "b32"},
              "generic": {}, "normalized": {}}
 
 
@@ -208,7 +276,8 @@ SCHEDULES = {"plan": {}, "plan-looped": {"rows": "loop", "vector": False},
 def test_emulated_source_agrees_with_reference(kernel, lowering: str) -> None:
     """The plan lowering with its default launch choices (rows cached in registers: a team of
     one CPU thread holds rows up to 16 elements; vectorised pointwise chunks), with the looped
-    and scalar variants forced, and the two generic lowerings."""
+    and scalar variants forced, with the contiguous-only VPT 32 block variant forced (rows up
+    to 32 elements), and the two generic lowerings."""
     fn = emulate.build(kernel.ir, lowering.split("-")[0], SCHEDULES[lowering])
     rng = random.Random(kernel.name)
     envs = [{s: 1 for s in kernel.ir.symbols}] + [choose_sizes(kernel.ir, rng, high=9)

@@ -78,6 +78,10 @@ __device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
 // pass re-reads the row. The _c variants (chosen at launch when the row's tensors have unit last
 // stride, aligned packs, a row length multiple of V and offsets below 2^31) index in 32 bits and
 // move V consecutive elements per access (16 bytes when VPT allows); the others index in int64_t.
+// The largest VPT has only the _c variant. A contiguous row gets the largest VPT that leaves at
+// least 4 wavefronts per block and caches at most 32 registers of the row per thread:
+// fewer threads per row pay the per-thread costs (index math, the two rounds of each reduction)
+// fewer times, and more rows fit in a multiprocessor's registers.
 template <bool WARP_ROWS, int VPT, int V, typename IDX>
 __device__ __forceinline__ void layernorm_0_rows_impl(
     float* __restrict__ mu, IDX mu_s0,
@@ -89,9 +93,10 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
     int64_t M, int64_t N,
     float eps)
 {
+    // a block per row: the lane is the thread (no division on the way to the first load)
     const int lanes = WARP_ROWS ? 64 : (int)blockDim.x;
-    const int lane = (int)threadIdx.x % lanes;
-    const int teams = (int)blockDim.x / lanes;
+    const int lane = WARP_ROWS ? (int)threadIdx.x % lanes : (int)threadIdx.x;
+    const int teams = WARP_ROWS ? (int)blockDim.x / lanes : 1;
     const int64_t rows = M;
     const IDX n = N;
     if (sizeof(IDX) == 4) {   // contiguous variant: unit last strides, known to the compiler
@@ -100,7 +105,7 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
         x_s1 = 1;
         y_s1 = 1;
     }
-    for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
+    for (int64_t row = (int64_t)blockIdx.x * teams + (WARP_ROWS ? (int)threadIdx.x / lanes : 0); row < rows;
          row += (int64_t)gridDim.x * teams) {
         const IDX i = row;
         float x_c[VPT > 0 ? VPT : 1];
@@ -483,4 +488,18 @@ layernorm_0_rows_b16c(
     float eps)
 {
     layernorm_0_rows_impl<false, 16, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+layernorm_0_rows_b32c(
+    float* __restrict__ mu, int64_t mu_s0,
+    float* __restrict__ rstd, int64_t rstd_s0,
+    hip_bfloat16* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const hip_bfloat16* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    const hip_bfloat16* __restrict__ w, int64_t w_s0,
+    const hip_bfloat16* __restrict__ b, int64_t b_s0,
+    int64_t M, int64_t N,
+    float eps)
+{
+    layernorm_0_rows_impl<false, 32, 8, int>(mu, mu_s0, rstd, rstd_s0, y, y_s0, y_s1, x, x_s0, x_s1, w, w_s0, b, b_s0, M, N, eps);
 }

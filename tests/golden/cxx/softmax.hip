@@ -73,22 +73,27 @@ __device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
 // pass re-reads the row. The _c variants (chosen at launch when the row's tensors have unit last
 // stride, aligned packs, a row length multiple of V and offsets below 2^31) index in 32 bits and
 // move V consecutive elements per access (16 bytes when VPT allows); the others index in int64_t.
+// The largest VPT has only the _c variant. A contiguous row gets the largest VPT that leaves at
+// least 4 wavefronts per block and caches at most 32 registers of the row per thread:
+// fewer threads per row pay the per-thread costs (index math, the two rounds of each reduction)
+// fewer times, and more rows fit in a multiprocessor's registers.
 template <bool WARP_ROWS, int VPT, int V, typename IDX>
 __device__ __forceinline__ void softmax_0_rows_impl(
     float* __restrict__ y, IDX y_s0, IDX y_s1,
     const float* __restrict__ x, IDX x_s0, IDX x_s1,
     int64_t M, int64_t N)
 {
+    // a block per row: the lane is the thread (no division on the way to the first load)
     const int lanes = WARP_ROWS ? 64 : (int)blockDim.x;
-    const int lane = (int)threadIdx.x % lanes;
-    const int teams = (int)blockDim.x / lanes;
+    const int lane = WARP_ROWS ? (int)threadIdx.x % lanes : (int)threadIdx.x;
+    const int teams = WARP_ROWS ? (int)blockDim.x / lanes : 1;
     const int64_t rows = M;
     const IDX n = N;
     if (sizeof(IDX) == 4) {   // contiguous variant: unit last strides, known to the compiler
         x_s1 = 1;
         y_s1 = 1;
     }
-    for (int64_t row = (int64_t)blockIdx.x * teams + (int)threadIdx.x / lanes; row < rows;
+    for (int64_t row = (int64_t)blockIdx.x * teams + (WARP_ROWS ? (int)threadIdx.x / lanes : 0); row < rows;
          row += (int64_t)gridDim.x * teams) {
         const IDX i = row;
         float x_c[VPT > 0 ? VPT : 1];
@@ -381,4 +386,13 @@ softmax_0_rows_b16c(
     int64_t M, int64_t N)
 {
     softmax_0_rows_impl<false, 16, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
+}
+
+extern "C" __global__ void __launch_bounds__(512)
+softmax_0_rows_b32c(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1,
+    int64_t M, int64_t N)
+{
+    softmax_0_rows_impl<false, 32, 4, int>(y, y_s0, y_s1, x, x_s0, x_s1, M, N);
 }
