@@ -8,14 +8,13 @@ by two or more passes are cached in registers when the row fits (VPT values per 
 compile-time variant chosen at launch); otherwise every pass re-reads memory.
 
 The block variant for a row: where the contiguous (_c) variant applies, the largest VPT that
-leaves a team of at least MIN_TEAM_WARPS warps and caches at most MAX_CACHE_REGS registers of
-the row per thread (bf16 or f32 rows of 4096 with one cached tensor: VPT 32, 128 threads, four
-16-byte loads per thread for bf16); else the smallest VPT that fits 512 threads. Per row,
-every thread pays the fixed costs (index math, the lane shuffles and barriers of every
-reduction), so fewer threads per row mean fewer instructions per row, and fewer registers per
-row (more rows resident on a multiprocessor, more bytes in flight). On NVIDIA H100/H200 a
-layernorm bf16 row of 4096 on 512 threads x 8 (38 registers: 3 blocks per multiprocessor) spent
-about 38 instructions per element; 128 threads x 32 spend about 19 (58 registers: 8 blocks).
+leaves a team of at least MIN_TEAM_WARPS warps and moves at most PACKS_PER_THREAD 16-byte packs
+of each row tensor per thread (4096-long rows: bf16 VPT 16 on 256 threads, f32 VPT 8 on 512);
+else the smallest VPT that fits 512 threads. Per row, every thread pays the fixed costs (index
+math, the lane shuffles and barriers of every reduction), so fewer threads per row mean fewer
+instructions per row; too few threads leave too few bytes in flight. Measured on an NVIDIA
+H200 at 16384 x 4096 (bench/NOTES.md): layernorm bf16 512 x 8 0.0955 ms, 256 x 16 0.0758 ms,
+128 x 32 0.0803 ms; softmax f32 512 x 8 0.1334 ms, 256 x 16 0.1358, 128 x 32 0.1354.
 schedule {"rows": "b8"} (b4, b16, b32) forces a VPT at launch; {"rows": "block"} skips the
 warp variants; {"rows": "loop"} forces VPT 0.
 
@@ -41,7 +40,7 @@ BLOCK_VPT = (0, 4, 8, 16)        # one block per row (0: looped, no cache)
 BLOCK_VPT_C = (32,)              # contiguous variants only (the int64_t ones would spill)
 MAX_THREADS = 512                # a block per row: at most this many threads (launch bounds)
 MIN_TEAM_WARPS = 4               # contiguous rows: the largest VPT that keeps this many warps
-MAX_CACHE_REGS = 32              # ... and holds at most this many registers of cached row
+PACKS_PER_THREAD = 2             # ... and moves at most this many 16-byte packs per tensor
 INDEX_LIMIT = (1 << 31) - (1 << 20)   # 32-bit index math below this (with room for the steps)
 
 
@@ -190,11 +189,9 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
 
     r.load_hook = hook
     cache_decls, cache_loads, cache_packs, cache_loads_v = [], [], [], []
-    cache_words = 0          # 32-bit registers per cached element of the row, every tensor
     for key, cname in cached.items():
         value = r.render(first[key])
         cache_decls.append(f"{value.ctype} {cname}[VPT > 0 ? VPT : 1];")
-        cache_words += 2 if value.ctype in ("double", "int64_t", "uint64_t") else 1
         cache_loads.append(f"{cname}[c] = {value};")
         packs, value_v = packed(lambda: r.render(first[key]))
         cache_packs += packs
@@ -277,7 +274,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                 cache_decls=cache_decls, cache_loads=cache_loads, cache_packs=cache_packs,
                 cache_loads_v=cache_loads_v, steps=steps, n=n_text, rows=rows_text, j=jname,
                 impl_params=impl_params, unit_strides=unit_strides, variant_info=info_,
-                max_threads=MAX_THREADS, min_team=MIN_TEAM_WARPS, max_cache=MAX_CACHE_REGS)
+                max_threads=MAX_THREADS, min_team=MIN_TEAM_WARPS, packs=PACKS_PER_THREAD)
     variants = [i["name"] for i in info_]
     n_shape, outer_shapes = launch.inner.extent, [v.extent for v in launch.outer]
     tensors = list(ctx.tensors)
@@ -308,9 +305,9 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     def block_vpt(n, forced, c):
         """The block variant's VPT (None: the row does not fit in registers). Forced by
         schedule {"rows": "b<VPT>"}; else, where the contiguous variant applies, the largest
-        VPT that leaves a team of at least MIN_TEAM_WARPS warps and a row cache of at most
-        MAX_CACHE_REGS registers per thread (more of the row per thread: more bytes in flight
-        per thread, fewer registers per row, more rows resident per multiprocessor); else the
+        VPT that leaves a team of at least MIN_TEAM_WARPS warps and moves at most
+        PACKS_PER_THREAD 16-byte packs of each row tensor per thread (more of the row per
+        thread: fewer per-thread costs per row; more threads: more bytes in flight); else the
         smallest VPT that fits (the most threads)."""
         fits = [v for v in BLOCK_VPT[1:] + BLOCK_VPT_C if threads_for(n, v) <= MAX_THREADS]
         fast = [v for v in fits if c(f"{name}_b{v}").endswith("c")]
@@ -320,7 +317,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
             if want in fast or want in slow:
                 return want
         if fast:
-            light = [v for v in fast if v * cache_words <= MAX_CACHE_REGS] or [min(fast)]
+            light = [v for v in fast if v <= PACKS_PER_THREAD * width] or [min(fast)]
             team = [v for v in light if threads_for(n, v) >= MIN_TEAM_WARPS * lanes]
             return max(team) if team else min(light)
         return min(slow) if slow else None

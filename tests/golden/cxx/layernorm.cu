@@ -78,9 +78,9 @@ __device__ __forceinline__ T kspec_block_reduce(T v, T identity) {
 // stride, aligned packs, a row length multiple of V and offsets below 2^31) index in 32 bits and
 // move V consecutive elements per access (16 bytes when VPT allows); the others index in int64_t.
 // The largest VPT has only the _c variant. A contiguous row gets the largest VPT that leaves at
-// least 4 warps per block and caches at most 32 registers of the row per thread:
+// least 4 warps per block and moves at most 2 16-byte packs of each row tensor per thread:
 // fewer threads per row pay the per-thread costs (index math, the two rounds of each reduction)
-// fewer times, and more rows fit in a multiprocessor's registers.
+// fewer times; more threads keep more bytes in flight.
 template <bool WARP_ROWS, int VPT, int V, typename IDX>
 __device__ __forceinline__ void layernorm_0_rows_impl(
     float* __restrict__ mu, IDX mu_s0,
