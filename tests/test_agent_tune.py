@@ -111,6 +111,18 @@ def test_autotune_on_the_interpreter_and_store_round_trip(tmp_path):
     assert store.clear(kernel="other") == 0 and store.clear() == 1 and store.entries() == []
 
 
+def test_store_from_the_environment(tmp_path, monkeypatch):
+    """KSPEC_USE_STORE=1 makes every build consult the store (KSPEC_STORE), falling back to
+    the fixed lowering where it holds nothing: once, not recursively."""
+    monkeypatch.setenv("KSPEC_USE_STORE", "1")
+    monkeypatch.setenv("KSPEC_STORE", str(tmp_path / "empty.sqlite"))
+    k = kspec.load(SPECS / "softmax.kspec")["softmax"]
+    f = k.build("triton")
+    x = torch.randn(3, 20)
+    torch.testing.assert_close(f(x), torch.softmax(x, -1))
+    assert f.entry is None
+
+
 def test_store_orders_timed_fastest_first(tmp_path):
     s = KernelStore(tmp_path / "k.sqlite")
     key = dict(spec_hash="h", kernel="k", target="triton", arch="sm_90", shape_class="M=8")

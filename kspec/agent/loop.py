@@ -311,6 +311,7 @@ class Tuner:
                 o = self._run([c.source], verify=True, time_it=False)[0]
                 c.verification, c.seconds = o.verification, c.seconds + o.seconds
                 if o.status == "accepted":
+                    c.detail = ""      # verified now: "timed only" no longer holds
                     self._accept(c)
                 else:
                     ms = c.ms

@@ -203,7 +203,7 @@ def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None =
 
     unavailable: BackendUnavailable | None = None
     try:
-        default = kernel.build(backend, **options)
+        default = kernel.build(backend, use_store=False, **options)   # not this again
     except BackendUnavailable as e:
         if backend not in ("cuda", "hip"):
             raise
