@@ -415,3 +415,37 @@ def test_bad_arch_is_a_clear_error() -> None:
         get_backend("cuda").compile(k.ir, "gfx90a")
     with pytest.raises(kspec.ToolchainError, match="not an AMD GPU architecture"):
         get_backend("hip").compile(k.ir, "vega")
+
+
+def test_attention_is_one_kernel_with_its_fallback_on_standby() -> None:
+    """On NVIDIA targets attention is one fused launch for heads up to 128; its unfused
+    launches are compiled on standby, launched (with their temporaries) for wider heads."""
+    import torch as _torch
+
+    from kspec.backends.cxx.attention import AttentionUnit
+    from kspec.backends.cxx.launch import DeviceInfo
+
+    kernel = kspec.load(ROOT / "specs" / "attention.kspec")["attention"].ir
+    plan = plan_for(kernel, CUDA, "sm_90a")
+    (unit,) = [u for u in plan.units if isinstance(u, AttentionUnit)]
+    assert [u.standby for u in plan.units] == [False, True, True, True]
+    assert plan.temporaries == [] and {t.name for t in unit.temporaries} == {"s", "m", "l"}
+    info = DeviceInfo(False, 132, {})
+
+    def launched(d: int) -> tuple[list, dict]:
+        env = {"B": 2, "H": 4, "S": 256, "T": 512, "D": d}
+        buffers = {t.name: _torch.empty(tuple(x.evaluate(env) for x in t.dims),
+                                        dtype=t.dtype.torch, device="meta")
+                   for t in (*kernel.tensor_params, *kernel.outputs)}
+        return unit.launches(env, buffers, info), unit.scratch(env, info)
+
+    (fused,), scratch = launched(64)
+    assert fused[0] == "attention_0_attention_d64_async" and fused[1] == 2 * 4 * 4
+    assert scratch == {}
+    wide, scratch = launched(160)
+    assert [x[0].split("_")[1:3] for x in wide] == [["1", "contraction"], ["2", "rows"],
+                                                    ["3", "contraction"]]
+    assert [x[5] for x in wide] == plan.units[1:]
+    assert scratch["s"] == ((2, 4, 256, 512), "float")
+    assert HIP.for_arch("gfx90a").tensor_cores is None   # AMD: the unfused launches
+    assert not any(isinstance(u, AttentionUnit) for u in plan_for(kernel, HIP, "gfx90a").units)

@@ -210,3 +210,29 @@ def test_tensor_core_contraction(name: str, backend: str, arch: str | None,
                                        magnitude(kernel, cpu_args)):
                 result = compare(g.cpu(), w, decl.dtype, mag)
                 assert result.ok, f"{backend} {tile} {label} {layout} {env}: {result.detail}"
+
+
+# --- attention in one kernel ------------------------------------------------------------------
+ATTENTION_ENVS = [  # head 64 and 72 (copied), 37 (element-wise), 160 (the unfused fallback)
+    {"B": 2, "H": 3, "S": 131, "T": 197, "D": 64}, {"B": 1, "H": 2, "S": 64, "T": 64, "D": 72},
+    {"B": 2, "H": 1, "S": 77, "T": 5, "D": 37}, {"B": 1, "H": 2, "S": 1, "T": 1, "D": 8},
+    {"B": 1, "H": 1, "S": 70, "T": 90, "D": 160}]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", ["attention", "causal_attention"])
+def test_fused_attention(name: str, backend: str) -> None:
+    kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+    fn = kernel.build(backend)
+    assert any(getattr(u, "pattern", "") == "attention" for u in fn.plan.units)
+    for n, full in enumerate(ATTENTION_ENVS):
+        env = {s: full["S"] if s == "T" and "T" not in full else full[s]
+               for s in kernel.ir.symbols}
+        cpu_args = random_arguments(kernel.ir, env, seed=n)
+        args = [a.cuda() if isinstance(a, torch.Tensor) else a for a in cpu_args]
+        got = _as_tuple(fn(*args))
+        torch.cuda.synchronize()
+        want = _as_tuple(kernel.reference(*cpu_args))
+        for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, cpu_args)):
+            result = compare(g.cpu(), w, decl.dtype, mag)
+            assert result.ok, f"{backend} {env}: {result.detail}"

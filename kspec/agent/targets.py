@@ -233,6 +233,8 @@ def planned_launches(kernel: ir.Kernel, plan, env: dict[str, int], sms: int,
     info = DeviceInfo(False, sms, schedule)
     out = []
     for unit in plan.units:
+        if unit.standby:
+            continue
         for name, (shape, ctype) in unit.scratch(env, info).items():
             buffers[name] = empty(shape, TORCH_DTYPES[ctype])
         out += [tuple(x[:3]) for x in unit.launches(env, buffers, info)]

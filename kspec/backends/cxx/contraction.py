@@ -222,7 +222,8 @@ def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> Patte
     totals = {"M": ctx.total([v.extent for v in c.iv]), "N": ctx.total([v.extent for v in c.jv]),
               "K": ctx.total([v.extent for v in c.kv]),
               "Z": ctx.total([v.extent for v in c.batch])}
-    r.helpers |= {"kspec_pack", "tensor_cores"}
+    r.helpers |= {"kspec_pack", f"tc_{d.tensor_cores}"} | (
+        {"tc_copies"} if d.tensor_cores in ("mma_sync", "wgmma") else set())
     copy_text = [line for cp in (a_async, b_async) if cp for line in (*cp["address"], cp["step"])]
     text = "\n".join([*batch_lines, *copy_text, *a_elements, *b_elements, *epi_lines, store,
                       *totals.values()])

@@ -62,6 +62,7 @@ class Unit:
     body_lines: tuple[str, ...]     # reductions, at the body's indentation
     store: str                      # the final assignment
     template: str = "generic_kernel.j2"
+    standby: bool = False           # launched only by another unit (attention's fallback)
 
     def size(self, env: dict[str, int]) -> int:
         return math.prod(e.evaluate(env) for e in self.extents)

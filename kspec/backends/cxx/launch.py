@@ -160,16 +160,21 @@ class PlanLauncher:
         info = device_info(device, self.schedule)
         launches = []
         for unit in self.plan.units:
+            if unit.standby:      # launched by the unit it stands in for, if at all
+                continue
             # the scratch a unit needs depends on its launch choice (a split's part count)
             for name, (shape, ctype) in unit.scratch(b.env, info).items():
                 allocate(name, shape, TORCH_DTYPES[ctype])
-            # (function, grid, block, launch values[, dynamic shared-memory bytes])
-            for function, grid, block, extra, *shared in unit.launches(b.env, buffers, info):
-                params = unit_params(unit, buffers, b, extra)
-                self.runtime.launch(function, grid, block, params, device, *shared)
+            # (function, grid, block, launch values[, dynamic shared-memory bytes[, the unit
+            # whose parameters the function takes, when not this one]])
+            for function, grid, block, extra, *rest in unit.launches(b.env, buffers, info):
+                shared = rest[0] if rest else 0
+                owner = rest[1] if len(rest) > 1 else unit
+                params = unit_params(owner, buffers, b, extra)
+                self.runtime.launch(function, grid, block, params, device, shared)
                 template = [a.ref if a.kind == "tensor" else v
-                            for a, v in zip(unit.args, params)]
-                launches.append((function, grid, block, shared[0] if shared else 0, template))
+                            for a, v in zip(owner.args, params)]
+                launches.append((function, grid, block, shared, template))
         outs = tuple(buffers[o.name] for o in k.outputs)
         return (_Prepared(device, b.scalars, allocations, launches),
                 outs[0] if len(outs) == 1 else outs)

@@ -18,7 +18,7 @@ launches(env, buffers, info) -> [(function, grid, block, launch values)].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from ... import ir
@@ -52,6 +52,7 @@ class PatternUnit:
     variants: list[str]                  # the extern "C" functions
     pick: Callable = field(repr=False, default=None)
     scratch_fn: Callable | None = field(repr=False, default=None)
+    standby: bool = False                # launched only by another unit (attention's fallback)
 
     def functions(self) -> list[str]:
         return list(self.variants)
@@ -250,14 +251,22 @@ def _aligned(t, v: int) -> bool:
 def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -> GenericPlan:
     """`schedule` holds compile-time choices: {"<launch>.tile": "128x256x32w8s3"} compiles
     that tile alone for a tensor-core contraction (see contraction.py)."""
-    from . import contraction
+    from . import attention, contraction
     from .rows import lower_rows, lower_split
 
     plan = plan_kernel(kernel)
     program = plan.program
-    launches: list[Launch] = []
+    # (launch, role): an attention the target fuses is followed by its unfused launches on
+    # standby (launched by it for heads it does not compile); one it does not fuse is unfused
+    entries: list[tuple[Launch, str]] = []
     for launch in plan.launches:
-        launches += launch.fallback if launch.pattern == "attention" else [launch]
+        if launch.pattern != "attention":
+            entries.append((launch, "plain"))
+        elif attention.eligible(launch, d):
+            entries += [(launch, "fused")] + [(f, "standby") for f in launch.fallback]
+        else:
+            entries += [(f, "plain") for f in launch.fallback]
+    launches = [launch for launch, role in entries if role != "fused"]
     stored = {t for launch in launches for t in launch.stores}
     elements: dict[str, DType] = {}
     ranks: dict[str, int] = {}
@@ -269,27 +278,51 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         elements[t.name], ranks[t.name] = t.dtype, len(t.dims)
     out = GenericPlan(kernel, d, [], temps, pattern="plan (kspec.lowering.plan's patterns)")
     scalars = {p.name for p in kernel.scalar_params}
-    for k, launch in enumerate(launches):
+    fused: list[attention.AttentionUnit] = []
+    for k, (launch, role) in enumerate(entries):
         name = f"{kernel.name}_{k}_{launch.pattern}"
         tensor_cores = contraction.eligible(launch, d)
         if launch.pattern == "loop_nest" or (launch.pattern == "contraction"
                                              and not tensor_cores):
             (stmt,) = launch.statements
-            out.units.append(_lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers))
+            unit = _lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers)
+            out.units.append(replace(unit, standby=True) if role == "standby" else unit)
+            if role == "standby":
+                fused[-1].fallback.append(out.units[-1])
             continue
         in_registers = {s.target for s in launch.statements} - set(launch.stores)
         reads = launch_reads(launch, scalars, in_registers)
+        local_names = (contraction.LOCALS if tensor_cores else
+                       attention.LOCALS if role == "fused" else ())
         ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores),
-                            contraction.LOCALS if tensor_cores else ())
-        if tensor_cores:
+                            local_names)
+        if role == "fused":
+            unit = attention.AttentionUnit(attention.lower_attention(ctx, name), [], [],
+                                           [launch.attention.scores.k.extent,
+                                            launch.attention.out.j.extent])
+            fused.append(unit)
+            out.units.append(unit)
+        elif tensor_cores:
             out.units.append(contraction.lower_contraction(ctx, name,
                                                            contraction.tiles_for(schedule, k, d.tensor_cores)))
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,
                      "split": lower_split}[launch.pattern]
             out.units.append(lower(ctx, name))
+        if role == "standby":
+            out.units[-1].standby = True
+            fused[-1].fallback.append(out.units[-1])
         out.helpers |= ctx.r.helpers
+    # a fused attention's temporaries are its fallback's scratch, allocated only for it
+    for unit in fused:
+        written = {t for u in unit.fallback for t in _writes(u)}
+        unit.temporaries = [t for t in out.temporaries if t.name in written]
+        out.temporaries = [t for t in out.temporaries if t.name not in written]
     return out
+
+
+def _writes(unit) -> set[str]:
+    return {a.ref for a in unit.args if a.kind == "tensor" and "const " not in a.decl}
 
 
 __all__ = ["PatternUnit", "plan_patterns", "MAX_BLOCKS"]

@@ -30,7 +30,6 @@ __device__ __forceinline__ double kspec_gelu(double x) { return 0.5 * x * (1.0 +
 template <typename T, int V>
 struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
 
-// NVIDIA tensor cores, sm_80 and later: ldmatrix, and mma.sync m16n8k16 with f32 accumulators.
 // 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
 // waited for by groups.
 __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
@@ -45,6 +44,9 @@ __device__ __forceinline__ void kspec_copy16(void* dst, const void* src, bool fu
 __device__ __forceinline__ void kspec_copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
 __device__ __forceinline__ void kspec_copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
+// NVIDIA tensor cores, sm_80 and later: ldmatrix, and mma.sync m16n8k16 with f32 accumulators
+// (kspec_shared_address comes with the copies, tc_copies).
 __device__ __forceinline__ void kspec_ldmatrix_x4(uint32_t (&r)[4], const void* p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 { %0, %1, %2, %3 }, [%4];"
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(kspec_shared_address(p)));
@@ -64,6 +66,17 @@ __device__ __forceinline__ void kspec_mma_bf16(float (&c)[4], const uint32_t (&a
                  "{ %4, %5, %6, %7 }, { %8, %9 }, { %0, %1, %2, %3 };"
                  : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+// two floats as one 32-bit operand register of two 16-bit elements (the first in the low half)
+__device__ __forceinline__ uint32_t kspec_pack_f16x2(float a, float b) {
+    const __half lo = __float2half_rn(a), hi = __float2half_rn(b);
+    return (uint32_t)*reinterpret_cast<const uint16_t*>(&lo)
+           | ((uint32_t)*reinterpret_cast<const uint16_t*>(&hi) << 16);
+}
+__device__ __forceinline__ uint32_t kspec_pack_bf16x2(float a, float b) {
+    const __nv_bfloat16 lo = __float2bfloat16_rn(a), hi = __float2bfloat16_rn(b);
+    return (uint32_t)*reinterpret_cast<const uint16_t*>(&lo)
+           | ((uint32_t)*reinterpret_cast<const uint16_t*>(&hi) << 16);
 }
 
 // contraction: c[i, j] = gelu(sum(a[i, k] * b[k, j] for k) + bias[j])
