@@ -11,7 +11,8 @@
     contraction  f16/bf16 operands where the dialect has a tensor-core path: tiles on the
                  tensor cores (contraction.py, templates/contraction.j2); otherwise the generic
                  kernel of its statement
-    attention    its unfused launches (the plan's fallback)
+    attention    NVIDIA: one kernel (attention.py) with its unfused launches on standby for
+                 heads wider than 128; elsewhere the unfused launches (the plan's fallback)
 
 Every unit implements the launch interface of generic.Unit: functions(), scratch(env, info),
 launches(env, buffers, info) -> [(function, grid, block, launch values)].
