@@ -47,6 +47,16 @@ def _size_sets(kernel) -> list[dict[str, int]]:
     return [e for e in envs if all(c.holds(e) for c in kernel.ir.checks)]
 
 
+def _assert_agrees(kernel, fn, cpu_args, args, what: str) -> None:
+    """fn(*args) on the GPU equals the reference on cpu_args within the tolerance."""
+    got = _as_tuple(fn(*args))
+    torch.cuda.synchronize()
+    want = _as_tuple(kernel.reference(*cpu_args))
+    for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, cpu_args)):
+        result = compare(g.cpu(), w, decl.dtype, mag)
+        assert result.ok, f"{what} {decl.name}: {result.detail}"
+
+
 def _strided(a):
     """The same values in a transposed memory layout (a non-contiguous view)."""
     if isinstance(a, torch.Tensor) and a.dim() >= 2:
@@ -133,8 +143,8 @@ ROW_SPECS = ["softmax", "log_softmax", "layernorm", "rmsnorm", "row_sum", "cross
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", ROW_SPECS)
 def test_plan_variants_on_long_rows(name: str, backend: str) -> None:
-    """Long rows take the block-per-row kernels (registers: VPT 4, 8, 16; looped beyond 8192
-    elements), large reductions to a scalar many partial blocks, pointwise the 16-byte path;
+    """Long rows take the block-per-row kernels (registers: VPT 4, 8, 16, 32; looped beyond
+    the largest), large reductions to a scalar many partial blocks, pointwise the 16-byte path;
     an odd row length keeps pointwise scalar."""
     kernel = kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
     fn = kernel.build(backend)
@@ -145,12 +155,7 @@ def test_plan_variants_on_long_rows(name: str, backend: str) -> None:
             continue
         cpu_args = random_arguments(kernel.ir, env, seed=n)
         args = [a.cuda() if isinstance(a, torch.Tensor) else a for a in cpu_args]
-        got = _as_tuple(fn(*args))
-        torch.cuda.synchronize()
-        want = _as_tuple(kernel.reference(*cpu_args))
-        for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, cpu_args)):
-            result = compare(g.cpu(), w, decl.dtype, mag)
-            assert result.ok, f"{backend} {decl.name} at {env}: {result.detail}"
+        _assert_agrees(kernel, fn, cpu_args, args, f"{backend} at {env}")
 
 
 # --- contractions on the tensor cores ---------------------------------------------------------
@@ -203,13 +208,7 @@ def test_tensor_core_contraction(name: str, backend: str, arch: str | None,
         for layout in ("contiguous", "transposed"):
             if layout == "transposed":
                 args = [_strided(a) for a in args]
-            got = _as_tuple(fn(*args))
-            torch.cuda.synchronize()
-            want = _as_tuple(kernel.reference(*cpu_args))
-            for decl, g, w, mag in zip(kernel.ir.outputs, got, want,
-                                       magnitude(kernel, cpu_args)):
-                result = compare(g.cpu(), w, decl.dtype, mag)
-                assert result.ok, f"{backend} {tile} {label} {layout} {env}: {result.detail}"
+            _assert_agrees(kernel, fn, cpu_args, args, f"{backend} {tile} {label} {layout} {env}")
 
 
 # --- attention in one kernel ------------------------------------------------------------------
@@ -230,9 +229,4 @@ def test_fused_attention(name: str, backend: str) -> None:
                for s in kernel.ir.symbols}
         cpu_args = random_arguments(kernel.ir, env, seed=n)
         args = [a.cuda() if isinstance(a, torch.Tensor) else a for a in cpu_args]
-        got = _as_tuple(fn(*args))
-        torch.cuda.synchronize()
-        want = _as_tuple(kernel.reference(*cpu_args))
-        for decl, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, cpu_args)):
-            result = compare(g.cpu(), w, decl.dtype, mag)
-            assert result.ok, f"{backend} {env}: {result.detail}"
+        _assert_agrees(kernel, fn, cpu_args, args, f"{backend} {env}")
