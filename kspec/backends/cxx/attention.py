@@ -19,9 +19,9 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering.plan import Attention
 from .code import Code
-from .contraction import CHUNK, _async_ok, _contiguous_load, _prod
-from .ctype import storage_ctype
-from .generic import Temporary
+from .contraction import CHUNK, PAD, _async_ok, _contiguous_load
+from .ctype import compute_ctype, storage_ctype
+from .generic import Temporary, extent_product
 from .patterns import LaunchContext, PatternUnit, statement_text
 
 HEADS = (64, 128)          # compiled head-dimension paddings
@@ -60,37 +60,12 @@ class AttentionUnit:
     heads: list = field(default_factory=list)     # the head-dimension shapes (dk, dv)
     standby: bool = False
 
-    @property
-    def name(self) -> str:
-        return self.fused.name
-
-    @property
-    def pattern(self) -> str:
-        return "attention"
-
-    @property
-    def statement(self) -> str:
-        return self.fused.statement
-
-    @property
-    def template(self) -> str:
-        return self.fused.template
-
-    @property
-    def args(self):
-        return self.fused.args
-
-    @property
-    def param_lines(self):
-        return self.fused.param_lines
-
-    @property
-    def data(self):
-        return self.fused.data
-
-    @property
-    def variants(self):
-        return self.fused.variants
+    def __getattr__(self, attr: str):
+        # the rest (name, statement, template, args, param_lines, data, variants) is the
+        # fused kernel's, which is what the module renders
+        if attr == "fused":
+            raise AttributeError(attr)
+        return getattr(self.fused, attr)
 
     def fits(self, env: dict[str, int]) -> bool:
         return all(h.evaluate(env) <= max(HEADS) for h in self.heads)
@@ -101,7 +76,7 @@ class AttentionUnit:
     def scratch(self, env: dict[str, int], info=None) -> dict:
         if self.fits(env):
             return {}
-        out = {t.name: (tuple(x.evaluate(env) for x in t.dims), _ctype(t.dtype))
+        out = {t.name: (tuple(x.evaluate(env) for x in t.dims), compute_ctype(t.dtype))
                for t in self.temporaries}
         for u in self.fallback:
             out.update(u.scratch(env, info))
@@ -115,11 +90,6 @@ class AttentionUnit:
             for f, grid, block, extra, *shared in u.launches(env, buffers, info):
                 out.append((f, grid, block, extra, shared[0] if shared else 0, u))
         return out
-
-
-def _ctype(dtype: DType) -> str:
-    from .ctype import compute_ctype
-    return compute_ctype(dtype)
 
 
 def lower_attention(ctx: LaunchContext, name: str) -> PatternUnit:
@@ -184,7 +154,8 @@ def lower_attention(ctx: LaunchContext, name: str) -> PatternUnit:
             configs.append(dict(fn=fn, head=head, asynchronous=asynchronous))
     pack = "kspec_pack_f16x2" if elem == DType.f16 else "kspec_pack_bf16x2"
     data = dict(batch_lines=batch_lines, loads=loads, score=score, store=store, totals=totals,
-                ectype=ectype, configs=configs, dtype=elem.name, chunk=CHUNK, bm=BM, bn=BN,
+                ectype=ectype, configs=configs, dtype=elem.name, chunk=CHUNK, pad=PAD, bm=BM,
+                bn=BN,
                 threads=THREADS, to_half=(d.float_to_half if elem == DType.f16
                                           else d.float_to_bf16), pack=pack)
     shapes = {"Z": [v.extent for v in sc.batch], "M": [sc.i.extent], "N": [sc.j.extent],
@@ -192,7 +163,7 @@ def lower_attention(ctx: LaunchContext, name: str) -> PatternUnit:
     tensors = {key: ld.tensor for key, (ld, *_) in operands.items()}
 
     def pick(env: dict[str, int], buffers: dict, info: Any) -> list:
-        size = {k: _prod(v, env) for k, v in shapes.items()}
+        size = {k: extent_product(v, env) for k, v in shapes.items()}
         if size["Z"] == 0 or size["M"] == 0:
             return []
         head = next(h for h in HEADS if h >= max(size["DK"], size["DV"]))
@@ -200,7 +171,7 @@ def lower_attention(ctx: LaunchContext, name: str) -> PatternUnit:
             _async_ok(buffers[t], size["DK" if key != "v" else "DV"]) for key, t in tensors.items())
         fn = f"{name}_d{head}_{'async' if fast else 'safe'}"
         grid = size["Z"] * -(-size["M"] // BM)
-        shared = 2 * (BM + 4 * BN) * (head + 8)
+        shared = 2 * (BM + 4 * BN) * (head + PAD)
         return [(fn, grid, THREADS, {}, shared)]
 
     return PatternUnit(name, "attention", "; ".join(statement_text(s) for s in launch.statements),

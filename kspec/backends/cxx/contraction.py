@@ -1,17 +1,18 @@
 """The contraction pattern on the tensor cores: C[rows, cols] = epilogue(A[rows, depth] x
 B[depth, cols]) with f16 or bf16 operands and f32 accumulators (templates/contraction.j2).
 
-A block computes a BM x BN tile of C; its warps (WARPS_M x WARPS_N) each own a WM x WN
-sub-tile held in registers. The depth is walked in BK steps through a ring of STAGES
-shared-memory buffers: the tiles of A and B for step t + STAGES - 1 are copied in while step t
-is multiplied. The dialect's tensor-core path supplies the copy and matrix instructions; today
-that is NVIDIA's (`mma_sync`: cp.async, ldmatrix, mma.sync m16n8k16), used by CUDA and by HIP
-source compiled for NVIDIA. Other targets, and f32 operands, keep the generic loop nest.
+A block computes a BM x BN tile of C, held in its warps' registers. The depth is walked in BK
+steps through a ring of STAGES shared-memory buffers, later steps being copied in while one is
+multiplied. The dialect's tensor-core path (templates/tensor_cores/<path>.j2) lays out shared
+memory and supplies the matrix instructions: `wgmma` (NVIDIA sm_90a: 128-byte swizzled
+buffers, warpgroups of 64 rows), `mma_sync` (NVIDIA sm_80+: ldmatrix, mma.sync m16n8k16, rows
+padded by PAD elements so that ldmatrix's eight 16-byte rows hit distinct banks), `mfma` (AMD
+CDNA, on request). CUDA and HIP source compiled for NVIDIA share the NVIDIA paths; other
+targets, and f32 operands, keep the generic loop nest.
 
 Each operand is staged in shared memory along the direction its memory is contiguous in: A
-"K-major" ([BM][BK], when its last index is the depth) or "MN-major" ([BK][BM]); likewise B.
-ldmatrix (with .trans where the layout asks for it) turns either into the mma fragments. Rows
-are padded by 8 elements so that ldmatrix's eight 16-byte rows hit distinct banks.
+"K-major" (rows of depth, when its last index is the depth) or "MN-major"; likewise B. The
+paths read either layout (ldmatrix with or without .trans, wgmma's transpose bits).
 
 Operands are loaded in chunks of 8 elements (16 bytes) along their staging direction. An operand
 that is a plain load of a tensor whose last index is that direction's index is copied with
@@ -29,6 +30,7 @@ from ...dtypes import DType
 from ...lowering.plan import Contraction
 from .code import Code
 from .ctype import storage_ctype
+from .generic import extent_product
 from .patterns import LaunchContext, PatternUnit, statement_text
 
 PAD = 8          # elements added to every shared-memory row
@@ -162,7 +164,9 @@ class _Operand:
         return [*self.ctx.decompose(row, list(self.own)), *self.ctx.decompose(k, list(self.kv))]
 
 
-def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> PatternUnit:
+def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Tile]
+                      ) -> PatternUnit:
+    """The unit of launch `index` (its schedule keys are "<index>.tile"), compiling `tiles`."""
     launch = ctx.launch
     (stmt,) = launch.statements
     c: Contraction = launch.contraction
@@ -251,10 +255,9 @@ def lower_contraction(ctx: LaunchContext, name: str, tiles: list[Tile]) -> Patte
                        (ops["B"], "K" if ops["B"].kmajor else "N")):
         if op.load is not None:
             async_checks.append((op.load.tensor, extent))
-    index = name.rsplit("_", 2)[-2]     # the launch's position: <kernel>_<k>_contraction
 
     def pick(env, buffers, info):
-        size = {k: _prod(v, env) for k, v in shapes.items()}
+        size = {k: extent_product(v, env) for k, v in shapes.items()}
         if size["M"] == 0 or size["N"] == 0 or size["Z"] == 0:
             return []
         asked = info.schedule.get(f"{index}.tile") or info.schedule.get("tile")
@@ -287,13 +290,6 @@ def _async_ok(t, extent: int) -> bool:
     if t.data_ptr() % 16:
         return False
     return all(t.stride(k) % CHUNK == 0 or t.shape[k] == 1 for k in range(t.dim() - 1))
-
-
-def _prod(extents, env) -> int:
-    out = 1
-    for e in extents:
-        out *= e.evaluate(env)
-    return out
 
 
 def tiles_for(schedule: dict | None, index: int, path: str) -> list[Tile]:

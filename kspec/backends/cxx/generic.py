@@ -29,6 +29,11 @@ THREADS = 256   # threads per block of every generic kernel
 MAX_BLOCKS = 65535 * 8   # grid-stride loops cover anything larger
 
 
+def extent_product(extents, env: dict[str, int]) -> int:
+    """The number of elements of an index space: its extents evaluated at env, multiplied."""
+    return math.prod(e.evaluate(env) for e in extents)
+
+
 def grid_size(n: int, threads: int) -> int:
     return max(1, min((n + threads - 1) // threads, MAX_BLOCKS))
 
@@ -65,7 +70,7 @@ class Unit:
     standby: bool = False           # launched only by another unit (attention's fallback)
 
     def size(self, env: dict[str, int]) -> int:
-        return math.prod(e.evaluate(env) for e in self.extents)
+        return extent_product(self.extents, env)
 
     # The launch interface every unit kind implements (see launch.PlanLauncher).
     def functions(self) -> list[str]:

@@ -31,7 +31,7 @@ from .code import MUL, Code
 from .ctype import storage_ctype, temporary_dtype
 from .dialect import Dialect
 from .generic import (MAX_BLOCKS, Arg, GenericPlan, Temporary, _lower_statement, _product,
-                      grid_size, kernel_args)
+                      extent_product, grid_size, kernel_args)
 from .loops import Buffer, StatementRenderer
 from .names import Namer, reserved_for
 
@@ -208,14 +208,10 @@ def lower_pointwise(ctx: LaunchContext, name: str) -> PatternUnit:
     args, params = ctx.finish_args(text)
     variants = [f"{name}_v1"] + ([f"{name}_v{width}"] if width > 1 else [])
     n_inner_shape, n_outer_shapes = inner.extent, [v.extent for v in outer]
-    strides_of = {t: [k for k, a in enumerate(args) if a.kind == "stride" and a.ref == t]
-                  for t in vec_tensors}
 
     def pick(env, buffers, info):
         n_in = n_inner_shape.evaluate(env)
-        rows = 1
-        for e in n_outer_shapes:
-            rows *= e.evaluate(env)
+        rows = extent_product(n_outer_shapes, env)
         if n_in * rows == 0:
             return []
         v = width
@@ -304,7 +300,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             fused.append(unit)
             out.units.append(unit)
         elif tensor_cores:
-            out.units.append(contraction.lower_contraction(ctx, name,
+            out.units.append(contraction.lower_contraction(ctx, name, k,
                                                            contraction.tiles_for(schedule, k, d.tensor_cores)))
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,

@@ -30,7 +30,7 @@ from ...dtypes import DType
 from .code import Code, convert
 from .ctype import compute_ctype, storage_ctype
 from .exprs import combine, identity
-from .generic import Arg, grid_size
+from .generic import Arg, extent_product, grid_size
 from .loops import alpha_key
 from .patterns import LaunchContext, PatternUnit, _aligned, _size, statement_text
 
@@ -324,9 +324,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
 
     def pick(env, buffers, info):
         n = n_shape.evaluate(env)
-        rows = 1
-        for e in outer_shapes:
-            rows *= e.evaluate(env)
+        rows = extent_product(outer_shapes, env)
         if rows == 0:
             return []
         forced = info.schedule.get("rows")
@@ -395,7 +393,7 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
     def count(env, info) -> int:
         if info is None or info.cpu:
             return 1
-        biggest = max(_prod(e, env) for e in extents)
+        biggest = max(extent_product(e, env) for e in extents)
         return max(1, min(4 * info.multiprocessors * 4, biggest // 8192))
 
     def scratch(env, info):
@@ -410,13 +408,6 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
 
     return PatternUnit(name, "split", statement_text(stmt), "split.j2", args, params, data,
                        [f"{name}_partial", f"{name}_finish"], pick, scratch)
-
-
-def _prod(extents, env) -> int:
-    out = 1
-    for e in extents:
-        out *= e.evaluate(env)
-    return out
 
 
 __all__ = ["lower_rows", "lower_split", "grid_size"]
