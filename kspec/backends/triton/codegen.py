@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import re
+
 import jinja2
 
 from ... import ir
@@ -46,6 +48,28 @@ def _write_launches(ctx: _Ctx) -> None:
         ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
 
 
+def _helper_sources() -> dict[str, str]:
+    """Each helper of templates/helpers.py.j2 by its Python name, rendered."""
+    module = _ENV.get_template("helpers.py.j2").module
+    return {f"_{name}": str(getattr(module, name)()).strip() for name in dir(module)
+            if not name.startswith("_")}
+
+
+def used_helpers(code: str) -> list[str]:
+    """The sources of the helpers that code calls and of those they call, in the helper file's
+    order."""
+    sources = _helper_sources()
+    calls = re.compile(r"\b(_[a-z0-9_]+)\b")   # called, or passed as a combiner
+    found: set[str] = set()
+    todo = [n for n in calls.findall(code) if n in sources]
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += [n for n in calls.findall(sources[name]) if n in sources and n != name]
+    return [source for n, source in sources.items() if n in found]
+
+
 def _alloc(name: str, decl: ir.TensorDecl) -> str:
     shape = ", ".join(shape_code(d) for d in decl.dims)
     return (f"{name} = torch.empty(({shape}{',' if len(decl.dims) == 1 else ''}), "
@@ -71,8 +95,10 @@ def render(kernel: ir.Kernel, file: str = "<string>") -> str:
         if name in in_memory:
             allocs.append(_alloc(name, decl))
     first_tensor = next((p.name for p in kernel.tensor_params), None)
+    code = "\n".join(line for k in ctx.kernels for line in k.body) + "\n".join(ctx.host)
     return _ENV.get_template("module.py.j2").render(
         file=file, kernel=kernel.name, plan_lines=str(plan).splitlines(),
+        helpers=used_helpers(code),
         kernels=ctx.kernels, host_params=host_params,
         first_input=first_tensor or "torch.empty(0)",
         host_body=allocs + ctx.host,

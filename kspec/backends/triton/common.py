@@ -35,6 +35,11 @@ def extent_code(vars_) -> str:
     return codes[0] if len(codes) == 1 else "(" + " * ".join(codes) + ")"
 
 
+def tuple_code(items: list[str]) -> str:
+    """A Python tuple display of the codes."""
+    return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+
+
 IDENTITY = {"sum": "0", "mean": "0", "prod": "1"}
 
 TRITON_SIG = {DType.bool: "i1", DType.u8: "u8", DType.i8: "i8", DType.i16: "i16",
@@ -43,11 +48,11 @@ TRITON_SIG = {DType.bool: "i1", DType.u8: "u8", DType.i8: "i8", DType.i16: "i16"
 
 # Representative schedules for compiling without a launch (kcompile --emit asm).
 SAMPLES: dict[str, dict[str, object]] = {
-    "pointwise": {"BLOCK_P": 2, "BLOCK_I": 1024},
-    "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True},
-    "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128},
+    "pointwise": {"BLOCK_P": 2, "BLOCK_I": 1024, "INDEX64": False},
+    "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True, "INDEX64": False},
+    "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128, "INDEX64": False},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
-                    "PRECISION": "ieee", "INTERPRETED": False},
+                    "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False},
     "attention": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64,
-                  "PRECISION": "ieee", "INTERPRETED": False, "EVEN_N": False},
+                  "PRECISION": "ieee", "INTERPRETED": False, "EVEN_N": False, "INDEX64": False},
 }

@@ -37,15 +37,15 @@ TRITON_OPS: dict[str, str] = {
     "eq": "({0} == {1})", "ne": "({0} != {1})",
     "and": "({0} & {1})", "or": "({0} | {1})", "not": "({0} == 0)",
     "where": "tl.where({0}, {1}, {2})",
-    "maximum": "tl.maximum({0}, {1})", "minimum": "tl.minimum({0}, {1})",
-    "clamp": "tl.minimum(tl.maximum({0}, {1}), {2})",
+    "maximum": "_max({0}, {1})", "minimum": "_min({0}, {1})",
+    "clamp": "_min(_max({0}, {1}), {2})",
     "exp": "tl.exp({0})", "exp2": "tl.exp2({0})", "log": "tl.log({0})", "log2": "tl.log2({0})",
     "log1p": "_log1p({0})", "sqrt": "tl.sqrt({0})", "rsqrt": "tl.rsqrt({0})",
     "sin": "tl.sin({0})", "cos": "tl.cos({0})", "tanh": "_tanh({0})",
     "sigmoid": "_sigmoid({0})", "erf": "tl.erf({0})",
     "gelu": "(0.5 * {0} * (1.0 + tl.erf({0} * 0.7071067811865476)))",
     "gelu_tanh": "_gelu_tanh({0})", "silu": "({0} * _sigmoid({0}))",
-    "softplus": "_softplus({0})", "abs": "tl.abs({0})", "relu": "tl.maximum({0}, 0)",
+    "softplus": "_softplus({0})", "abs": "tl.abs({0})", "relu": "_max({0}, 0)",
     "floor": "tl.floor({0})", "ceil": "tl.ceil({0})",
 }
 # Ops whose operands must meet in the result's (or the promoted) compute dtype first.
@@ -60,16 +60,42 @@ def shape_code(s: Shape) -> str:
 
 
 def literal(value: object, d: DType) -> str:
-    if isinstance(value, bool):
+    """A Python literal of value in d's compute type: the shortest text that reads back as the
+    same double (`1e-05`, not `1e-05.0`), negative ones parenthesised so any operator may take
+    them. Triton types a float literal as f32 against f32 tensors, as PyTorch does."""
+    if isinstance(value, bool) and not d.is_float:
         return "1" if value else "0"
     if d.is_float:
         v = float(value)  # type: ignore[arg-type]
-        if v == float("inf"):
-            return "float('inf')"
-        if v == float("-inf"):
-            return "float('-inf')"
-        return repr(v)
-    return str(int(value))  # type: ignore[arg-type]
+        if v != v:
+            return "float('nan')"
+        if v in (float("inf"), float("-inf")):
+            return "float('inf')" if v > 0 else "(-float('inf'))"
+        text = repr(v)
+    else:
+        text = str(int(value))  # type: ignore[arg-type]
+    return f"({text})" if text.startswith("-") else text
+
+
+def constant_value(e: ir.Expr) -> int | float | bool | None:
+    """The value of a constant expression (a literal, possibly negated or cast), else None."""
+    if isinstance(e, ir.Const):
+        return e.value
+    if isinstance(e, ir.Op) and e.op == "neg":
+        v = constant_value(e.args[0])
+        return None if v is None or isinstance(v, bool) else -v
+    if isinstance(e, ir.Cast):
+        v = constant_value(e.arg)
+        if v is None:
+            return None
+        if e.dtype == DType.bool:
+            return bool(v)
+        return float(v) if e.dtype.is_float else int(v)
+    return None
+
+
+def _is_name(code: str) -> bool:
+    return code.isidentifier() or code.replace("_", "a").isalnum()
 
 
 @dataclass
@@ -79,6 +105,7 @@ class Scope:
     lines: list[str]
     indent: str
     loads: dict[str, str] = field(default_factory=dict)
+    values: dict[tuple, str] = field(default_factory=dict)   # let-bound subexpressions
 
 
 class Emitter:
@@ -94,6 +121,7 @@ class Emitter:
         self.replace: dict[int, str] = {}   # id(node) -> code (a contraction's accumulator)
         self.raw_loads = False              # contraction operands keep their storage dtype
         self.scalars: set[str] = set()      # scalar parameters: kernel arguments by name
+        self.uses: dict[ir.Expr, int] = {}  # structurally equal operations, counted
 
     def fresh(self, stem: str) -> str:
         self.counter += 1
@@ -120,6 +148,9 @@ class Emitter:
             return self.replace[id(e)]
         if isinstance(e, ir.Const):
             return literal(e.value, e.dtype)
+        value = constant_value(e)
+        if value is not None:
+            return literal(value, e.dtype)
         if isinstance(e, ir.ShapeValue):
             return shape_code(e.shape)
         if isinstance(e, ir.IndexValue):
@@ -140,7 +171,30 @@ class Emitter:
         if isinstance(e, ir.Reduce):
             raise AssertionError("reductions are rendered by the pattern, not inline")
         assert isinstance(e, ir.Op)
-        return self.op(e, scope, mask)
+        # index codes are part of the key: one scope may render a variable two ways
+        # (a contraction's depth index as a row of A and a column of B)
+        key = (e, mask, self.raw_loads, frozenset(self.var_code.items()))
+        if key in scope.values:
+            return scope.values[key]
+        code = self.op(e, scope, mask)
+        if self.uses.get(e, 0) > 1 and not _is_name(code):
+            code = self.bind(code, scope)
+        scope.values[key] = code
+        return code
+
+    def bind(self, code: str, scope: Scope) -> str:
+        """A let-bound variable for code: the next lines use its name, never its text again."""
+        var = self.fresh("t")
+        scope.lines.append(f"{scope.indent}{var} = {code}")
+        return var
+
+    def count_uses(self, roots: list[ir.Expr]) -> None:
+        """Count structurally equal operations over the launch's statements: one used more
+        than once is let-bound where it is first rendered, so its text appears once."""
+        for root in roots:
+            for node in ir.walk(root):
+                if isinstance(node, ir.Op):
+                    self.uses[node] = self.uses.get(node, 0) + 1
 
     def cast(self, code: str, src: DType, dst: DType) -> str:
         if dst == DType.bool:
@@ -152,28 +206,36 @@ class Emitter:
         return f"{code}.to({TL_DTYPE[dst]})"
 
     def op(self, e: ir.Op, scope: Scope, mask: str) -> str:
-        args = [self.expr(a, scope, mask) for a in e.args]
         if e.op in _INT_IDENTITY and not e.dtype.is_float:
-            return args[0]
+            return self.expr(e.args[0], scope, mask)
         if e.op == "pow" and isinstance(e.args[1], ir.Const) and e.args[1].value in (2, 2.0):
-            return self.to_compute(f"({args[0]} * {args[0]})", e.args[0].dtype, e.dtype)
-        if e.op in ("and", "or", "not", "where") or OPS_RULE_CMP(e.op):
-            if e.op == "where":
-                args[1] = self.to_compute(args[1], e.args[1].dtype, e.dtype)
-                args[2] = self.to_compute(args[2], e.args[2].dtype, e.dtype)
-            elif OPS_RULE_CMP(e.op):
-                target = _meet(e.args[0].dtype, e.args[1].dtype)
-                args = [self.to_compute(c, a.dtype, target) for c, a in zip(args, e.args)]
-            return TRITON_OPS[e.op].format(*args)
-        target = e.dtype
-        args = [self.to_compute(c, a.dtype, target) for c, a in zip(args, e.args)]
-        return TRITON_OPS[e.op].format(*args)
+            base = self.operand(e.args[0], e.dtype, scope, mask, repeated=True)
+            return f"({base} * {base})"
+        if e.op in ("and", "or", "not"):
+            targets = [a.dtype for a in e.args]
+        elif e.op == "where":
+            targets = [e.args[0].dtype, e.dtype, e.dtype]
+        elif OPS_RULE_CMP(e.op):
+            targets = [_meet(e.args[0].dtype, e.args[1].dtype)] * 2
+        else:
+            targets = [e.dtype] * len(e.args)
+        form = TRITON_OPS[e.op]
+        args = [self.operand(a, t, scope, mask, repeated=form.count("{%d}" % k) > 1)
+                for k, (a, t) in enumerate(zip(e.args, targets))]
+        return form.format(*args)
+
+    def operand(self, e: ir.Expr, dst: DType, scope: Scope, mask: str, repeated: bool) -> str:
+        """e's code in dst's compute dtype. A literal is written in that type (no conversion);
+        an operand the op's text uses twice is let-bound, so nesting never repeats text."""
+        value = constant_value(e)
+        if value is not None:
+            return literal(value, dst)
+        code = self.to_compute(self.expr(e, scope, mask), e.dtype, dst)
+        return self.bind(code, scope) if repeated and not _is_name(code) else code
 
     def to_compute(self, code: str, src: DType, dst: DType) -> str:
-        """Convert an operand to the compute dtype of dst when it differs (literals need not)."""
-        if compute_dtype(src) == compute_dtype(dst) or _is_literal(code):
-            if _is_literal(code) and dst.is_float and "." not in code and "inf" not in code:
-                return f"{code}.0"
+        """Convert an operand to the compute dtype of dst when it differs."""
+        if compute_dtype(src) == compute_dtype(dst):
             return code
         return f"{code}.to({tl_compute(dst)})"
 
@@ -204,10 +266,3 @@ def _meet(a: DType, b: DType) -> DType:
     if a.is_float or b.is_float:
         return DType.f64 if DType.f64 in (a, b) else DType.f32
     return DType.i64
-
-
-def _is_literal(code: str) -> bool:
-    if code in ("float('inf')", "float('-inf')"):
-        return True
-    c = code.lstrip("-")
-    return c.replace(".", "", 1).replace("e-", "", 1).replace("e+", "", 1).isdigit()

@@ -16,9 +16,9 @@ class TensorCorePatterns:
         stmt = self.launch.statements[0]
         em = self.em
         batch = list(c.batch)
-        self.lines.append("pid = tl.program_id(0)")
-        m, n, k = (extent_code(vs) for vs in (c.iv, c.jv, c.kv))
-        batch_total = shape_code(product([v.extent for v in batch]))
+        self.program_id("pid")
+        m, n, k = (self.space(extent_code(vs)) for vs in (c.iv, c.jv, c.kv))
+        batch_total = self.space(shape_code(product([v.extent for v in batch])))
         self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
         self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
         # grouped ordering: programs sharing a band of rows of A run together (L2 reuse)
@@ -33,7 +33,7 @@ class TensorCorePatterns:
         rows = self.split_flat("offs_m", c.iv, "")
         cols = self.split_flat("offs_n", c.jv, "")
         if batch:
-            self.lines.append("offs_b = tl.program_id(1)")
+            self.program_id("offs_b", 1)
             codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
             for v, code in zip(batch, codes):
                 em.var_code[v] = code
@@ -124,13 +124,13 @@ class TensorCorePatterns:
         em = self.em
         qlen, klen = shape_code(sc.i.extent), shape_code(sc.j.extent)
         dk, dv = shape_code(sc.k.extent), shape_code(oc.j.extent)
-        self.lines.append("pid_m = tl.program_id(0)")
+        self.program_id("pid_m")
         self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
         self.lines.append("offs_dk = tl.arange(0, BLOCK_D)[None, :]")
         self.lines.append("offs_dk_row = tl.arange(0, BLOCK_D)[:, None]")
         self.lines.append("offs_dv = tl.arange(0, BLOCK_DV)[None, :]")
         if sc.batch:
-            self.lines.append("offs_b = tl.program_id(1)")
+            self.program_id("offs_b", 1)
             codes = self.decompose("offs_b", list(sc.batch), [f"b{q}" for q in range(len(sc.batch))])
             for v, code in zip(sc.batch, codes):
                 em.var_code[v] = code
@@ -167,7 +167,7 @@ class TensorCorePatterns:
         self.lines.append(f"    s_blk = ({score}) * 1.4426950408889634")
         self.lines.append("    if not EVEN_N:")
         self.lines.append(f"        s_blk = tl.where(offs_n < {klen}, s_blk, float('-inf'))")
-        self.lines.append("    m_new = tl.maximum(m_i, tl.reduce(s_blk, 1, _max, keep_dims=True))")
+        self.lines.append("    m_new = _max(m_i, tl.reduce(s_blk, 1, _max, keep_dims=True))")
         # rows with no finite score yet subtract 0, not -inf (exp(-inf - -inf) would be NaN)
         self.lines.append("    m_safe = tl.where(m_new == float('-inf'), 0.0, m_new)")
         self.lines.append("    alpha = tl.exp2(m_i - m_safe)")

@@ -3,11 +3,13 @@ machinery (arguments, decomposition of flat offsets, reductions, stores) and the
 need no tensor cores (pointwise, rows, loop nest, split). tensorcore.py adds the others."""
 from __future__ import annotations
 
+import re
+
 from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch
 from ...shapes import Shape
-from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, torch_dtype
+from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, torch_dtype, tuple_code
 from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
 
 
@@ -21,8 +23,11 @@ class LaunchWriterBase:
         self.name = f"{self.kernel.name}_{n}_{launch.pattern}"
         self.em = Emitter(self.name)
         self.em.scalars = {p.name for p in self.kernel.scalar_params}
+        self.em.count_uses([s.value for s in launch.statements])
         self.lines: list[str] = []
         self.constexprs: list[str] = []
+        self.program_ids: dict[str, int] = {}   # variable -> grid axis, set by the prologue
+        self.spaces: list[str] = []             # flattened index spaces the kernel walks
 
     # --- buffers and arguments -------------------------------------------------------------
     def buffers(self) -> list[tuple[str, int]]:
@@ -76,6 +81,8 @@ class LaunchWriterBase:
         signature.update(tail_sig)
         self.host_args = args
         getattr(self, f"body_{self.launch.pattern}")()
+        self.lines = self.index_prologue(signature) + self.lines
+        self.constexprs.append("INDEX64")
         signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
@@ -91,11 +98,46 @@ class LaunchWriterBase:
         if "WARPS" not in schedule:  # every launch's warp count is part of its schedule
             schedule = {**schedule, "WARPS": warps}
             warps = "WARPS"
+        schedule = {**schedule, "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
+        constexprs = {**constexprs, "INDEX64": "INDEX64"}
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
         host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
                     f"num_warps={warps})")
+
+    # --- index width -----------------------------------------------------------------------
+    def program_id(self, var: str, axis: int = 0) -> None:
+        """`var` holds the program id on `axis`; the prologue defines it (widened when INDEX64)."""
+        self.program_ids[var] = axis
+
+    def space(self, code: str) -> str:
+        """Record a flattened index space the kernel walks (its size decides INDEX64 too)."""
+        if code not in self.spaces:
+            self.spaces.append(code)
+        return code
+
+    def index_prologue(self, signature: dict[str, str]) -> list[str]:
+        """Program ids; with INDEX64 (chosen at launch when an offset can reach 2^31) they, the
+        strides and the sizes become int64 before any index arithmetic, so every product and
+        sum after them is 64-bit. Without it nothing changes: unit strides stay compile-time
+        constants (Triton specialises an argument equal to 1), which vector accesses need."""
+        lines = [f"{v} = tl.program_id({axis})" for v, axis in self.program_ids.items()]
+        body = "\n".join(self.lines)
+        ints = [n for n, t in signature.items() if t == "i32" and n not in self.em.scalars
+                and re.search(rf"\b{n}\b", body)]
+        widen = [f"    {v} = {v}.to(tl.int64)" for v in self.program_ids] + \
+                [f"    {n} = tl.cast({n}, tl.int64)" for n in ints]
+        if widen:
+            lines.append("if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits")
+            lines += widen
+        return lines
+
+    def index64_code(self) -> str:
+        """Host code deciding INDEX64 from the furthest element offset of each tensor the
+        launch touches and the sizes of the flattened index spaces it walks."""
+        tensors = [n for n, _ in self.buffers()]
+        return f"_index64({tuple_code(tensors)}, {tuple_code(self.spaces)})"
 
     # --- shared pieces ---------------------------------------------------------------------
     def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> list[str]:
@@ -128,9 +170,9 @@ class LaunchWriterBase:
 
     def outer_setup(self, outer: list[ir.IndexVar], block: str) -> list[str]:
         total = product([v.extent for v in outer])
-        self.lines.append("pid = tl.program_id(0)")
+        self.program_id("pid")
         self.lines.append(f"offs_p = pid * {block} + tl.arange(0, {block})[:, None]")
-        self.lines.append(f"pmask = offs_p < {shape_code(total)}")
+        self.lines.append(f"pmask = offs_p < {self.space(shape_code(total))}")
         if not outer:
             return []
         return self.decompose("offs_p", outer, [f"p{k}" for k in range(len(outer))])
@@ -158,7 +200,7 @@ class LaunchWriterBase:
             inner = scope
         else:
             self.lines.append(f"{indent}{acc} = tl.full([BLOCK_P, BLOCK_R], {ident}, {tl_acc})")
-            start, end = span or ("0", shape_code(loop_ext))
+            start, end = span or ("0", self.space(shape_code(loop_ext)))
             self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
             inner = Scope(self.lines, indent + "    ")
             self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
@@ -170,7 +212,7 @@ class LaunchWriterBase:
             not body.replace(".", "").isdigit() else body
         val = f"tl.where({mask}, {body}, {ident})"
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
-                   "max": "tl.maximum({a}, {v})", "min": "tl.minimum({a}, {v})"}[r.op]
+                   "max": "_max({a}, {v})", "min": "_min({a}, {v})"}[r.op]
         # tl.reduce with the module's own combiners, not tl.sum/tl.max: those are @triton.jit
         # library functions, decorated once at import, which the interpreter cannot call.
         combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max",
@@ -214,7 +256,9 @@ class LaunchWriterBase:
             if isinstance(node, ir.Reduce):
                 ext = loop_ext if loop_ext is not None else product([v.extent for v in node.vars])
                 self.em.replace[id(node)] = self.reduce_into(node, scope, mask, offs, ext, single)
-        return self.em.expr(stmt.value, scope, mask if single else "pmask")
+        # outside its reductions a per-row value reads only per-row operands: with the row
+        # mask they keep the [BLOCK_P, 1] shape its store needs
+        return self.em.expr(stmt.value, scope, "pmask")
 
     # --- patterns --------------------------------------------------------------------------
     def body_loop_nest(self) -> None:
@@ -236,7 +280,9 @@ class LaunchWriterBase:
         outer, inner = list(stmt.index[:-1]), stmt.index[-1]
         n_inner = shape_code(inner.extent)
         total_p = shape_code(product([v.extent for v in outer]))
-        self.lines.append("pid = tl.program_id(0)")
+        self.program_id("pid")
+        self.space(total_p)
+        self.space(n_inner)
         self.lines.append(f"blocks_i = ({n_inner} + BLOCK_I - 1) // BLOCK_I")
         self.lines.append("offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]")
         self.lines.append("offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]")
@@ -311,7 +357,7 @@ class LaunchWriterBase:
                 value = self.em.expr(stmt.value, scope, mask)
                 self.store(stmt.target, outer_codes + ["offs_r"], value, mask, scope.indent)
             else:
-                ext = shape_code(self.launch.inner.extent)
+                ext = self.space(shape_code(self.launch.inner.extent))
                 self.lines.append(f"{scope.indent}for r0 in range(0, {ext}, BLOCK_R):")
                 inner = Scope(self.lines, scope.indent + "    ")
                 self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
@@ -339,22 +385,24 @@ class LaunchWriterBase:
             args.append(f"part{k}_{self.n}")
             signature[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
         tail, tail_args, tail_sig = self.scalar_and_symbol_params()
-        self.lines = ["pid = tl.program_id(0)", "offs_p = tl.arange(0, 1)[:, None]",
-                      "pmask = offs_p < 1"]
+        self.program_id("pid")
+        self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1"]
         scope = Scope(self.lines, "")
         for k, (r, ext) in enumerate(zip(reds, exts)):
+            self.space(ext)
             self.lines.append(f"chunk{k} = (({ext} + SPLIT - 1) // SPLIT + BLOCK_R - 1) "
                               f"// BLOCK_R * BLOCK_R")
             self.lines.append(f"end{k} = tl.minimum(pid * chunk{k} + chunk{k}, {ext})")
             part = self.reduce_into(r, scope, "pmask", "offs_r", Shape.const(0), single=False,
                                     span=(f"pid * chunk{k}", f"end{k}"), finish_mean=False)
             self.lines.append(f"tl.store(part{k}_ptr + pid + offs_p * 0, {part}, mask=pmask)")
-        consts = ["BLOCK_P", "BLOCK_R", "SPLIT"]
+        consts = ["BLOCK_P", "BLOCK_R", "SPLIT", "INDEX64"]
+        self.lines = self.index_prologue({**signature, **tail_sig}) + self.lines
         self.ctx.kernels.append(JitKernel(
             f"{kernel_name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
             self.lines, f"split reduction, phase 1 -> partials of {stmt.target}",
             {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
-            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512}))
+            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "INDEX64": False}))
         # phase 2
         self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1",
                       "offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]"]
@@ -398,8 +446,9 @@ class LaunchWriterBase:
         for k, r in enumerate(reds):
             host.append(f"part{k}_{self.n} = torch.empty((SPLIT,), dtype="
                         f"{torch_dtype(self.accumulator(r))}, device=device)")
+        host.append(f"INDEX64 = schedule.get('{self.n}.INDEX64', {self.index64_code()})")
         host.append(f"{kernel_name}_partial[(SPLIT,)]({', '.join(args + tail_args)}, "
-                    f"BLOCK_P=1, BLOCK_R=BLOCK_R, SPLIT=SPLIT, num_warps=4)")
+                    f"BLOCK_P=1, BLOCK_R=BLOCK_R, SPLIT=SPLIT, INDEX64=INDEX64, num_warps=4)")
         host.append(f"{kernel_name}_finish[(1,)]({', '.join(args2 + tail_args)}, SPLIT=SPLIT, "
                     f"SPLIT_BLOCK=triton.next_power_of_2(SPLIT), num_warps=4)")
 
