@@ -31,12 +31,20 @@ def _write_launches(ctx: _Ctx) -> None:
         if launch.pattern != "attention":
             _LaunchWriter(ctx, n, launch).write()
             continue
-        # The fused kernel when the head dims fit one tile, else the three unfused launches.
+        # The fused kernel when its tiles fit the device's shared memory (the whole head dims
+        # in one tile, up to 256), else the three unfused launches.
         att = launch.attention
-        dims = [shape_code(att.scores.k.extent), shape_code(att.out.j.extent)]
-        ctx.host.append(f"if schedule.get('{n}.fuse', True) and max({', '.join(dims)}) <= 256:")
+        dk, dv = shape_code(att.scores.k.extent), shape_code(att.out.j.extent)
+        writer = _LaunchWriter(ctx, n, launch)
+        ctx.host += [f"ATTENTION_D = max(16, triton.next_power_of_2({dk}))",
+                     f"ATTENTION_DV = max(16, triton.next_power_of_2({dv}))",
+                     f"ATTENTION_TILE = _fit_attention_tile(device, "
+                     f"{writer.operand_bytes(writer.operand_dtype(att.scores))}, ATTENTION_D, "
+                     f"ATTENTION_DV, 128, 64, 3)"]
+        ctx.host.append(f"if schedule.get('{n}.fuse', True) and max(ATTENTION_D, ATTENTION_DV) "
+                        f"<= 256 and ATTENTION_TILE is not None:")
         start = len(ctx.host)
-        _LaunchWriter(ctx, n, launch).write()
+        writer.write()
         ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
         ctx.host.append("else:")
         start = len(ctx.host)

@@ -64,22 +64,27 @@ class TensorCorePatterns:
         codes = [em.var_code[v] for v in stmt.index]
         self.store(stmt.target, codes, value, mask)
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED"]
+        # 128x256x64 tiles in 3 stages reached 0.96 of cuBLAS at 8192^3 f16 on an H200, and
+        # were the best at 1024x8192x8192 too (bench/NOTES.md); grids smaller than one wave of
+        # 128x256 tiles keep 128x128; wider operands (f32) give up stages, K and N to fit
+        wave = f"triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total}"
+        fit = (f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
+               f"{self.operand_bytes(operand)}, 128, 256 if {wave} >= _multiprocessors(device) "
+               f"else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)")
         self.emit_launch(
-            # 128x256 tiles reached 0.96 of cuBLAS at 8192^3 f16 on an H200, and were the best
-            # at 1024x8192x8192 too (bench/NOTES.md); grids smaller than one wave of 128x256
-            # tiles keep 128x128
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
-             "BLOCK_N": f"(256 if triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total} "
-                        f">= _multiprocessors(device) else 128) if device.type == 'cuda' "
-                        f"else 32",
-             "BLOCK_K": "64 if device.type == 'cuda' else 32",
-             "STAGES": "3 if device.type == 'cuda' else 1",
+             "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
              "WARPS": "8 if device.type == 'cuda' else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
-             "num_stages": "STAGES"}, "WARPS")
+             "num_stages": "STAGES"}, "WARPS", prelude=(fit,))
+
+    @staticmethod
+    def operand_bytes(operand: str | None) -> int:
+        """Bytes per element of tl.dot's operands (None: converted to f32)."""
+        return 2 if operand in ("tl.float16", "tl.bfloat16") else 4
 
     def split_flat(self, offs: str, vars_: tuple[ir.IndexVar, ...], indent: str
                    ) -> dict[ir.IndexVar, str]:
@@ -200,12 +205,12 @@ class TensorCorePatterns:
         cuda = "device.type == 'cuda'"
         self.emit_launch(
             # the best of a sweep on an H200 at 16x16x2048 f16, head dims 64 and 128
-            # (bench/NOTES.md): 128x64 tiles, 8 warps, 3 stages
-            {"BLOCK_D": f"max(16, triton.next_power_of_2({dk}))",
-             "BLOCK_DV": f"max(16, triton.next_power_of_2({dv}))",
-             "BLOCK_M": f"128 if {cuda} else 16",
-             "BLOCK_N": f"64 if {cuda} else 16",
-             "STAGES": f"3 if {cuda} else 1",
+            # (bench/NOTES.md): 128x64 tiles, 8 warps, 3 stages; smaller where they do not fit
+            # (codegen chose this kernel only when some tile fits: ATTENTION_TILE)
+            {"BLOCK_D": "ATTENTION_D", "BLOCK_DV": "ATTENTION_DV",
+             "BLOCK_M": f"ATTENTION_TILE[0] if {cuda} else 16",
+             "BLOCK_N": f"ATTENTION_TILE[1] if {cuda} else 16",
+             "STAGES": f"ATTENTION_TILE[2] if {cuda} else 1",
              "WARPS": f"8 if {cuda} else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
             f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",

@@ -91,10 +91,13 @@ class LaunchWriterBase:
                                           SAMPLES[self.launch.pattern]))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
-                    warps: str) -> None:
+                    warps: str, prelude: tuple[str, ...] = ()) -> None:
+        """Host lines: the schedule's values (each overridable by the caller's schedule dict,
+        defaults computed by `prelude` lines where they need several steps), then the launch."""
         host = self.ctx.host
         host.append(f"# launch {self.n}: {self.launch.pattern} -> "
                     f"{', '.join(s.target for s in self.launch.statements)}")
+        host += prelude
         if "WARPS" not in schedule:  # every launch's warp count is part of its schedule
             schedule = {**schedule, "WARPS": warps}
             warps = "WARPS"
