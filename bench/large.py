@@ -127,10 +127,12 @@ class Worker:
     def start(self) -> None:
         from large_worker import MARK
 
+        self.stop()                      # a dead one's leftovers
         env = dict(os.environ)
         if self.device == "cpu":        # before triton is imported in the worker
             env["TRITON_INTERPRET"] = "1"
-        self.stderr = tempfile.TemporaryFile(mode="w+")
+        # appended to by the worker whatever this side's file position (a shared offset)
+        self.stderr = tempfile.TemporaryFile(mode="a+")
         self.proc = subprocess.Popen([sys.executable, str(self.script)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.stderr, text=True, cwd=ROOT, env=env,
@@ -155,6 +157,9 @@ class Worker:
             os.killpg(self.proc.pid, 9)  # its own session: the worker and its compilers
             self.proc.wait()
         self.proc = None
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
 
     def run(self, job: dict[str, Any], timeout: float) -> dict[str, Any]:
         if self.proc is None or self.proc.poll() is not None:
@@ -164,15 +169,17 @@ class Worker:
             self.proc.stdin.flush()
             row = self.lines.get(timeout=timeout)
         except queue.Empty:
+            tail = self.stderr_tail()
             self.stop()
-            return {"status": "timeout", "detail": f"no answer in {timeout:.0f} s; killed"}
+            return {"status": "timeout", "detail": f"no answer in {timeout:.0f} s; killed",
+                    "stderr": tail}
         except BrokenPipeError:
             row = None
         if row is None:                  # died without answering: its context is gone
             self.proc.wait()
             code = self.proc.returncode
             tail = self.stderr_tail()
-            self.proc = None
+            self.stop()
             return {"status": "crash", "detail": f"worker exited with {code}",
                     "stderr": tail}
         if row.pop("fatal", False):
@@ -198,7 +205,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# bench/large.py, {report['date']} ({report['device']}, scale "
              f"{report['scale']}, budget {report['budget_gb']} GB)", "",
              "| spec | case | sizes | GB | backend | status | tol ratio | max abs err | "
-             "allclose 1e-4 | kernel ms | detail |", "|---|" * 11]
+             "allclose 1e-4 | kernel ms | detail |", "|" + "---|" * 11]
     for r in report["rows"]:
         lines.append("| " + " | ".join([
             r["spec"], r["case"], sizes_text(r["sizes"]), fmt(r.get("est_gb")),
@@ -239,7 +246,7 @@ def run(args: argparse.Namespace, plan: list[dict[str, Any]]) -> dict[str, Any]:
         for n, case in enumerate(plan):
             for backend in args.backends:
                 row = {k: case.get(k) for k in ("spec", "case", "sizes", "bytes", "est_gb",
-                                                "chunks")}
+                                                "chunks", "why")}
                 row["backend"] = backend
                 if case["skip"]:
                     row.update(status="skipped", detail=case["skip"])
