@@ -84,6 +84,34 @@ def test_tile_space_and_pruning_matmul_sm90():
         assert contraction.parse_tile(key.schedule["0.tile"], tiles_a.path).valid()
 
 
+@pytest.mark.parametrize("name", ["attention", "causal_attention"])
+@pytest.mark.parametrize("arch", ["sm_90", "sm_90a"])
+def test_attention_tile_spaces_take_the_cxx_plans_numbering(name, arch):
+    """Regression: the C++ plan numbers a fused attention 0 and its standby launches 1..3
+    (Triton: 0a..0c); the space re-derived that numbering and raised IndexError. Each tile
+    space is now its unit's own: the prefix is the key the unit reads, the sizes its launch's."""
+    k = _k(name)
+    t = tuning(k, "cuda", "cpu", arch)
+    env = {"B": 2, "H": 4, "S": 1000, "T": 512, "D": 64}
+    seq_k = env["T"] if name == "attention" else env["S"]
+    tiles = [s for s in t.spaces(env) if s.pattern == "contraction"]
+    # scores = q . k over the head, then out = p . v over the keys
+    assert [(s.prefix, s.dims) for s in tiles] == [
+        ("1", {"m": 1000, "n": seq_k, "k": 64, "batch": 8}),
+        ("3", {"m": 1000, "n": 64, "k": seq_k, "batch": 8})]
+    units = {u.name: u for u in t.plan().units}
+    h100 = t.target()
+    for space in tiles:
+        unit = units[f"{name}_{space.prefix}_contraction"]
+        assert unit.standby and unit.index == int(space.prefix)
+        fit = next(c for c in enumerate_space(space, h100) if c.pruned is None)
+        tile = fit.schedule[f"{space.prefix}.tile"]
+        # the key compiles that tile for this unit alone
+        (tiled,) = [u for u in t.plan(fit.schedule).units if u.name == unit.name]
+        assert all(f"_{tile}_" in fn for fn in tiled.functions())
+    assert t.fixed_schedule(env) == {}      # heads of 64: the fused kernel, no tiles launched
+
+
 def test_launch_keys_and_same_kernels():
     k = _k("softmax")
     t = tuning(k, "cuda", "cpu", "sm_90")

@@ -301,28 +301,20 @@ class LaunchKeys(LaunchSpace):
         return f * (1.6 if rows == "loop" else 1.1 if rows == "block" else 1.0)
 
 
-def cxx_launches(kernel: ir.Kernel) -> list:
-    """The launches of the C++ plan, in its numbering (attention as its unfused launches)."""
-    out = []
-    for launch in plan_kernel(kernel).launches:
-        out += launch.fallback if launch.pattern == "attention" else [launch]
-    return out
-
-
-def cxx_launch_spaces(kernel: ir.Kernel, plan, env: dict[str, int] | None = None
-                      ) -> list[LaunchSpace]:
+def cxx_launch_spaces(plan, env: dict[str, int] | None = None) -> list[LaunchSpace]:
     """The C++ plan's tunable keys: a TileSpace per tensor-core contraction unit of `plan`
     (kspec.backends.cxx.plan_for(kernel, dialect, arch)), then the launch-time keys its units
-    read (LaunchKeys), with the problem sizes at `env`."""
+    read (LaunchKeys), with the problem sizes at `env`. A contraction's prefix and sizes are
+    its unit's own (`unit.index`, `unit.launch`): the C++ plan numbers its launches its own
+    way (a fused attention and its standby launches 0, 1..3; Triton's 0a..0c)."""
     env = env or {}
-    launches = cxx_launches(kernel)
     spaces: list[LaunchSpace] = []
     keys: list[str] = []
     for unit in plan.units:
         pattern = getattr(unit, "pattern", "")
         if pattern == "contraction":
-            k = unit.name.rsplit("_", 2)[-2]
-            spaces.append(TileSpace(k, "contraction", ("tile",), _dims(launches[int(k)], env), 2,
+            spaces.append(TileSpace(str(unit.index), "contraction", ("tile",),
+                                    _dims(unit.launch, env), 2,
                                     unit.data.get("a_kmajor"), unit.data.get("b_kmajor"),
                                     plan.dialect.tensor_cores or "mma_sync"))
             if any(v.endswith("_async") for v in unit.variants):

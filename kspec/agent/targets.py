@@ -294,7 +294,7 @@ class CxxTuning:
         return self.candidate_source({})
 
     def spaces(self, env: dict[str, int]):
-        return cxx_launch_spaces(self.kernel.ir, self.plan(), env)
+        return cxx_launch_spaces(self.plan(), env)
 
     def fixed_schedule(self, env: dict[str, int]) -> dict[str, Any]:
         """The tile each tensor-core contraction launches at env by the backend's heuristic
@@ -308,10 +308,9 @@ class CxxTuning:
         for unit in plan.units:
             if getattr(unit, "pattern", "") != "contraction":
                 continue
-            k = unit.name.rsplit("_", 2)[-2]
             for fn, *_ in launched:
-                if fn.startswith(unit.name + "_"):
-                    out[f"{k}.tile"] = fn[len(unit.name) + 1:].rsplit("_", 1)[0]
+                if fn in unit.functions():    # <unit name>_<tile key>_<async|safe>
+                    out[f"{unit.index}.tile"] = fn[len(unit.name) + 1:].rsplit("_", 1)[0]
         return out
 
     def same(self, env: dict[str, int], fixed: dict[str, Any], tgt: Target):

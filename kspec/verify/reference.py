@@ -1,4 +1,5 @@
-"""The reference interpreter: evaluates typed IR in float64 (integers exactly, as int64) on CPU.
+"""The reference interpreter: evaluates typed IR in float64 (integers exactly, as int64) on the
+device of its tensor arguments (CPU when there are none).
 
 It defines the expected result of every kernel. It is vectorised: an expression evaluates to a
 torch tensor whose dims are named by index variables; operators broadcast by name, tensor
@@ -101,6 +102,7 @@ class Interpreter:
         self.kernel = kernel
         self.env = dict(env)
         self.values: dict[str, torch.Tensor] = {}
+        self.device = torch.device("cpu")
 
     def extent(self, v: ir.IndexVar) -> int:
         return v.extent.evaluate(self.env)
@@ -108,10 +110,15 @@ class Interpreter:
     def run(self, tensors: Mapping[str, torch.Tensor], scalars: Mapping[str, object]
             ) -> dict[str, torch.Tensor]:
         k = self.kernel
+        # where the inputs are (a GPU's float64 is fast enough for large checks); every
+        # tensor the interpreter creates goes there too
+        self.device = next((tensors[p.name].device for p in k.tensor_params),
+                           torch.device("cpu"))
         for p in k.tensor_params:
-            self.values[p.name] = tensors[p.name].detach().to("cpu", compute_dtype(p.dtype))
+            self.values[p.name] = tensors[p.name].detach().to(self.device,
+                                                              compute_dtype(p.dtype))
         for p in k.scalar_params:
-            self.values[p.name] = torch.tensor(scalars[p.name], dtype=compute_dtype(p.dtype))
+            self.values[p.name] = self.tensor(scalars[p.name], compute_dtype(p.dtype))
         integral_outputs = {o.name: o.dtype for o in k.outputs if not o.dtype.is_float}
         for stmt in k.body:
             value = self.eval(stmt.value)
@@ -129,16 +136,22 @@ class Interpreter:
                 o.dtype.torch)
         return out
 
+    def tensor(self, value: object, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor(value, dtype=dtype, device=self.device)
+
+    def arange(self, v: ir.IndexVar) -> torch.Tensor:
+        return torch.arange(self.extent(v), dtype=torch.int64, device=self.device)
+
     # --- expressions -----------------------------------------------------------------------
     def eval(self, e: ir.Expr) -> Value:
         if isinstance(e, ir.Const):
-            return torch.tensor(e.value, dtype=compute_dtype(e.dtype)), ()
+            return self.tensor(e.value, compute_dtype(e.dtype)), ()
         if isinstance(e, ir.ShapeValue):
-            return torch.tensor(e.shape.evaluate(self.env), dtype=torch.int64), ()
+            return self.tensor(e.shape.evaluate(self.env), torch.int64), ()
         if isinstance(e, ir.ScalarRef):
             return self.values[e.name], ()
         if isinstance(e, ir.IndexValue):
-            return torch.arange(self.extent(e.var), dtype=torch.int64), (e.var,)
+            return self.arange(e.var), (e.var,)
         if isinstance(e, ir.Load):
             return self.load(e)
         if isinstance(e, ir.Cast):
@@ -178,11 +191,11 @@ class Interpreter:
         idx = []
         for a in e.index:
             shape = [1] * len(vars_)
-            t = torch.tensor(a.offset.evaluate(self.env), dtype=torch.int64).reshape(shape)
+            t = self.tensor(a.offset.evaluate(self.env), torch.int64).reshape(shape)
             for v, c in a.terms:
                 s = list(shape)
                 s[vars_.index(v)] = self.extent(v)
-                t = t + c * torch.arange(self.extent(v), dtype=torch.int64).reshape(s)
+                t = t + c * self.arange(v).reshape(s)
             idx.append(t)
         if not vars_:
             return base[tuple(int(t) for t in idx)], ()

@@ -279,7 +279,7 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
         return [(fn, grid, tile.threads, {}, smem)]
 
     return PatternUnit(name, "contraction", statement_text(stmt), "contraction.j2", args,
-                       params, data, variants, pick)
+                       params, data, variants, pick, index=index, launch=launch)
 
 
 def _async_ok(t, extent: int) -> bool:

@@ -54,6 +54,11 @@ class PatternUnit:
     pick: Callable = field(repr=False, default=None)
     scratch_fn: Callable | None = field(repr=False, default=None)
     standby: bool = False                # launched only by another unit (attention's fallback)
+    # a unit with per-launch schedule keys (a tensor-core contraction): its position in this
+    # plan, the keys' prefix ("<index>.tile"), and the plan launch it renders, so that the
+    # tuner reads both from the unit instead of re-deriving the plan's numbering
+    index: int | None = None
+    launch: Launch | None = field(repr=False, default=None)
 
     def functions(self) -> list[str]:
         return list(self.variants)
