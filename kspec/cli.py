@@ -41,6 +41,10 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("--emit", choices=("source", "ir", "plan", "asm"), default="source",
                    help="what to produce (default: source)")
     p.add_argument("--arch", help="target architecture: sm_80, sm_90, sm_90a, gfx90a, gfx942 ...")
+    p.add_argument("--shape", metavar="SYM=V,...",
+                   help="with --emit asm: compile exactly the launches made at these sizes "
+                        "(index width, tiles, single or looped rows), checked against the "
+                        "target's shared memory and threads")
     p.add_argument("--kernel", "-k", help="only this kernel of each file")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write files into DIR instead of printing to stdout")
@@ -119,6 +123,11 @@ def _missing(mod, name: str):
 def _compile(args: argparse.Namespace) -> int:
     from .printer import format_kernel
 
+    from .backends.triton.trace import parse_shape
+
+    shape = parse_shape(args.shape) if args.shape else None
+    if shape is not None and args.emit != "asm":
+        raise KspecError("kcompile: --shape goes with --emit asm")
     out_dir = Path(args.output) if args.output else None
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +143,9 @@ def _compile(args: argparse.Namespace) -> int:
             elif args.emit == "asm":
                 from .backends import get_backend
 
-                files = get_backend(args.target).compile_asm(kernel.ir, arch=args.arch)
+                backend = get_backend(args.target)
+                files = backend.compile_asm(kernel.ir, arch=args.arch, shape=shape) \
+                    if shape is not None else backend.compile_asm(kernel.ir, arch=args.arch)
             else:
                 options = {"arch": args.arch} if args.arch else {}
                 files = {f"{kernel.name}.{_EXT[args.target]}": kernel.source(args.target,

@@ -20,8 +20,10 @@ class TritonBackend:
     def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
         return build(kernel, self.source(kernel, **options), **options)
 
-    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
-        return compile_asm(kernel, self.source(kernel), arch or "sm_90")
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
+                    shape: dict[str, int] | None = None) -> dict[str, str]:
+        """PTX or AMDGCN for `arch`; with `shape`, exactly the launches made at those sizes."""
+        return compile_asm(kernel, self.source(kernel), arch or "sm_90", shape)
 
 
 BACKEND = TritonBackend()

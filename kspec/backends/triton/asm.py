@@ -1,27 +1,24 @@
 """Ahead-of-time compilation of a generated Triton module for a GPU this machine need not have:
-`triton.compile` with a GPUTarget gives PTX (NVIDIA) or AMDGCN (AMD) text."""
+`triton.compile` with a GPUTarget gives PTX (NVIDIA) or AMDGCN (AMD) text. Without sizes each
+@triton.jit function compiles once at representative constexprs; with sizes (`--shape`) every
+launch the module makes there compiles exactly as it would run (trace.py)."""
 from __future__ import annotations
 
 import os
 
 from ... import ir
-from ...errors import KspecError, ToolchainError
+from ...errors import ToolchainError
 from .codegen import jit_kernels
+from .trace import arch_info, compile_traced, trace_launches
 
-# arch name -> (backend, arch argument of GPUTarget, warp size)
-ARCHS = {
-    "sm_80": ("cuda", 80, 32), "sm_86": ("cuda", 86, 32), "sm_89": ("cuda", 89, 32),
-    "sm_90": ("cuda", 90, 32), "sm_90a": ("cuda", 90, 32), "sm_100": ("cuda", 100, 32),
-    "gfx90a": ("hip", "gfx90a", 64), "gfx942": ("hip", "gfx942", 64),
-    "gfx1100": ("hip", "gfx1100", 32),
-}
+ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", "sm_100", "gfx90a", "gfx942", "gfx1100")
 
 
-def compile_module_asm(kernel: ir.Kernel, source: str, arch: str) -> dict[str, str]:
-    """{file name: text}: the module source plus, per @triton.jit function, its PTX or AMDGCN."""
-    if arch not in ARCHS:
-        raise KspecError(f"unknown arch '{arch}' for the triton backend; expected one of "
-                         f"{', '.join(ARCHS)}")
+def compile_module_asm(kernel: ir.Kernel, source: str, arch: str,
+                       env: dict[str, int] | None = None) -> dict[str, str]:
+    """{file name: text}: the module source plus, per compiled kernel, its PTX or AMDGCN; with
+    `env`, also `<kernel>.<arch>.launches.txt` naming each launch's choices at those sizes."""
+    backend, target_arch, warp, _, _ = arch_info(arch)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import triton
     from triton.backends.compiler import GPUTarget
@@ -29,17 +26,27 @@ def compile_module_asm(kernel: ir.Kernel, source: str, arch: str) -> dict[str, s
 
     from .launcher import load_module
 
-    backend, target_arch, warp = ARCHS[arch]
     module = load_module(source, interpret=False)
     files = {f"{kernel.name}.py": source}
-    for jk in jit_kernels(kernel):
-        fn = getattr(module, jk.name)
-        src = ASTSource(fn, jk.signature, jk.samples)
+    ext = "ptx" if backend == "cuda" else "amdgcn"
+    jks = jit_kernels(kernel)
+    if env is not None:
+        params = {jk.name: [p.split(":")[0] for p in jk.params if "constexpr" not in p]
+                  for jk in jks}
+        calls = trace_launches(kernel, module, params, env, arch)
+        compiled = compile_traced(module, {jk.name: jk.signature for jk in jks}, calls, arch)
+        for name, c in compiled.items():
+            files[f"{name.replace('#', '_')}.{arch}.{ext}"] = c.asm[ext]
+        sizes = ", ".join(f"{k}={v}" for k, v in env.items())
+        files[f"{kernel.name}.{arch}.launches.txt"] = \
+            f"# {kernel.name} at {sizes} on {arch}\n" + "".join(c.describe() + "\n" for c in calls)
+        return files
+    for jk in jks:
+        src = ASTSource(getattr(module, jk.name), jk.signature, jk.samples)
         try:
             compiled = triton.compile(src, target=GPUTarget(backend, target_arch, warp))
         except Exception as e:  # the compiler's own exception types vary by version
             raise ToolchainError(f"triton could not compile {jk.name} for {arch}: "
                                  f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        ext = "ptx" if backend == "cuda" else "amdgcn"
         files[f"{jk.name}.{arch}.{ext}"] = compiled.asm[ext]
     return files

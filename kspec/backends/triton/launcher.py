@@ -110,7 +110,8 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
     return launcher
 
 
-def compile_asm(kernel: ir.Kernel, source: str, arch: str) -> dict[str, str]:
+def compile_asm(kernel: ir.Kernel, source: str, arch: str,
+                shape: dict[str, int] | None = None) -> dict[str, str]:
     from .asm import compile_module_asm
 
-    return compile_module_asm(kernel, source, arch)
+    return compile_module_asm(kernel, source, arch, shape)

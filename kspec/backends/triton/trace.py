@@ -1,0 +1,209 @@
+"""The launches a generated module makes at given sizes, found without a GPU, and compiled ahead
+of time for a target (`kcompile --shape M=..,N=.. --emit asm`).
+
+The module's own `launch` runs on stand-in tensors (shapes and strides only, on the meta
+device) with a stand-in device of the target's kind and size (multiprocessors, shared memory);
+each @triton.jit call is recorded instead of launched. Every choice the host code makes
+(tiles, single or looped rows, INDEX64, fused or unfused attention) is therefore the one it
+makes on such a GPU, and each recorded call is compiled with exactly its constexprs, argument
+types (Python ints of 2^31 and more are i64, those equal to 1 compile-time constants, as the
+JIT specialises them) and warps and stages.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import torch
+
+from ... import ir
+from ...errors import KspecError, ToolchainError
+
+# arch -> (GPUTarget backend, GPUTarget arch, warp size, multiprocessors, shared memory per
+# program in bytes): a representative device of each (A100, H100/H200, B200, MI250X, MI300X,
+# RX 7900 XTX); the sizes only steer the host's choices, they are not measured here
+ARCHS: dict[str, tuple[str, Any, int, int, int]] = {
+    "sm_80": ("cuda", 80, 32, 108, 166912), "sm_86": ("cuda", 86, 32, 84, 101376),
+    "sm_89": ("cuda", 89, 32, 128, 101376), "sm_90": ("cuda", 90, 32, 132, 232448),
+    "sm_90a": ("cuda", 90, 32, 132, 232448), "sm_100": ("cuda", 100, 32, 148, 232448),
+    "gfx90a": ("hip", "gfx90a", 64, 110, 65536), "gfx942": ("hip", "gfx942", 64, 304, 65536),
+    "gfx1100": ("hip", "gfx1100", 32, 96, 65536),
+}
+
+
+def arch_info(arch: str) -> tuple[str, Any, int, int, int]:
+    if arch not in ARCHS:
+        raise KspecError(f"unknown arch '{arch}' for the triton backend; expected one of "
+                         f"{', '.join(ARCHS)}")
+    return ARCHS[arch]
+
+
+@dataclass
+class TracedLaunch:
+    """One @triton.jit call the host code made."""
+
+    kernel: str
+    grid: tuple[int, ...]
+    args: dict[str, Any]                 # parameter -> stand-in tensor or Python value
+    constexprs: dict[str, Any] = field(default_factory=dict)
+    num_warps: int = 4
+    num_stages: int = 3
+
+    def describe(self) -> str:
+        consts = " ".join(f"{k}={v}" for k, v in self.constexprs.items())
+        return (f"{self.kernel}: grid {'x'.join(map(str, self.grid))}, {self.num_warps} warps, "
+                f"{self.num_stages} stages, {consts}")
+
+
+class _Recorder:
+    """Stands in for a @triton.jit function: `fn[grid](*args, **kw)` records the call."""
+
+    def __init__(self, name: str, params: list[str], calls: list[TracedLaunch]):
+        self.name, self.params, self.calls = name, params, calls
+
+    def __getitem__(self, grid):
+        def record(*args: Any, num_warps: int = 4, num_stages: int = 3, **kw: Any) -> None:
+            grid_t = tuple(int(g) for g in (grid if isinstance(grid, tuple) else (grid,)))
+            self.calls.append(TracedLaunch(self.name, grid_t, dict(zip(self.params, args)),
+                                           kw, num_warps, num_stages))
+        return record
+
+
+class _Device:
+    """What the host code reads of a device: its type (and the module's own device queries,
+    replaced by the target's numbers)."""
+
+    def __init__(self, kind: str):
+        self.type, self.index = kind, 0
+
+
+class _Tensor:
+    """A meta tensor that reports the stand-in device."""
+
+    def __init__(self, meta: torch.Tensor, device: _Device):
+        self.meta, self.device = meta, device
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.meta, name)
+
+
+class _Torch(SimpleNamespace):
+    """torch for the traced host code: allocations become stand-in tensors."""
+
+    def __init__(self, device: _Device):
+        super().__init__(device=device)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(torch, name)
+
+    def empty(self, shape, dtype=None, device=None) -> _Tensor:
+        return _Tensor(torch.empty(shape, dtype=dtype, device="meta"), self.device)
+
+
+def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list[str]],
+                   env: dict[str, int], arch: str) -> list[TracedLaunch]:
+    """The calls `module.launch` makes for contiguous inputs at sizes `env` on `arch`."""
+    _, _, _, sms, smem = arch_info(arch)
+    unknown = [s for s in env if s not in kernel.symbols]
+    if unknown:
+        raise KspecError(f"--shape: kernel {kernel.name} has no symbol {', '.join(unknown)} "
+                         f"(its symbols: {', '.join(kernel.symbols) or 'none'})")
+    missing = [s for s in kernel.symbols if s not in env]
+    if missing:
+        raise KspecError(f"--shape needs a value for {', '.join(missing)} "
+                         f"(kernel {kernel.name} has {', '.join(kernel.symbols)})")
+    for check in kernel.checks:
+        if not check.holds(env):
+            raise KspecError(f"--shape {_env_text(env)}: launch check fails: {check}")
+    device = _Device("cuda")
+    calls: list[TracedLaunch] = []
+    saved = dict(vars(module))
+    try:
+        module.torch = _Torch(device)
+        module._multiprocessors = lambda _d: sms
+        module._shared_memory = lambda _d: smem
+        for name, names in params.items():
+            setattr(module, name, _Recorder(name, names, calls))
+        args = [_argument(kernel, p, env, device) for p in kernel.params]
+        module.launch(*args, *[env[s] for s in kernel.symbols])
+    finally:
+        vars(module).clear()
+        vars(module).update(saved)
+    return calls
+
+
+def _argument(kernel: ir.Kernel, p, env: dict[str, int], device: _Device) -> Any:
+    if isinstance(p, ir.TensorDecl):
+        shape = tuple(d.evaluate(env) for d in p.dims)
+        return _Tensor(torch.empty(shape, dtype=p.dtype.torch, device="meta"), device)
+    return p.default if p.default is not None else (1.0 if p.dtype.is_float else 1)
+
+
+def _env_text(env: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in env.items())
+
+
+def parse_shape(text: str) -> dict[str, int]:
+    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, with a clear error for anything else."""
+    env: dict[str, int] = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        name, eq, value = part.partition("=")
+        if not eq or not name.strip().isidentifier() or not value.strip().isdigit():
+            raise KspecError(f"--shape: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{part}'")
+        if int(value) < 1:
+            raise KspecError(f"--shape: {name.strip()} must be at least 1")
+        env[name.strip()] = int(value)
+    return env
+
+
+def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
+                   calls: list[TracedLaunch], arch: str) -> dict[str, Any]:
+    """{kernel name: compiled kernel} for each distinct recorded call, checked against the
+    target's shared memory and threads per program."""
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    backend, target_arch, warp, _, smem = arch_info(arch)
+    out: dict[str, Any] = {}
+    for n, call in enumerate(calls):
+        signature, constants = _specialise(signatures[call.kernel], call)
+        src = ASTSource(getattr(module, call.kernel), signature, constants)
+        threads = call.num_warps * warp
+        if threads > 1024:
+            raise ToolchainError(f"{call.kernel} at {arch}: {threads} threads per program "
+                                 f"({call.num_warps} warps of {warp}) exceed the limit 1024")
+        try:
+            compiled = triton.compile(src, target=GPUTarget(backend, target_arch, warp),
+                                      options={"num_warps": call.num_warps,
+                                               "num_stages": call.num_stages})
+        except Exception as e:  # the compiler's own exception types vary by version
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ToolchainError(f"triton could not compile {call.kernel} for {arch}: "
+                                 f"{first}") from None
+        shared = int(getattr(compiled.metadata, "shared", 0))
+        if shared > smem:
+            raise ToolchainError(f"{call.kernel} at {arch}: shared memory {shared} bytes "
+                                 f"exceeds the target's {smem} ({call.describe()})")
+        out[f"{call.kernel}#{n}" if call.kernel in {k.split('#')[0] for k in out} else
+            call.kernel] = compiled
+    return out
+
+
+def _specialise(base: dict[str, str], call: TracedLaunch) -> tuple[dict[str, str], dict]:
+    """The signature and constants the JIT would compile this call with."""
+    signature = dict(base)
+    constants: dict[str, Any] = {}
+    for name, value in call.args.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        if value == 1:
+            signature[name], constants[name] = "constexpr", 1
+        elif signature.get(name) == "i32" and not -2 ** 31 <= value < 2 ** 31:
+            signature[name] = "i64"
+    for name, value in call.constexprs.items():
+        signature[name], constants[name] = "constexpr", value
+    return signature, constants

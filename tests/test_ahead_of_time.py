@@ -1,0 +1,108 @@
+"""Every spec compiled ahead of time, by the GPU compilers, exactly as it would launch at three
+shape classes (the interpreter accepts code the compilers reject):
+
+- tiny: every symbol 1 (where the launch checks allow it);
+- odd: mid-size odd extents (rows longer than a warp, not a multiple of any block);
+- large: bench/large.py's cases, where a tensor passes 2^31 elements (64-bit indices) or a
+  reduction passes 10^7 elements (rows longer than one block: the looped pass).
+
+Triton for sm_90 and gfx942 through `kcompile --shape` (trace.py records the launches the
+module's own host code makes there, then triton.compile builds each). The C++ module holds
+every variant its launcher picks from, so it compiles once per arch (tests/test_cxx_backends.py:
+sm_80, sm_90, sm_90a's tensor cores, gfx90a); here the C++ launcher's choice at the large
+sizes is checked to be a 64-bit variant.
+"""
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+import kspec
+from kspec.backends import get_backend
+from kspec.errors import KspecError, ToolchainError
+from kspec.verify.inputs import choose_sizes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _large_cases():
+    name = "bench_large_cases"
+    if name not in sys.modules:   # dataclasses look their module up in sys.modules
+        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "large_cases.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+LARGE = _large_cases()
+
+
+def _sizes(kernel) -> dict[str, dict[str, int]]:
+    symbols = kernel.ir.symbols
+    classes: dict[str, dict[str, int]] = {}
+    ones = {s: 1 for s in symbols}
+    if all(c.holds(ones) for c in kernel.ir.checks):
+        classes["tiny"] = ones
+    classes["odd"] = choose_sizes(kernel.ir, random.Random(kernel.name), low=33, high=301)
+    for case in LARGE.CASES:
+        if case.spec == kernel.name and case.sizes:
+            classes[case.case] = case.sizes
+    return classes
+
+
+def _cases():
+    for path in sorted((ROOT / "specs").glob("*.kspec")):
+        for kernel in kspec.load(path):
+            for name, env in _sizes(kernel).items():
+                yield pytest.param(kernel, env, id=f"{kernel.name}-{name}")
+
+
+@pytest.mark.parametrize("arch", ["sm_90", "gfx942"])
+@pytest.mark.parametrize("kernel,env", _cases())
+def test_triton_compiles_every_launch_at_its_sizes(kernel, env: dict[str, int], arch: str) -> None:
+    files = get_backend("triton").compile_asm(kernel.ir, arch=arch, shape=env)
+    ext = "ptx" if arch.startswith("sm") else "amdgcn"
+    launches = files[f"{kernel.name}.{arch}.launches.txt"].splitlines()[1:]
+    assert launches and len([f for f in files if f.endswith(ext)]) >= 1
+    big = any(n >= 2 ** 31 for n in LARGE.tensor_elements(kernel, env).values())
+    if big:   # a tensor past 2^31 elements: every launch touching it indexes in 64 bits
+        assert any("INDEX64=True" in line for line in launches), launches
+    else:
+        assert all("INDEX64=False" in line for line in launches), launches
+    if ext == "ptx" and big:
+        ptx = "\n".join(t for f, t in files.items() if f.endswith(ext))
+        assert "mul.wide.s32" in ptx or "mul.lo.s64" in ptx or "cvt.s64.s32" in ptx
+
+
+def test_shape_errors_are_clear() -> None:
+    k = kspec.load(ROOT / "specs" / "matvec.kspec").matvec
+    triton = get_backend("triton")
+    with pytest.raises(KspecError, match="needs a value for K"):
+        triton.compile_asm(k.ir, arch="sm_90", shape={"M": 4})
+    with pytest.raises(KspecError, match="has no symbol Q"):
+        triton.compile_asm(k.ir, arch="sm_90", shape={"M": 4, "K": 4, "Q": 1})
+    from kspec.backends.triton.trace import parse_shape
+    with pytest.raises(KspecError, match="expected SYMBOL=INTEGER"):
+        parse_shape("M=4,K")
+
+
+def test_a_tile_that_cannot_fit_names_the_resource_and_both_numbers() -> None:
+    """A schedule forced past the target's shared memory fails before any launch."""
+    from kspec.backends.triton.asm import compile_module_asm
+
+    k = kspec.load(ROOT / "specs" / "attention.kspec").attention
+    source = get_backend("triton").source(k.ir)
+    forced = source.replace("schedule = schedule or {}",
+                            "schedule = {'0.BLOCK_M': 256, '0.BLOCK_N': 128, '0.STAGES': 4}")
+    with pytest.raises(ToolchainError, match=r"attention_0_attention at sm_86: shared memory "
+                                             r"\d+ bytes exceeds the target's 101376"):
+        compile_module_asm(k.ir, forced, "sm_86", {"B": 1, "H": 2, "S": 4096, "T": 4096,
+                                                   "D": 256})
+    # the default schedule fits the same shape: smaller tiles, fewer stages
+    files = compile_module_asm(k.ir, source, "sm_86", {"B": 1, "H": 2, "S": 4096, "T": 4096,
+                                                       "D": 256})
+    assert "attention_0_attention" in files["attention.sm_86.launches.txt"]
