@@ -58,9 +58,9 @@ def _write_launches(ctx: _Ctx) -> None:
 
 def _helper_sources() -> dict[str, str]:
     """Each helper of templates/helpers.py.j2 by its Python name, rendered."""
-    module = _ENV.get_template("helpers.py.j2").module
-    return {f"_{name}": str(getattr(module, name)()).strip() for name in dir(module)
-            if not name.startswith("_")}
+    template = _ENV.get_template("helpers.py.j2")
+    names = re.findall(r"\{% macro (\w+)\(", Path(template.filename).read_text())
+    return {f"_{name}": str(getattr(template.module, name)()).strip() for name in names}
 
 
 def used_helpers(code: str) -> list[str]:

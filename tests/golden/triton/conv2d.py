@@ -17,75 +17,65 @@ def _multiprocessors(device):
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-@triton.jit
-def _mod(a, b):
-    # Python/torch.remainder semantics: the result takes the sign of the divisor.
-    r = a % b
-    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+def _index64(tensors, spaces):
+    # True when some element offset or flattened index reaches 2^31: the kernel then does its
+    # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
+    limit = 2 ** 31
+    return any(n >= limit for n in spaces) or any(
+        sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) >= limit
+        for t in tensors if t.numel())
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_memory(device):
+    # bytes of shared memory one program may use (the opt-in limit: 227 KiB on Hopper)
+    if device.type != "cuda":
+        return 1 << 40   # the interpreter has no limit
+    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+
+
+def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
+    # Triton keeps `stages` copies of the A and B tiles in shared memory: give up a stage, then
+    # halve the K step, then the N width until they fit (f32 128x256x64 in 3 stages is 288 KiB)
+    limit = _shared_memory(device)
+    while stages * (block_m + block_n) * block_k * operand_bytes > limit:
+        if stages > 2:
+            stages -= 1
+        elif block_k > 16:
+            block_k //= 2
+        elif block_n > 16:
+            block_n //= 2
+        else:
+            break
+    return block_n, block_k, stages
 
 
 @triton.jit
-def _pow(a, b):
-    m = tl.exp2(b * tl.log2(tl.abs(a)))
-    odd = (b == tl.floor(b)) & (_mod(b, 2.0) == 1.0)
-    return tl.where(a < 0, tl.where(odd, -m, tl.where(b == tl.floor(b), m, float("nan"))), m)
-
-
-@triton.jit
-def _log1p(x):
-    # exact near 0, where log(1 + x) loses the low bits of x
-    u = 1.0 + x
-    return tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
-
-
-@triton.jit
-def _tanh(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-@triton.jit
-def _softplus(x):
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
-
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-# Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
-@triton.jit
-def _add(a, b):
-    return a + b
-
-
-@triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
-def _max(a, b):
-    return tl.maximum(a, b)
-
-
-@triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
-
-
-
-@triton.jit
-def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr):
+def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> y
     pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        x_s2 = tl.cast(x_s2, tl.int64)
+        x_s3 = tl.cast(x_s3, tl.int64)
+        w_s0 = tl.cast(w_s0, tl.int64)
+        w_s1 = tl.cast(w_s1, tl.int64)
+        w_s2 = tl.cast(w_s2, tl.int64)
+        w_s3 = tl.cast(w_s3, tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        y_s2 = tl.cast(y_s2, tl.int64)
+        y_s3 = tl.cast(y_s3, tl.int64)
+        N = tl.cast(N, tl.int64)
+        C = tl.cast(C, tl.int64)
+        H = tl.cast(H, tl.int64)
+        W = tl.cast(W, tl.int64)
+        O = tl.cast(O, tl.int64)
+        KH = tl.cast(KH, tl.int64)
+        KW = tl.cast(KW, tl.int64)
     blocks_m = (((N) * (H - KH + 1) * (W - KW + 1)) + BLOCK_M - 1) // BLOCK_M
     blocks_n = ((O) + BLOCK_N - 1) // BLOCK_N
     group = pid // (GROUP_M * blocks_n)
@@ -118,17 +108,18 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
     tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
 
 
-
 def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     schedule = schedule or {}
     device = x.device
     y = torch.empty(((N), (O), (H - KH + 1), (W - KW + 1)), dtype=torch.float32, device=device)
     # launch 0: contraction -> y
+    TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 4, 128, 256 if triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), 128) * triton.cdiv((O), 256) * 1 >= _multiprocessors(device) else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
     BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-    BLOCK_N = schedule.get('0.BLOCK_N', (256 if triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), 128) * triton.cdiv((O), 256) * 1 >= _multiprocessors(device) else 128) if device.type == 'cuda' else 32)
-    BLOCK_K = schedule.get('0.BLOCK_K', 64 if device.type == 'cuda' else 32)
-    STAGES = schedule.get('0.STAGES', 3 if device.type == 'cuda' else 1)
+    BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
+    BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
+    STAGES = schedule.get('0.STAGES', TILE_STAGES)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
-    conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N), 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, num_warps=WARPS)
+    INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1)))
+    conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N), 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return y

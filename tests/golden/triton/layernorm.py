@@ -5,59 +5,18 @@
 #
 # launch(x, w, b, eps, M, N) takes the inputs in signature order, then the shape
 # symbols, and returns the outputs in declared order. kspec's launcher checks shapes first.
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
 
-@functools.lru_cache(maxsize=None)
-def _multiprocessors(device):
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-@triton.jit
-def _mod(a, b):
-    # Python/torch.remainder semantics: the result takes the sign of the divisor.
-    r = a % b
-    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
-
-
-@triton.jit
-def _pow(a, b):
-    m = tl.exp2(b * tl.log2(tl.abs(a)))
-    odd = (b == tl.floor(b)) & (_mod(b, 2.0) == 1.0)
-    return tl.where(a < 0, tl.where(odd, -m, tl.where(b == tl.floor(b), m, float("nan"))), m)
-
-
-@triton.jit
-def _log1p(x):
-    # exact near 0, where log(1 + x) loses the low bits of x
-    u = 1.0 + x
-    return tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
-
-
-@triton.jit
-def _tanh(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-@triton.jit
-def _softplus(x):
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
-
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
+def _index64(tensors, spaces):
+    # True when some element offset or flattened index reaches 2^31: the kernel then does its
+    # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
+    limit = 2 ** 31
+    return any(n >= limit for n in spaces) or any(
+        sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) >= limit
+        for t in tensors if t.numel())
 
 
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
@@ -67,25 +26,21 @@ def _add(a, b):
 
 
 @triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
-def _max(a, b):
-    return tl.maximum(a, b)
-
-
-@triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
-
-
-
-@triton.jit
-def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr):
+def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, INDEX64: tl.constexpr):
     # rows -> mu, rstd, y
     pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        mu_s0 = tl.cast(mu_s0, tl.int64)
+        rstd_s0 = tl.cast(rstd_s0, tl.int64)
+        w_s0 = tl.cast(w_s0, tl.int64)
+        b_s0 = tl.cast(b_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
     offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
     pmask = offs_p < (M)
     if SINGLE:
@@ -96,42 +51,43 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
         red1 = red1 / (N)
         mu_row = red1
         tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
-        red3 = tl.reduce(tl.where(pmask & rmask, ((x_2 - mu_row) * (x_2 - mu_row)), 0.0), 1, _add, keep_dims=True)
+        t4 = (x_2 - mu_row)
+        red3 = tl.reduce(tl.where(pmask & rmask, (t4 * t4), 0.0), 1, _add, keep_dims=True)
         red3 = red3 / (N)
         rstd_row = tl.rsqrt((red3 + eps))
         tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
-        w_4 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-        b_5 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-        tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_2 - mu_row) * rstd_row) * w_4) + b_5)).to(tl.bfloat16), mask=pmask & rmask)
+        w_5 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+        b_6 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+        tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_2 - mu_row) * rstd_row) * w_5) + b_6)).to(tl.bfloat16), mask=pmask & rmask)
     else:
-        red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
-            x_7 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            red6 = red6 + tl.where(pmask & rmask, x_7, 0.0)
-        red6 = tl.reduce(red6, 1, _add, keep_dims=True)
-        red6 = red6 / (N)
-        mu_row = red6
+            x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            red7 = red7 + tl.where(pmask & rmask, x_8, 0.0)
+        red7 = tl.reduce(red7, 1, _add, keep_dims=True)
+        red7 = red7 / (N)
+        mu_row = red7
         tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
-        red8 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        for r0 in range(0, (N), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (N)
-            x_9 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            red8 = red8 + tl.where(pmask & rmask, ((x_9 - mu_row) * (x_9 - mu_row)), 0.0)
-        red8 = tl.reduce(red8, 1, _add, keep_dims=True)
-        red8 = red8 / (N)
-        rstd_row = tl.rsqrt((red8 + eps))
-        tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
+        red9 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_10 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            w_11 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            b_12 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_10 - mu_row) * rstd_row) * w_11) + b_12)).to(tl.bfloat16), mask=pmask & rmask)
-
+            t11 = (x_10 - mu_row)
+            red9 = red9 + tl.where(pmask & rmask, (t11 * t11), 0.0)
+        red9 = tl.reduce(red9, 1, _add, keep_dims=True)
+        red9 = red9 / (N)
+        rstd_row = tl.rsqrt((red9 + eps))
+        tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
+        for r0 in range(0, (N), BLOCK_R):
+            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
+            rmask = offs_r < (N)
+            x_12 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            w_13 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            b_14 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_12 - mu_row) * rstd_row) * w_13) + b_14)).to(tl.bfloat16), mask=pmask & rmask)
 
 
 def launch(x, w, b, eps, M, N, schedule=None):
@@ -144,5 +100,6 @@ def launch(x, w, b, eps, M, N, schedule=None):
     BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
     BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
     WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 2 < 16384 else 16))
-    layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, num_warps=WARPS)
+    INDEX64 = schedule.get('0.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
+    layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, INDEX64=INDEX64, num_warps=WARPS)
     return (y, mu, rstd)

@@ -17,75 +17,55 @@ def _multiprocessors(device):
     return torch.cuda.get_device_properties(device).multi_processor_count
 
 
-@triton.jit
-def _mod(a, b):
-    # Python/torch.remainder semantics: the result takes the sign of the divisor.
-    r = a % b
-    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+def _index64(tensors, spaces):
+    # True when some element offset or flattened index reaches 2^31: the kernel then does its
+    # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
+    limit = 2 ** 31
+    return any(n >= limit for n in spaces) or any(
+        sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) >= limit
+        for t in tensors if t.numel())
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_memory(device):
+    # bytes of shared memory one program may use (the opt-in limit: 227 KiB on Hopper)
+    if device.type != "cuda":
+        return 1 << 40   # the interpreter has no limit
+    return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
+
+
+def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
+    # Triton keeps `stages` copies of the A and B tiles in shared memory: give up a stage, then
+    # halve the K step, then the N width until they fit (f32 128x256x64 in 3 stages is 288 KiB)
+    limit = _shared_memory(device)
+    while stages * (block_m + block_n) * block_k * operand_bytes > limit:
+        if stages > 2:
+            stages -= 1
+        elif block_k > 16:
+            block_k //= 2
+        elif block_n > 16:
+            block_n //= 2
+        else:
+            break
+    return block_n, block_k, stages
 
 
 @triton.jit
-def _pow(a, b):
-    m = tl.exp2(b * tl.log2(tl.abs(a)))
-    odd = (b == tl.floor(b)) & (_mod(b, 2.0) == 1.0)
-    return tl.where(a < 0, tl.where(odd, -m, tl.where(b == tl.floor(b), m, float("nan"))), m)
-
-
-@triton.jit
-def _log1p(x):
-    # exact near 0, where log(1 + x) loses the low bits of x
-    u = 1.0 + x
-    return tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
-
-
-@triton.jit
-def _tanh(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-@triton.jit
-def _softplus(x):
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
-
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
-
-
-# Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
-@triton.jit
-def _add(a, b):
-    return a + b
-
-
-@triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
-def _max(a, b):
-    return tl.maximum(a, b)
-
-
-@triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
-
-
-
-@triton.jit
-def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr):
+def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> c
     pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        a_s0 = tl.cast(a_s0, tl.int64)
+        a_s1 = tl.cast(a_s1, tl.int64)
+        b_s0 = tl.cast(b_s0, tl.int64)
+        b_s1 = tl.cast(b_s1, tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        c_s0 = tl.cast(c_s0, tl.int64)
+        c_s1 = tl.cast(c_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        K = tl.cast(K, tl.int64)
+        N = tl.cast(N, tl.int64)
     blocks_m = ((M) + BLOCK_M - 1) // BLOCK_M
     blocks_n = ((N) + BLOCK_N - 1) // BLOCK_N
     group = pid // (GROUP_M * blocks_n)
@@ -103,8 +83,8 @@ def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_pt
         b_2 = tl.load(b_ptr + (offs_kb) * b_s0 + (offs_n) * b_s1, mask=(offs_kb < (K)) & (offs_n < (N)), other=0.0)
         acc = tl.dot(a_1, b_2, acc)
     bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
-    tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * (acc + bias_3) * (1.0 + tl.erf((acc + bias_3) * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
-
+    t4 = (acc + bias_3)
+    tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t4 * (1.0 + tl.erf(t4 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
 
 
 def launch(a, b, bias, M, K, N, schedule=None):
@@ -112,11 +92,13 @@ def launch(a, b, bias, M, K, N, schedule=None):
     device = a.device
     c = torch.empty(((M), (N)), dtype=torch.float16, device=device)
     # launch 0: contraction -> c
+    TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 2, 128, 256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= _multiprocessors(device) else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
     BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-    BLOCK_N = schedule.get('0.BLOCK_N', (256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= _multiprocessors(device) else 128) if device.type == 'cuda' else 32)
-    BLOCK_K = schedule.get('0.BLOCK_K', 64 if device.type == 'cuda' else 32)
-    STAGES = schedule.get('0.STAGES', 3 if device.type == 'cuda' else 1)
+    BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
+    BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
+    STAGES = schedule.get('0.STAGES', TILE_STAGES)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
-    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, num_warps=WARPS)
+    INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1)))
+    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return c

@@ -6,59 +6,18 @@
 #
 # launch(x, M, N) takes the inputs in signature order, then the shape
 # symbols, and returns the outputs in declared order. kspec's launcher checks shapes first.
-import functools
-
 import torch
 import triton
 import triton.language as tl
 
 
-@functools.lru_cache(maxsize=None)
-def _multiprocessors(device):
-    return torch.cuda.get_device_properties(device).multi_processor_count
-
-
-@triton.jit
-def _mod(a, b):
-    # Python/torch.remainder semantics: the result takes the sign of the divisor.
-    r = a % b
-    return tl.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
-
-
-@triton.jit
-def _pow(a, b):
-    m = tl.exp2(b * tl.log2(tl.abs(a)))
-    odd = (b == tl.floor(b)) & (_mod(b, 2.0) == 1.0)
-    return tl.where(a < 0, tl.where(odd, -m, tl.where(b == tl.floor(b), m, float("nan"))), m)
-
-
-@triton.jit
-def _log1p(x):
-    # exact near 0, where log(1 + x) loses the low bits of x
-    u = 1.0 + x
-    return tl.where(u == 1.0, x, tl.log(u) * (x / (u - 1.0)))
-
-
-@triton.jit
-def _tanh(x):
-    e = tl.exp(-2.0 * tl.abs(x))
-    t = (1.0 - e) / (1.0 + e)
-    return tl.where(x < 0, -t, t)
-
-
-@triton.jit
-def _gelu_tanh(x):
-    return 0.5 * x * (1.0 + _tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-
-
-@triton.jit
-def _softplus(x):
-    return tl.maximum(x, 0.0) + _log1p(tl.exp(-tl.abs(x)))
-
-
-@triton.jit
-def _sigmoid(x):
-    return 1.0 / (1.0 + tl.exp(-x))
+def _index64(tensors, spaces):
+    # True when some element offset or flattened index reaches 2^31: the kernel then does its
+    # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
+    limit = 2 ** 31
+    return any(n >= limit for n in spaces) or any(
+        sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride())) >= limit
+        for t in tensors if t.numel())
 
 
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
@@ -68,25 +27,22 @@ def _add(a, b):
 
 
 @triton.jit
-def _mul(a, b):
-    return a * b
-
-
-@triton.jit
 def _max(a, b):
-    return tl.maximum(a, b)
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit
-def _min(a, b):
-    return tl.minimum(a, b)
-
-
-
-@triton.jit
-def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr):
+def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, INDEX64: tl.constexpr):
     # rows -> m, y_r0, y
     pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
     offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
     pmask = offs_p < (M)
     if SINGLE:
@@ -104,7 +60,7 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_5 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            red4 = tl.maximum(red4, tl.where(pmask & rmask, x_5, float('-inf')))
+            red4 = _max(red4, tl.where(pmask & rmask, x_5, float('-inf')))
         red4 = tl.reduce(red4, 1, _max, keep_dims=True)
         m_row = red4
         red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
@@ -122,7 +78,6 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
             tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_8 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
 
 
-
 def launch(x, M, N, schedule=None):
     schedule = schedule or {}
     device = x.device
@@ -131,5 +86,6 @@ def launch(x, M, N, schedule=None):
     BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
     BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
     WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
-    softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, num_warps=WARPS)
+    INDEX64 = schedule.get('0.INDEX64', _index64((x, y), ((M), (N))))
+    softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, INDEX64=INDEX64, num_warps=WARPS)
     return y
