@@ -16,7 +16,7 @@ from ...shapes import FloorDiv, Min, Shape
 from .code import ADD, MUL, UNARY, Code, binary, call, cast, convert, literal
 from .ctype import compute_ctype
 from .dialect import Dialect
-from .exprs import EXPR_TABLE, OpContext, combine, identity, operand_ctype
+from .exprs import EXPR_TABLE, Accumulator, OpContext, operand_ctype
 from .names import Namer
 
 
@@ -261,9 +261,10 @@ class StatementRenderer:
                      else body_dtype)
         ctx = OpContext(self.d, compute_ctype(acc_dtype), self.helpers)
         names = [self.namer.fresh(v.name) for v in e.vars]
-        acc = self.namer.fresh(f"{e.op}_{'_'.join(v.name for v in e.vars)}")
+        acc_name = self.namer.fresh(f"{e.op}_{'_'.join(v.name for v in e.vars)}")
+        acc = Accumulator.make(e.op, acc_name, ctx.ctype, self.d, self.namer.fresh)
         outer = self.levels[-1]
-        outer.add(f"{ctx.ctype} {acc} = {identity(e.op, ctx.ctype, self.d)};")
+        outer.add(acc.declare())
         for v, name in zip(e.vars, names):
             self.var_names[v] = name
             loop = Loop(f"for (int64_t {name} = 0; {name} < {self.shape(v.extent)}; ++{name})")
@@ -271,9 +272,11 @@ class StatementRenderer:
             top.add(loop)
             self.levels.append(_Level(loop.items, top.bound | {v}, owner=loop))
         x = self.render(e.body)
-        self.levels[-1].add(combine(e.op, acc, convert(x, ctx.ctype, self.d), ctx))
+        self.levels[-1].add(acc.fold(convert(x, ctx.ctype, self.d), ctx))
         del self.levels[len(self.levels) - len(e.vars):]
-        return self.finish(e, Code(acc, ctx.ctype))
+        if acc.total():   # after the loops: the last correction taken off the sum
+            outer.add(acc.total())
+        return self.finish(e, Code(acc.name, ctx.ctype))
 
     def accumulator(self, e: ir.Reduce) -> OpContext:
         """The compute context of a reduction's accumulator."""

@@ -29,7 +29,7 @@ from ... import ir
 from ...dtypes import DType
 from .code import Code, convert
 from .ctype import compute_ctype, storage_ctype
-from .exprs import combine, identity
+from .exprs import Accumulator
 from .generic import Arg, extent_product, grid_size
 from .loops import alpha_key
 from .patterns import LaunchContext, PatternUnit, _aligned, _size, statement_text
@@ -54,17 +54,23 @@ def _reduces(e: ir.Expr) -> list[ir.Reduce]:
 
 
 class _Acc:
+    """A reduction's per-thread accumulator in a rows or split kernel (compensated for f32
+    sums: exprs.compensated), and the team-reduction op code the templates pass on."""
+
     def __init__(self, ctx: LaunchContext, r: ir.Reduce):
         self.reduce = r
         c = ctx.r.accumulator(r)
         self.ctx = c
         self.ctype = c.ctype
         self.name = ctx.namer.fresh(f"{r.op}_{'_'.join(v.name for v in r.vars)}")
-        self.identity = identity(r.op, c.ctype, ctx.d).text
+        self.acc = Accumulator.make(r.op, self.name, c.ctype, ctx.d, ctx.namer.fresh)
+        self.identity = self.acc.identity
+        self.decl = self.acc.declare()
+        self.total = self.acc.total()
         self.op = OP_CODE[r.op]
 
     def fold(self, x: Code) -> str:
-        return combine(self.reduce.op, self.name, convert(x, self.ctype, self.ctx.dialect), self.ctx)
+        return self.acc.fold(convert(x, self.ctype, self.ctx.dialect), self.ctx)
 
 
 def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
@@ -374,7 +380,7 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
                        "decompose": decomp, "fold": a.fold(body), "part": part})
     phase2 = []
     for a, part in zip(accs, parts):
-        fold = combine(a.reduce.op, a.name, Code(f"{part}[q]", a.ctype), a.ctx)
+        fold = a.fold(Code(f"{part}[q]", a.ctype))
         phase2.append({"acc": a, "fold": fold})
         r.seed(a.reduce, r.finish(a.reduce, Code(a.name, a.ctype)))
     value = r.render(stmt.value)
