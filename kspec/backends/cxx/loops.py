@@ -79,6 +79,10 @@ class StatementRenderer:
         # Pattern lowerings: a load answered from registers (a per-row value, a cached row
         # element) instead of memory; returns None to load normally.
         self.load_hook = None
+        # C names of index variables a pattern may hold in 32 bits (rows' contiguous variants,
+        # whose IDX is int): their offsets fit, but as values they are widened to int64_t, as
+        # the reference computes index arithmetic (`f32(i * j * 1048576)` overflows int).
+        self.narrow_indices: set[str] = set()
 
     def seed(self, e: ir.Reduce, value: Code) -> None:
         """Make `e` render as `value` (a pattern's accumulator) instead of a loop."""
@@ -205,7 +209,10 @@ class StatementRenderer:
         if isinstance(e, ir.ShapeValue):
             return self.shape(e.shape)
         if isinstance(e, ir.IndexValue):
-            return Code(self.var_names[e.var], "int64_t")
+            name = self.var_names[e.var]
+            if name in self.narrow_indices:
+                return cast(Code(name, "IDX"), "int64_t")
+            return Code(name, "int64_t")
         if self.load_hook is not None and isinstance(e, (ir.Load, ir.ScalarRef)):
             hooked = self.load_hook(e)
             if hooked is not None:

@@ -89,6 +89,8 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         for red in _reduces(stmt.value):
             ctx.name_vars(list(red.vars), [jname])
     outer_lines = ctx.decompose("row", list(launch.outer))
+    # the row's indices are IDX (int in the contiguous variants): widened where used as values
+    r.narrow_indices = {ctx.var_names[v] for v in launch.outer} | {jname}
 
     registers: dict[str, Code] = {}
     position = {v: ("o", k) for s in launch.statements for k, v in enumerate(s.index[:n_outer])}
@@ -287,7 +289,15 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
 
     def contiguous(variant, n, rows, buffers, info) -> str:
         """The contiguous variant when every vectorised tensor has unit last stride and
-        aligned packs, n is a multiple of the pack and every offset fits 31 bits."""
+        aligned packs, n is a multiple of the pack and every offset fits 31 bits.
+
+        What the variant holds in IDX (int): the row's indices (below rows and n), the pack
+        starts j0 (below n plus one step of lanes * V, which INDEX_LIMIT's 2^20 of room
+        covers), the strides, and every element offset `i * s0 + j * s1 + ...` with each
+        partial sum at most the tensor's largest offset, sum((size - 1) * |stride|), checked
+        for every tensor the unit touches (inputs, outputs, temporaries). Index variables
+        read as values are widened to int64_t (StatementRenderer.narrow_indices); the row
+        loop, rows and the shape symbols are int64_t. Tests: tests/test_cxx_accuracy.py."""
         if not info.schedule.get("vector", True) or n % vwidth[variant + "c"]:
             return variant
         v = vwidth[variant + "c"]
