@@ -140,6 +140,71 @@ def identity(op: str, ctype: str, dialect: Dialect) -> Code:
     return literal(float("-inf") if low else float("inf"), ctype, dialect)
 
 
+def compensated(op: str, ctype: str) -> bool:
+    """Whether a reduction's per-thread accumulator carries a compensation term: f32 sums and
+    means (f16/bf16 inputs accumulate in f32 too).
+
+    Why: one thread may fold thousands to millions of terms (a 4M-element row over 512
+    threads, a 16M-element batch-norm statistic in one loop-nest thread, every term in the CPU
+    emulation); a plain f32 running sum loses up to half an ulp of the *running sum* per term,
+    so its error grows with the count (2.7e-3 on a 4M-element layernorm, far past 1e-4).
+    Kahan's compensated summation (kspec_sum_add in templates/helpers.j2) carries each
+    addition's rounding error into the next term: the error is about 2 ulps of sum(|x|) plus
+    a term in n * ulp^2, independent of the count for any n below 1/ulp (16M), for three more
+    additions and a select per term (these loops are memory bound). The compilers must keep
+    the additions as written: kspec compiles without fast-math, and nvcc -O3 keeps all four
+    (checked in the SASS for sm_90). Kahan rather than Neumaier's variant:
+    Neumaier's separate error sum is itself a plain f32 sum that grows with n (on 4M terms of
+    mean 100 it left 12 ulps in the mean); Kahan's correction stays below an ulp of the sum.
+    Rather than a blocked (two-level) sum: its error still grows with n / block and it would
+    need the loops restructured. f64 sums stay plain (their rounding is far below f64's
+    tolerance and f64 arithmetic is slow on many GPUs); integer sums are exact. Across lanes,
+    warps and blocks the reduction tree (log2 of the team in depth) adds the compensated
+    per-thread totals."""
+    return op in ("sum", "mean") and ctype == "float"
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """One thread's accumulator of a reduction: `name` of type `ctype`, starting at
+    `identity`; for compensated sums (see `compensated`) also `comp`, the part of the last
+    term that its addition rounded away (taken into the next term)."""
+
+    op: str
+    name: str
+    ctype: str
+    identity: str
+    comp: str | None = None
+
+    @staticmethod
+    def make(op: str, name: str, ctype: str, dialect: Dialect,
+             comp_name: Callable[[str], str] | None = None) -> "Accumulator":
+        """`comp_name(name)` gives a fresh name for the compensation variable."""
+        comp = None
+        if compensated(op, ctype):
+            comp = comp_name(f"{name}_comp") if comp_name else f"{name}_comp"
+        return Accumulator(op, name, ctype, identity(op, ctype, dialect).text, comp)
+
+    def declare(self) -> str:
+        if self.comp is None:
+            return f"{self.ctype} {self.name} = {self.identity};"
+        return f"{self.ctype} {self.name} = {self.identity}, {self.comp} = {self.identity};"
+
+    def fold(self, x: Code, ctx: OpContext) -> str:
+        """The statement folding one value (of the accumulator's type) in."""
+        if self.comp is None:
+            return combine(self.op, self.name, x, ctx)
+        ctx.helpers.add("kspec_sum_add")
+        return f"kspec_sum_add({self.name}, {self.comp}, {x.text});"
+
+    def total(self) -> str | None:
+        """The statement taking the last correction off the sum, after the thread's last fold
+        (None when there is none)."""
+        if self.comp is None:
+            return None
+        return f"{self.name} -= {self.comp};"
+
+
 def combine(op: str, acc: str, x: Code, ctx: OpContext) -> str:
     """The statement folding one value into the accumulator."""
     if op in ("sum", "mean"):

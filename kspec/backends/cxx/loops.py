@@ -16,7 +16,7 @@ from ...shapes import FloorDiv, Min, Shape
 from .code import ADD, MUL, UNARY, Code, binary, call, cast, convert, literal
 from .ctype import compute_ctype
 from .dialect import Dialect
-from .exprs import EXPR_TABLE, OpContext, combine, identity, operand_ctype
+from .exprs import EXPR_TABLE, Accumulator, OpContext, operand_ctype
 from .names import Namer
 
 
@@ -79,6 +79,10 @@ class StatementRenderer:
         # Pattern lowerings: a load answered from registers (a per-row value, a cached row
         # element) instead of memory; returns None to load normally.
         self.load_hook = None
+        # C names of index variables a pattern may hold in 32 bits (rows' contiguous variants,
+        # whose IDX is int): their offsets fit, but as values they are widened to int64_t, as
+        # the reference computes index arithmetic (`f32(i * j * 1048576)` overflows int).
+        self.narrow_indices: set[str] = set()
 
     def seed(self, e: ir.Reduce, value: Code) -> None:
         """Make `e` render as `value` (a pattern's accumulator) instead of a loop."""
@@ -205,7 +209,10 @@ class StatementRenderer:
         if isinstance(e, ir.ShapeValue):
             return self.shape(e.shape)
         if isinstance(e, ir.IndexValue):
-            return Code(self.var_names[e.var], "int64_t")
+            name = self.var_names[e.var]
+            if name in self.narrow_indices:
+                return cast(Code(name, "IDX"), "int64_t")
+            return Code(name, "int64_t")
         if self.load_hook is not None and isinstance(e, (ir.Load, ir.ScalarRef)):
             hooked = self.load_hook(e)
             if hooked is not None:
@@ -261,9 +268,10 @@ class StatementRenderer:
                      else body_dtype)
         ctx = OpContext(self.d, compute_ctype(acc_dtype), self.helpers)
         names = [self.namer.fresh(v.name) for v in e.vars]
-        acc = self.namer.fresh(f"{e.op}_{'_'.join(v.name for v in e.vars)}")
+        acc_name = self.namer.fresh(f"{e.op}_{'_'.join(v.name for v in e.vars)}")
+        acc = Accumulator.make(e.op, acc_name, ctx.ctype, self.d, self.namer.fresh)
         outer = self.levels[-1]
-        outer.add(f"{ctx.ctype} {acc} = {identity(e.op, ctx.ctype, self.d)};")
+        outer.add(acc.declare())
         for v, name in zip(e.vars, names):
             self.var_names[v] = name
             loop = Loop(f"for (int64_t {name} = 0; {name} < {self.shape(v.extent)}; ++{name})")
@@ -271,9 +279,11 @@ class StatementRenderer:
             top.add(loop)
             self.levels.append(_Level(loop.items, top.bound | {v}, owner=loop))
         x = self.render(e.body)
-        self.levels[-1].add(combine(e.op, acc, convert(x, ctx.ctype, self.d), ctx))
+        self.levels[-1].add(acc.fold(convert(x, ctx.ctype, self.d), ctx))
         del self.levels[len(self.levels) - len(e.vars):]
-        return self.finish(e, Code(acc, ctx.ctype))
+        if acc.total():   # after the loops: the last correction taken off the sum
+            outer.add(acc.total())
+        return self.finish(e, Code(acc.name, ctx.ctype))
 
     def accumulator(self, e: ir.Reduce) -> OpContext:
         """The compute context of a reduction's accumulator."""

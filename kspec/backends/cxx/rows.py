@@ -29,7 +29,7 @@ from ... import ir
 from ...dtypes import DType
 from .code import Code, convert
 from .ctype import compute_ctype, storage_ctype
-from .exprs import combine, identity
+from .exprs import Accumulator
 from .generic import Arg, extent_product, grid_size
 from .loops import alpha_key
 from .patterns import LaunchContext, PatternUnit, _aligned, _size, statement_text
@@ -54,17 +54,23 @@ def _reduces(e: ir.Expr) -> list[ir.Reduce]:
 
 
 class _Acc:
+    """A reduction's per-thread accumulator in a rows or split kernel (compensated for f32
+    sums: exprs.compensated), and the team-reduction op code the templates pass on."""
+
     def __init__(self, ctx: LaunchContext, r: ir.Reduce):
         self.reduce = r
         c = ctx.r.accumulator(r)
         self.ctx = c
         self.ctype = c.ctype
         self.name = ctx.namer.fresh(f"{r.op}_{'_'.join(v.name for v in r.vars)}")
-        self.identity = identity(r.op, c.ctype, ctx.d).text
+        self.acc = Accumulator.make(r.op, self.name, c.ctype, ctx.d, ctx.namer.fresh)
+        self.identity = self.acc.identity
+        self.decl = self.acc.declare()
+        self.total = self.acc.total()
         self.op = OP_CODE[r.op]
 
     def fold(self, x: Code) -> str:
-        return combine(self.reduce.op, self.name, convert(x, self.ctype, self.ctx.dialect), self.ctx)
+        return self.acc.fold(convert(x, self.ctype, self.ctx.dialect), self.ctx)
 
 
 def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
@@ -83,6 +89,8 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         for red in _reduces(stmt.value):
             ctx.name_vars(list(red.vars), [jname])
     outer_lines = ctx.decompose("row", list(launch.outer))
+    # the row's indices are IDX (int in the contiguous variants): widened where used as values
+    r.narrow_indices = {ctx.var_names[v] for v in launch.outer} | {jname}
 
     registers: dict[str, Code] = {}
     position = {v: ("o", k) for s in launch.statements for k, v in enumerate(s.index[:n_outer])}
@@ -281,7 +289,15 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
 
     def contiguous(variant, n, rows, buffers, info) -> str:
         """The contiguous variant when every vectorised tensor has unit last stride and
-        aligned packs, n is a multiple of the pack and every offset fits 31 bits."""
+        aligned packs, n is a multiple of the pack and every offset fits 31 bits.
+
+        What the variant holds in IDX (int): the row's indices (below rows and n), the pack
+        starts j0 (below n plus one step of lanes * V, which INDEX_LIMIT's 2^20 of room
+        covers), the strides, and every element offset `i * s0 + j * s1 + ...` with each
+        partial sum at most the tensor's largest offset, sum((size - 1) * |stride|), checked
+        for every tensor the unit touches (inputs, outputs, temporaries). Index variables
+        read as values are widened to int64_t (StatementRenderer.narrow_indices); the row
+        loop, rows and the shape symbols are int64_t. Tests: tests/test_cxx_accuracy.py."""
         if not info.schedule.get("vector", True) or n % vwidth[variant + "c"]:
             return variant
         v = vwidth[variant + "c"]
@@ -374,7 +390,7 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
                        "decompose": decomp, "fold": a.fold(body), "part": part})
     phase2 = []
     for a, part in zip(accs, parts):
-        fold = combine(a.reduce.op, a.name, Code(f"{part}[q]", a.ctype), a.ctx)
+        fold = a.fold(Code(f"{part}[q]", a.ctype))
         phase2.append({"acc": a, "fold": fold})
         r.seed(a.reduce, r.finish(a.reduce, Code(a.name, a.ctype)))
     value = r.render(stmt.value)

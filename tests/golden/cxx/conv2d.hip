@@ -22,6 +22,21 @@
 #include <hip/hip_bfloat16.h>
 #include <stdint.h>
 
+// Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
+// part of the last term that its addition rounded away, taken into the next term; after the
+// last term the sum is acc - comp. The error stays a few ulps of sum(|x|) whatever the number
+// of terms (see kspec/backends/cxx/exprs.py, `compensated`). Needs IEEE additions in program
+// order: nothing here may be reassociated (no fast-math).
+__device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) {
+    const float y = x - comp;
+    const float t = acc + y;
+    // (t - acc) - y: what the addition added beyond y. Where the sum is no longer finite (an
+    // infinite or NaN term, an overflow) comp stays 0, so acc is the plain sum's inf or NaN
+    // (inf - inf would make every later sum NaN)
+    comp = fabsf(t) <= 3.4028234663852886e+38f ? (t - acc) - y : 0.0f;
+    acc = t;
+}
+
 // y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
 extern "C" __global__ void __launch_bounds__(256)
 conv2d_0_y(
@@ -42,14 +57,15 @@ conv2d_0_y(
         const int64_t o = rest % O;
         rest /= O;
         const int64_t n = rest;
-        float sum_c_r_s = 0.0f;
+        float sum_c_r_s = 0.0f, sum_c_r_s_comp = 0.0f;
         for (int64_t c = 0; c < C; ++c) {
             for (int64_t r = 0; r < KH; ++r) {
                 for (int64_t s = 0; s < KW; ++s) {
-                    sum_c_r_s += x[n * x_s0 + c * x_s1 + (p + r) * x_s2 + (q + s) * x_s3] * w[o * w_s0 + c * w_s1 + r * w_s2 + s * w_s3];
+                    kspec_sum_add(sum_c_r_s, sum_c_r_s_comp, x[n * x_s0 + c * x_s1 + (p + r) * x_s2 + (q + s) * x_s3] * w[o * w_s0 + c * w_s1 + r * w_s2 + s * w_s3]);
                 }
             }
         }
+        sum_c_r_s -= sum_c_r_s_comp;
         y[n * y_s0 + o * y_s1 + p * y_s2 + q * y_s3] = sum_c_r_s + bias[o * bias_s0];
     }
 }

@@ -45,6 +45,21 @@ struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
 __device__ __forceinline__ float kspec_square(float x) { return x * x; }
 __device__ __forceinline__ double kspec_square(double x) { return x * x; }
 
+// Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
+// part of the last term that its addition rounded away, taken into the next term; after the
+// last term the sum is acc - comp. The error stays a few ulps of sum(|x|) whatever the number
+// of terms (see kspec/backends/cxx/exprs.py, `compensated`). Needs IEEE additions in program
+// order: nothing here may be reassociated (no fast-math).
+__device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) {
+    const float y = x - comp;
+    const float t = acc + y;
+    // (t - acc) - y: what the addition added beyond y. Where the sum is no longer finite (an
+    // infinite or NaN term, an overflow) comp stays 0, so acc is the plain sum's inf or NaN
+    // (inf - inf would make every later sum NaN)
+    comp = fabsf(t) <= 3.4028234663852886e+38f ? (t - acc) - y : 0.0f;
+    acc = t;
+}
+
 // Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
 template <int OP, typename T>
 __device__ __forceinline__ T kspec_combine(T a, T b) {
@@ -131,7 +146,7 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
             }
         }
         // mu[i] = mean(x[i, j] for j)
-        float mean_j = 0.0f;
+        float mean_j = 0.0f, mean_j_comp = 0.0f;
         if (VPT > 0) {
 #pragma unroll
             for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
@@ -140,13 +155,13 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
                     if (V == 1) {
                         const IDX j = j0;
                         const int c = kg;
-                        mean_j += x_c[c];
+                        kspec_sum_add(mean_j, mean_j_comp, x_c[c]);
                     } else {
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
                             const int c = kg * V + ke;
-                            mean_j += x_c[c];
+                            kspec_sum_add(mean_j, mean_j_comp, x_c[c]);
                         }
                     }
                 }
@@ -156,18 +171,19 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
                 {
                     if (V == 1) {
                         const IDX j = j0;
-                        mean_j += static_cast<float>(x[i * x_s0 + j * x_s1]);
+                        kspec_sum_add(mean_j, mean_j_comp, static_cast<float>(x[i * x_s0 + j * x_s1]));
                     } else {
                         const kspec_pack<hip_bfloat16, V> x_v_2 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
-                            mean_j += static_cast<float>(x_v_2.v[ke]);
+                            kspec_sum_add(mean_j, mean_j_comp, static_cast<float>(x_v_2.v[ke]));
                         }
                     }
                 }
             }
         }
+        mean_j -= mean_j_comp;
         mean_j = WARP_ROWS ? kspec_warp_reduce<0>(mean_j)
                     : kspec_block_reduce<0>(mean_j, (float)0.0f);
         const float mu_row = mean_j / (float)N;
@@ -175,7 +191,7 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
             mu[i * mu_s0] = mu_row;
         }
         // rstd[i] = rsqrt(mean((x[i, j] - mu[i]) ** 2 for j) + eps)
-        float mean_j_2 = 0.0f;
+        float mean_j_2 = 0.0f, mean_j_2_comp = 0.0f;
         if (VPT > 0) {
 #pragma unroll
             for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
@@ -184,13 +200,13 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
                     if (V == 1) {
                         const IDX j = j0;
                         const int c = kg;
-                        mean_j_2 += kspec_square(x_c[c] - mu_row);
+                        kspec_sum_add(mean_j_2, mean_j_2_comp, kspec_square(x_c[c] - mu_row));
                     } else {
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
                             const int c = kg * V + ke;
-                            mean_j_2 += kspec_square(x_c[c] - mu_row);
+                            kspec_sum_add(mean_j_2, mean_j_2_comp, kspec_square(x_c[c] - mu_row));
                         }
                     }
                 }
@@ -200,18 +216,19 @@ __device__ __forceinline__ void layernorm_0_rows_impl(
                 {
                     if (V == 1) {
                         const IDX j = j0;
-                        mean_j_2 += kspec_square(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row);
+                        kspec_sum_add(mean_j_2, mean_j_2_comp, kspec_square(static_cast<float>(x[i * x_s0 + j * x_s1]) - mu_row));
                     } else {
                         const kspec_pack<hip_bfloat16, V> x_v_3 = *reinterpret_cast<const kspec_pack<hip_bfloat16, V>*>(&x[i * x_s0 + j0 * x_s1]);
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
-                            mean_j_2 += kspec_square(static_cast<float>(x_v_3.v[ke]) - mu_row);
+                            kspec_sum_add(mean_j_2, mean_j_2_comp, kspec_square(static_cast<float>(x_v_3.v[ke]) - mu_row));
                         }
                     }
                 }
             }
         }
+        mean_j_2 -= mean_j_2_comp;
         mean_j_2 = WARP_ROWS ? kspec_warp_reduce<0>(mean_j_2)
                     : kspec_block_reduce<0>(mean_j_2, (float)0.0f);
         const float rstd_row = rsqrtf(mean_j_2 / (float)N + eps);

@@ -27,6 +27,21 @@
 __device__ __forceinline__ float kspec_gelu(float x) { return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f)); }
 __device__ __forceinline__ double kspec_gelu(double x) { return 0.5 * x * (1.0 + erf(x * 0.7071067811865476)); }
 
+// Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
+// part of the last term that its addition rounded away, taken into the next term; after the
+// last term the sum is acc - comp. The error stays a few ulps of sum(|x|) whatever the number
+// of terms (see kspec/backends/cxx/exprs.py, `compensated`). Needs IEEE additions in program
+// order: nothing here may be reassociated (no fast-math).
+__device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) {
+    const float y = x - comp;
+    const float t = acc + y;
+    // (t - acc) - y: what the addition added beyond y. Where the sum is no longer finite (an
+    // infinite or NaN term, an overflow) comp stays 0, so acc is the plain sum's inf or NaN
+    // (inf - inf would make every later sum NaN)
+    comp = fabsf(t) <= 3.4028234663852886e+38f ? (t - acc) - y : 0.0f;
+    acc = t;
+}
+
 // c[i, j] = gelu(sum(a[i, k] * b[k, j] for k) + bias[j])
 extern "C" __global__ void __launch_bounds__(256)
 matmul_bias_gelu_0_c(
@@ -43,10 +58,11 @@ matmul_bias_gelu_0_c(
         const int64_t j = rest % N;
         rest /= N;
         const int64_t i = rest;
-        float sum_k = 0.0f;
+        float sum_k = 0.0f, sum_k_comp = 0.0f;
         for (int64_t k = 0; k < K; ++k) {
-            sum_k += __half2float(a[i * a_s0 + k * a_s1]) * __half2float(b[k * b_s0 + j * b_s1]);
+            kspec_sum_add(sum_k, sum_k_comp, __half2float(a[i * a_s0 + k * a_s1]) * __half2float(b[k * b_s0 + j * b_s1]));
         }
+        sum_k -= sum_k_comp;
         c[i * c_s0 + j * c_s1] = __float2half(kspec_gelu(sum_k + __half2float(bias[j * bias_s0])));
     }
 }

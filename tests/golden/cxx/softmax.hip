@@ -40,6 +40,21 @@ __device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
 template <typename T, int V>
 struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
 
+// Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
+// part of the last term that its addition rounded away, taken into the next term; after the
+// last term the sum is acc - comp. The error stays a few ulps of sum(|x|) whatever the number
+// of terms (see kspec/backends/cxx/exprs.py, `compensated`). Needs IEEE additions in program
+// order: nothing here may be reassociated (no fast-math).
+__device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) {
+    const float y = x - comp;
+    const float t = acc + y;
+    // (t - acc) - y: what the addition added beyond y. Where the sum is no longer finite (an
+    // infinite or NaN term, an overflow) comp stays 0, so acc is the plain sum's inf or NaN
+    // (inf - inf would make every later sum NaN)
+    comp = fabsf(t) <= 3.4028234663852886e+38f ? (t - acc) - y : 0.0f;
+    acc = t;
+}
+
 // Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
 template <int OP, typename T>
 __device__ __forceinline__ T kspec_combine(T a, T b) {
@@ -160,7 +175,7 @@ __device__ __forceinline__ void softmax_0_rows_impl(
                     : kspec_block_reduce<2>(max_j, (float)-INFINITY);
         const float m_row = max_j;
         // y_r0[i] = sum(exp(x[i, k] - m[i]) for k)
-        float sum_k = 0.0f;
+        float sum_k = 0.0f, sum_k_comp = 0.0f;
         if (VPT > 0) {
 #pragma unroll
             for (int kg = 0; kg < (VPT > 0 ? VPT / V : 0); ++kg) {
@@ -169,13 +184,13 @@ __device__ __forceinline__ void softmax_0_rows_impl(
                     if (V == 1) {
                         const IDX j = j0;
                         const int c = kg;
-                        sum_k += __expf(x_c[c] - m_row);
+                        kspec_sum_add(sum_k, sum_k_comp, __expf(x_c[c] - m_row));
                     } else {
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
                             const int c = kg * V + ke;
-                            sum_k += __expf(x_c[c] - m_row);
+                            kspec_sum_add(sum_k, sum_k_comp, __expf(x_c[c] - m_row));
                         }
                     }
                 }
@@ -185,18 +200,19 @@ __device__ __forceinline__ void softmax_0_rows_impl(
                 {
                     if (V == 1) {
                         const IDX j = j0;
-                        sum_k += __expf(x[i * x_s0 + j * x_s1] - m_row);
+                        kspec_sum_add(sum_k, sum_k_comp, __expf(x[i * x_s0 + j * x_s1] - m_row));
                     } else {
                         const kspec_pack<float, V> x_v_3 = *reinterpret_cast<const kspec_pack<float, V>*>(&x[i * x_s0 + j0 * x_s1]);
 #pragma unroll
                         for (int ke = 0; ke < V; ++ke) {
                             const IDX j = j0 + ke;
-                            sum_k += __expf(x_v_3.v[ke] - m_row);
+                            kspec_sum_add(sum_k, sum_k_comp, __expf(x_v_3.v[ke] - m_row));
                         }
                     }
                 }
             }
         }
+        sum_k -= sum_k_comp;
         sum_k = WARP_ROWS ? kspec_warp_reduce<0>(sum_k)
                     : kspec_block_reduce<0>(sum_k, (float)0.0f);
         const float y_r0_row = sum_k;
