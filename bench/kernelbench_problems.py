@@ -226,8 +226,3 @@ def load_kernel(problem: Problem) -> Any:
     import kspec
     return kspec.loads(problem.source, file=f"<{problem.name}>")[problem.kernel]
 
-
-def inputs_bytes(problem: Problem, scale: str) -> int:
-    """The f32 bytes of the problem's inputs at a scale (for the record)."""
-    t = problem.make(problem.sizes[scale], torch.device("meta"), None)
-    return sum(v.numel() * v.element_size() for v in t.values() if isinstance(v, torch.Tensor))

@@ -97,13 +97,12 @@ def run_backend(problem: Problem, backend: str, inputs: dict[str, Any], ref: tor
                 device: torch.device, reps: int) -> dict[str, Any]:
     """Build, check against the eager reference, time; Python failures become rows."""
     import kspec
-    kernel = load_kernel(problem)
     try:
-        fn = kernel.build(backend)
+        fn = load_kernel(problem).build(backend)
     except kspec.BackendUnavailable as e:
         return {"status": "skipped", "detail": f"backend unavailable: {short(e)}"}
     except Exception as e:  # noqa: BLE001 - a build failure is a finding
-        return {"status": "error", "detail": f"build: {short(e)}"}
+        return {"status": "error", "detail": f"compile/build: {short(e)}"}
     try:
         t0 = time.perf_counter()
         out = problem.call(fn, inputs)           # warm-up: compile, load, first launch
