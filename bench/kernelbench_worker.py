@@ -1,0 +1,161 @@
+"""The worker of bench/kernelbench_sizes.py: one problem, the requested backends in turn.
+
+    python3 bench/kernelbench_worker.py PROBLEM BACKENDS DEVICE SCALE REPS SEED
+
+Prints one line per backend on stdout: MARK followed by the result as JSON (anything else on
+stdout is ignored by the driver). It runs in its own process because an illegal memory access
+poisons the CUDA context for everything after it, and a hang can only be ended by a kill.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH = Path(__file__).resolve().parent
+sys.path[:0] = [str(BENCH.parent), str(BENCH)]
+
+import torch  # noqa: E402
+
+from kernelbench_problems import BY_NAME, Problem, load_kernel  # noqa: E402
+
+MARK = "@@kb-result "
+ATOL = RTOL = 1e-4          # KernelBench's fp32 criterion
+TIME_BUDGET_S = 10.0        # stop timing a slow kernel early (at least one call is timed)
+# sticky CUDA errors (torch's and cuda-python's wording): the context is gone for the rest
+FATAL = ("illegal memory access", "illegal address", "illegal instruction",
+         "unspecified launch failure", "misaligned address", "device-side assert",
+         "ILLEGAL_ADDRESS", "ILLEGAL_INSTRUCTION", "LAUNCH_FAILED", "MISALIGNED_ADDRESS",
+         "ERROR_ASSERT", "hipErrorIllegalAddress")
+
+
+def short(e: BaseException) -> str:
+    lines = str(e).strip().splitlines() or [""]
+    return f"{type(e).__name__}: {lines[0][:300]}"
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def median_ms(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
+    """Median of up to `reps` calls (CUDA events on a GPU), after the caller's warm-up; stops
+    once TIME_BUDGET_S is spent so that a pathologically slow kernel costs a few seconds."""
+    times: list[float] = []
+    spent = time.perf_counter()
+    for _ in range(max(1, reps)):
+        if device.type == "cuda":
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            out = fn()
+            times.append((time.perf_counter() - t0) * 1e3)
+        del out                       # one output alive at a time
+        if time.perf_counter() - spent > TIME_BUDGET_S:
+            break
+    return statistics.median(times)
+
+
+def compare(out: torch.Tensor, ref: torch.Tensor) -> dict[str, Any]:
+    """KernelBench's check (allclose atol = rtol = 1e-4, no NaN) and the max errors."""
+    if tuple(out.shape) != tuple(ref.shape) or out.dtype != ref.dtype:
+        return {"status": "wrong", "correct": False,
+                "detail": f"output {tuple(out.shape)} {out.dtype}, "
+                          f"expected {tuple(ref.shape)} {ref.dtype}"}
+    nan = bool(torch.isnan(out).any())
+    err = (out - ref).abs()
+    max_abs = math.inf if nan else float(err.max()) if err.numel() else 0.0
+    rel = err / ref.abs()
+    rel = rel[ref != 0]
+    max_rel = math.inf if nan else float(rel.max()) if rel.numel() else 0.0
+    del err, rel
+    correct = not nan and bool(torch.allclose(out, ref, atol=ATOL, rtol=RTOL))
+    row = {"status": "ok" if correct else "wrong", "correct": correct,
+           "max_abs_err": max_abs, "max_rel_err": max_rel}
+    if nan:
+        row["detail"] = "NaN in the output"
+    return row
+
+
+def run_backend(problem: Problem, backend: str, inputs: dict[str, Any], ref: torch.Tensor,
+                device: torch.device, reps: int) -> dict[str, Any]:
+    """Build, check against the eager reference, time; Python failures become rows."""
+    import kspec
+    try:
+        fn = load_kernel(problem).build(backend)
+    except kspec.BackendUnavailable as e:
+        return {"status": "skipped", "detail": f"backend unavailable: {short(e)}"}
+    except Exception as e:  # noqa: BLE001 - a build failure is a finding
+        return {"status": "error", "detail": f"compile/build: {short(e)}"}
+    try:
+        t0 = time.perf_counter()
+        out = problem.call(fn, inputs)           # warm-up: compile, load, first launch
+        sync(device)
+        row: dict[str, Any] = {"first_call_s": round(time.perf_counter() - t0, 2)}
+        row.update(compare(out, ref))
+        del out
+        free(device)
+        row["kspec_ms"] = median_ms(lambda: problem.call(fn, inputs), device, reps)
+        return row
+    except torch.cuda.OutOfMemoryError as e:
+        return {"status": "error", "detail": f"out of memory: {short(e)}"}
+    except Exception as e:  # noqa: BLE001
+        fatal = any(f in str(e) for f in FATAL) or type(e).__name__ == "AcceleratorError"
+        return {"status": "crash" if fatal else "error", "detail": short(e), "fatal": fatal}
+
+
+def eager_ms(problem: Problem, inputs: dict[str, Any], device: torch.device,
+             reps: int) -> tuple[torch.Tensor, float]:
+    """The reference output (first eager call) and the eager time, both in fp32 with TF32
+    off, as KernelBench runs its fp32 problems."""
+    ref = problem.eager(inputs)
+    sync(device)
+    ms = median_ms(lambda: problem.eager(inputs), device, reps)
+    free(device)
+    return ref, ms
+
+
+def main(argv: list[str]) -> int:
+    name, backends, device_name, scale, reps, seed = argv
+    problem = BY_NAME[name]
+    device = torch.device(device_name)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    gen = torch.Generator(device=device).manual_seed(int(seed))
+    t0 = time.perf_counter()
+    inputs = problem.make(problem.sizes[scale], device, gen)
+    ref, e_ms = eager_ms(problem, inputs, device, int(reps))
+    setup_s = round(time.perf_counter() - t0, 2)
+    for backend in backends.split(","):
+        t1 = time.perf_counter()
+        row = run_backend(problem, backend, inputs, ref, device, int(reps))
+        row.update({"problem": name, "backend": backend, "eager_ms": e_ms,
+                    "setup_s": setup_s, "elapsed_s": round(time.perf_counter() - t1, 2)})
+        if row.get("kspec_ms"):
+            row["speedup"] = e_ms / row["kspec_ms"]
+        if not row.get("fatal"):
+            free(device)
+        print(MARK + json.dumps(row), flush=True)
+        if row.get("fatal"):        # the driver starts a fresh process for the rest
+            return 3
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
