@@ -41,6 +41,9 @@ kernel row_max(x: f32[M, N]) -> (hi: f32[M], lo: f32[M]) {
 kernel pick(x: f32[M, N], label: i64[M]) -> y: f32[M] {
     y[i] = where(label[i] >= 0, sum(where(j == label[i], x[i, j], 0.0) for j), 0.0)
 }
+kernel matvec_kb(a: f32[M, K], b: f32[K, N]) -> c: f32[M, N] {
+    c[i, j] = sum(a[i, k] * b[k, j] for k)
+}
 kernel row_sum_i8(x: i8[M, N]) -> y: i64[M] {
     y[i] = sum(x[i, j] for j)
 }
@@ -138,3 +141,13 @@ def test_an_offset_past_2_31_under_the_interpreter() -> None:
     assert "INDEX64" in MODULE.row_sum_i8.source("triton")
     y = MODULE.row_sum_i8.build("triton")(x)
     assert y.tolist() == MODULE.row_sum_i8.reference(x).tolist() == [651, 1323, 210]
+
+
+@pytest.mark.parametrize("compensated", [False, True])
+def test_deep_contractions_add_partial_products_with_compensation(compensated: bool) -> None:
+    """Both sides of the launch-time choice agree with the reference; the compensated side is
+    what a 2^20-deep matrix-vector product takes (KernelBench level1/4)."""
+    a, b = torch.rand(37, 200), torch.rand(200, 1)
+    _check(MODULE.matvec_kb, a, b, schedule={"0.COMPENSATED": compensated})
+    src = MODULE.matvec_kb.source("triton")
+    assert "COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)" in src

@@ -336,7 +336,7 @@ def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = N
     keys: dict[str, list[str]] = {}
     for full in re.findall(r"schedule\.get\('(\w+)\.(\w+)'", source):
         prefix, name = full
-        if name not in ("PRECISION", "fuse", "INDEX64") and \
+        if name not in ("PRECISION", "fuse", "INDEX64", "COMPENSATED") and \
                 name not in keys.setdefault(prefix, []):
             keys[prefix].append(name)
     elem = max((p.dtype.torch.itemsize for p in kernel.tensor_params), default=4)

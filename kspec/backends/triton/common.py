@@ -52,7 +52,8 @@ SAMPLES: dict[str, dict[str, object]] = {
     "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True, "INDEX64": False},
     "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128, "INDEX64": False},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
-                    "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False},
+                    "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False,
+                    "COMPENSATED": False},
     "attention": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64,
                   "PRECISION": "ieee", "INTERPRETED": False, "EVEN_N": False, "INDEX64": False},
 }

@@ -35,11 +35,18 @@ def _shared_memory(device):
 
 
 def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
-    # Triton keeps `stages` copies of the A and B tiles in shared memory: give up a stage, then
-    # halve the K step, then the N width until they fit (f32 128x256x64 in 3 stages is 288 KiB)
+    # Triton keeps `stages` copies of the A and B tiles in shared memory, and may pass the f32
+    # accumulator tile through it once (seen on gfx942: 128x256 x 4 B = 128 KiB): give up a
+    # stage, then halve the K step, then the N width until both fit (f32 128x256x64 in 3
+    # stages is 288 KiB, over Hopper's 227)
     limit = _shared_memory(device)
-    while stages * (block_m + block_n) * block_k * operand_bytes > limit:
-        if stages > 2:
+    while True:
+        staged = stages * (block_m + block_n) * block_k * operand_bytes
+        if block_m * block_n * 4 > limit and block_n > 16:
+            block_n //= 2
+        elif staged <= limit:
+            break
+        elif stages > 2:
             stages -= 1
         elif block_k > 16:
             block_k //= 2
@@ -51,7 +58,7 @@ def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
 
 
 @triton.jit
-def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, INDEX64: tl.constexpr):
+def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -90,6 +97,8 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
     offs_m_p = offs_m_q_q % (H - KH + 1)
     offs_m_p_q = offs_m_q_q // (H - KH + 1)
     acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
+    if COMPENSATED:
+        acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
     for k0 in range(0, ((C) * (KH) * (KW)), BLOCK_K):
         offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
         offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
@@ -103,7 +112,13 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
         offs_kb_r = offs_kb_s_q % (KH)
         offs_kb_r_q = offs_kb_s_q // (KH)
         w_2 = tl.load(w_ptr + (offs_n) * w_s0 + (offs_kb_r_q) * w_s1 + (offs_kb_r) * w_s2 + (offs_kb_s) * w_s3, mask=(offs_kb < ((C) * (KH) * (KW))) & (offs_n < (O)), other=0.0)
-        acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
+        if COMPENSATED:
+            step = tl.dot(x_1, w_2, input_precision=PRECISION) - acc_lost
+            total = acc + step
+            acc_lost = (total - acc) - step
+            acc = total
+        else:
+            acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
     bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
     tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
 
@@ -120,6 +135,7 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     STAGES = schedule.get('0.STAGES', TILE_STAGES)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
+    COMPENSATED = schedule.get('0.COMPENSATED', ((C) * (KH) * (KW)) >= 65536)
     INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1)))
-    conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N), 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N), 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return y

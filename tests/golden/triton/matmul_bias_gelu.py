@@ -35,11 +35,18 @@ def _shared_memory(device):
 
 
 def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
-    # Triton keeps `stages` copies of the A and B tiles in shared memory: give up a stage, then
-    # halve the K step, then the N width until they fit (f32 128x256x64 in 3 stages is 288 KiB)
+    # Triton keeps `stages` copies of the A and B tiles in shared memory, and may pass the f32
+    # accumulator tile through it once (seen on gfx942: 128x256 x 4 B = 128 KiB): give up a
+    # stage, then halve the K step, then the N width until both fit (f32 128x256x64 in 3
+    # stages is 288 KiB, over Hopper's 227)
     limit = _shared_memory(device)
-    while stages * (block_m + block_n) * block_k * operand_bytes > limit:
-        if stages > 2:
+    while True:
+        staged = stages * (block_m + block_n) * block_k * operand_bytes
+        if block_m * block_n * 4 > limit and block_n > 16:
+            block_n //= 2
+        elif staged <= limit:
+            break
+        elif stages > 2:
             stages -= 1
         elif block_k > 16:
             block_k //= 2
@@ -51,7 +58,7 @@ def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
 
 
 @triton.jit
-def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, INDEX64: tl.constexpr):
+def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> c
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -76,12 +83,20 @@ def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_pt
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
     acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
+    if COMPENSATED:
+        acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
     for k0 in range(0, (K), BLOCK_K):
         offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
         offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
         a_1 = tl.load(a_ptr + (offs_m) * a_s0 + (offs_ka) * a_s1, mask=(offs_m < (M)) & (offs_ka < (K)), other=0.0)
         b_2 = tl.load(b_ptr + (offs_kb) * b_s0 + (offs_n) * b_s1, mask=(offs_kb < (K)) & (offs_n < (N)), other=0.0)
-        acc = tl.dot(a_1, b_2, acc)
+        if COMPENSATED:
+            step = tl.dot(a_1, b_2) - acc_lost
+            total = acc + step
+            acc_lost = (total - acc) - step
+            acc = total
+        else:
+            acc = tl.dot(a_1, b_2, acc)
     bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
     t4 = (acc + bias_3)
     tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t4 * (1.0 + tl.erf(t4 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
@@ -99,6 +114,7 @@ def launch(a, b, bias, M, K, N, schedule=None):
     STAGES = schedule.get('0.STAGES', TILE_STAGES)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
+    COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)
     INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1)))
-    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return c
