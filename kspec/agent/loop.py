@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .evaluate import Outcome, make_inputs
-from .space import choose
+from .space import SIZE_CHOICES, choose
 from .store import Entry, KernelStore, shape_class, spec_hash
 
 MIN_GAIN = 0.01          # a timed candidate must be >= 1% faster than the best to replace it
@@ -177,7 +177,8 @@ def fixed_schedule(kernel, source: str, env: dict[str, int], device: str) -> dic
     call = [b.tensors[p.name] if p.name in b.tensors else b.scalars[p.name]
             for p in kernel.ir.params]
     module.launch(*call, *[b.env[s] for s in kernel.ir.symbols], schedule=rec)
-    return {k: v for k, v in rec.seen.items() if k != "allow_tf32"}
+    return {k: v for k, v in rec.seen.items()
+            if k != "allow_tf32" and k.rpartition(".")[2] not in SIZE_CHOICES}
 
 
 def default_env(kernel, device: str) -> dict[str, int]:

@@ -328,6 +328,13 @@ def cxx_launch_spaces(plan, env: dict[str, int] | None = None) -> list[LaunchSpa
     return spaces
 
 
+# Names a generated Triton module reads from its schedule that are not searched: the precision
+# is the user's, and fusion, index width and compensation are correctness choices the module
+# makes from the sizes (tests force them, the tuner leaves them alone)
+SIZE_CHOICES = ("INDEX64", "COMPENSATED")
+LAUNCH_CHOICES = ("PRECISION", "fuse") + SIZE_CHOICES
+
+
 def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = None
                   ) -> list[LaunchSpace]:
     """One LaunchSpace per launch of the plan (attention: the fused kernel only), with the keys
@@ -336,7 +343,7 @@ def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = N
     keys: dict[str, list[str]] = {}
     for full in re.findall(r"schedule\.get\('(\w+)\.(\w+)'", source):
         prefix, name = full
-        if name not in ("PRECISION", "fuse", "INDEX64", "COMPENSATED") and \
+        if name not in LAUNCH_CHOICES and \
                 name not in keys.setdefault(prefix, []):
             keys[prefix].append(name)
     elem = max((p.dtype.torch.itemsize for p in kernel.tensor_params), default=4)
