@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def test_triton_compiles_every_launch_at_its_sizes(kernel, env: dict[str, int], 
     ext = "ptx" if arch.startswith("sm") else "amdgcn"
     launches = files[f"{kernel.name}.{arch}.launches.txt"].splitlines()[1:]
     assert launches and len([f for f in files if f.endswith(ext)]) >= 1
+    for line in launches:   # grid axes 1 and 2 hold at most 65535 programs, axis 0 2^31 - 1
+        grid = [int(g) for g in re.search(r"grid (\S+),", line).group(1).split("x")]
+        assert grid[0] < 2 ** 31 and all(g <= 65535 for g in grid[1:]), line
     big = any(n >= 2 ** 31 for n in LARGE.tensor_elements(kernel, env).values())
     if big:   # a tensor past 2^31 elements: every launch touching it indexes in 64 bits
         assert any("INDEX64=True" in line for line in launches), launches

@@ -27,6 +27,9 @@ class TensorCorePatterns:
         batch_total = self.space(shape_code(product([v.extent for v in batch])))
         self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
         self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
+        if batch:  # one grid axis: the second and third hold at most 65535 programs
+            self.lines.append("offs_b = pid // (blocks_m * blocks_n)")
+            self.lines.append("pid = pid % (blocks_m * blocks_n)")
         # grouped ordering: programs sharing a band of rows of A run together (L2 reuse)
         self.lines.append("group = pid // (GROUP_M * blocks_n)")
         self.lines.append("first_m = group * GROUP_M")
@@ -39,7 +42,6 @@ class TensorCorePatterns:
         rows = self.split_flat("offs_m", c.iv, "")
         cols = self.split_flat("offs_n", c.jv, "")
         if batch:
-            self.program_id("offs_b", 1)
             codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
             for v, code in zip(batch, codes):
                 em.var_code[v] = code
@@ -94,7 +96,7 @@ class TensorCorePatterns:
              "WARPS": "8 if device.type == 'cuda' else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'",
              "COMPENSATED": f"{k} >= {COMPENSATED_DEPTH}"},
-            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N), {batch_total}",
+            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
              "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"}, "WARPS", prelude=(fit,))
@@ -147,13 +149,17 @@ class TensorCorePatterns:
         em = self.em
         qlen, klen = shape_code(sc.i.extent), shape_code(sc.j.extent)
         dk, dv = shape_code(sc.k.extent), shape_code(oc.j.extent)
-        self.program_id("pid_m")
+        self.program_id("pid")
+        self.lines.append(f"blocks_q = ({qlen} + BLOCK_M - 1) // BLOCK_M")
+        # one grid axis (the second holds at most 65535 programs); a batch's query blocks are
+        # neighbours, so its keys and values stay in L2 between them
+        self.lines.append("pid_m = pid % blocks_q")
         self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
         self.lines.append("offs_dk = tl.arange(0, BLOCK_D)[None, :]")
         self.lines.append("offs_dk_row = tl.arange(0, BLOCK_D)[:, None]")
         self.lines.append("offs_dv = tl.arange(0, BLOCK_DV)[None, :]")
         if sc.batch:
-            self.program_id("offs_b", 1)
+            self.lines.append("offs_b = pid // blocks_q")
             codes = self.decompose("offs_b", list(sc.batch), [f"b{q}" for q in range(len(sc.batch))])
             for v, code in zip(sc.batch, codes):
                 em.var_code[v] = code
@@ -231,7 +237,7 @@ class TensorCorePatterns:
              "STAGES": f"ATTENTION_TILE[2] if {cuda} else 1",
              "WARPS": f"8 if {cuda} else 4",
              "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
-            f"triton.cdiv({qlen}, BLOCK_M), {batch_total}",
+            f"triton.cdiv({qlen}, BLOCK_M) * {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
              "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",
              "INTERPRETED": "device.type != 'cuda'", "EVEN_N": f"{klen} % BLOCK_N == 0",

@@ -196,6 +196,9 @@ class LaunchWriterBase:
         `span` = (start, end) restricts the loop to part of the flattened range (split)."""
         acc = self.em.fresh("red")
         acc_dt = self.accumulator(r)
+        # Each lane of a looped f32 sum adds extent / BLOCK_R terms (2.5M-element groups: 20k);
+        # Kahan compensation keeps its error at a few ulp of the sum (the C++ loops do the same)
+        compensated = not single and r.op in ("sum", "mean") and acc_dt == DType.f32
         ident = self.identity(r.op, acc_dt)
         tl_acc = TL_DTYPE[acc_dt]
         indent = scope.indent
@@ -203,6 +206,8 @@ class LaunchWriterBase:
             inner = scope
         else:
             self.lines.append(f"{indent}{acc} = tl.full([BLOCK_P, BLOCK_R], {ident}, {tl_acc})")
+            if compensated:
+                self.lines.append(f"{indent}{acc}_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})")
             start, end = span or ("0", self.space(shape_code(loop_ext)))
             self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
             inner = Scope(self.lines, indent + "    ")
@@ -223,6 +228,15 @@ class LaunchWriterBase:
         final = f"tl.reduce({{a}}, 1, {combiner}, keep_dims=True)"
         if single:
             self.lines.append(f"{indent}{acc} = {final.format(a=val)}")
+        elif compensated:
+            i = inner.indent
+            self.lines += [f"{i}{acc}_step = {val} - {acc}_lost",
+                           f"{i}{acc}_total = {acc} + {acc}_step",
+                           # held at 0 once the sum is inf or NaN, which then stays so
+                           f"{i}{acc}_lost = tl.where({acc}_total - {acc}_total == 0, "
+                           f"({acc}_total - {acc}) - {acc}_step, 0.0)",
+                           f"{i}{acc} = {acc}_total"]
+            self.lines.append(f"{indent}{acc} = {final.format(a=f'{acc} - {acc}_lost')}")
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")

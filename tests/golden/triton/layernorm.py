@@ -61,23 +61,31 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
         tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_2 - mu_row) * rstd_row) * w_5) + b_6)).to(tl.bfloat16), mask=pmask & rmask)
     else:
         red7 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            red7 = red7 + tl.where(pmask & rmask, x_8, 0.0)
-        red7 = tl.reduce(red7, 1, _add, keep_dims=True)
+            red7_step = tl.where(pmask & rmask, x_8, 0.0) - red7_lost
+            red7_total = red7 + red7_step
+            red7_lost = tl.where(red7_total - red7_total == 0, (red7_total - red7) - red7_step, 0.0)
+            red7 = red7_total
+        red7 = tl.reduce(red7 - red7_lost, 1, _add, keep_dims=True)
         red7 = red7 / (N)
         mu_row = red7
         tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
         red9 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red9_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_10 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
             t11 = (x_10 - mu_row)
-            red9 = red9 + tl.where(pmask & rmask, (t11 * t11), 0.0)
-        red9 = tl.reduce(red9, 1, _add, keep_dims=True)
+            red9_step = tl.where(pmask & rmask, (t11 * t11), 0.0) - red9_lost
+            red9_total = red9 + red9_step
+            red9_lost = tl.where(red9_total - red9_total == 0, (red9_total - red9) - red9_step, 0.0)
+            red9 = red9_total
+        red9 = tl.reduce(red9 - red9_lost, 1, _add, keep_dims=True)
         red9 = red9 / (N)
         rstd_row = tl.rsqrt((red9 + eps))
         tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)

@@ -116,5 +116,5 @@ def launch(a, b, bias, M, K, N, schedule=None):
     PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
     COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)
     INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1)))
-    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N), 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return c

@@ -64,12 +64,16 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
         red4 = tl.reduce(red4, 1, _max, keep_dims=True)
         m_row = red4
         red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red6_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_7 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            red6 = red6 + tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0)
-        red6 = tl.reduce(red6, 1, _add, keep_dims=True)
+            red6_step = tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0) - red6_lost
+            red6_total = red6 + red6_step
+            red6_lost = tl.where(red6_total - red6_total == 0, (red6_total - red6) - red6_step, 0.0)
+            red6 = red6_total
+        red6 = tl.reduce(red6 - red6_lost, 1, _add, keep_dims=True)
         y_r0_row = red6
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
