@@ -173,3 +173,19 @@ def test_compensation_keeps_inf_and_nan() -> None:
     x[1, 1, 7, 2] = float("nan")
     mu, _ = MODULE.channel_stats.build("triton", schedule={"0.BLOCK_R": 16})(x)
     assert mu[0].isinf() and mu[1].isnan()
+
+
+def test_the_reference_contracts_2_31_deep_products_in_parts(monkeypatch) -> None:
+    """BLAS takes 32-bit sizes: cuBLAS refused sum_squares' float64 einsum at 2^31 + 49152
+    terms on the H200. Past 2^31 the reference slices the longest reduced index (meta tensors:
+    nothing is allocated)."""
+    k = kspec.loads("kernel ss(x: f32[M, N]) -> y: f32 { y = sum(x[i, j] * x[i, j] for i, j) }")
+    shapes = []
+    real = torch.einsum
+    monkeypatch.setattr(torch, "einsum",
+                        lambda eq, *ops: shapes.append([o.shape for o in ops]) or real(eq, *ops))
+    x = torch.empty(524300, 4096, device="meta")
+    y = k.ss.reference(x)
+    assert y.shape == () and len(shapes) == 3
+    assert all(s[0][0] * s[0][1] < 2 ** 31 for s in shapes)
+    assert sum(s[0][0] for s in shapes) == 524300

@@ -239,7 +239,9 @@ class Interpreter:
             operands.append(t.to(torch.float64).expand(
                 [self.extent(v) for v in vs]) if vs else t.to(torch.float64))
             specs.append("".join(letters[v] for v in vs))
-        r = torch.einsum(",".join(specs) + "->" + "".join(letters[v] for v in keep), *operands)
+        equation = ",".join(specs) + "->" + "".join(letters[v] for v in keep)
+        r = _einsum_in_parts(equation, operands, [vs for _, vs in values],
+                             [v for v in e.vars if v in all_vars], self.extent)
         # Reduced indices no factor depends on multiply the sum by their range.
         missing = [v for v in e.vars if v not in all_vars]
         scale = math.prod(self.extent(v) for v in missing)
@@ -267,3 +269,23 @@ def evaluate(kernel: ir.Kernel, tensors: Mapping[str, torch.Tensor],
     float64 (the exact value before rounding to the declared dtype); integer and bool outputs
     have the declared dtype."""
     return Interpreter(kernel, env).run(tensors, scalars)
+
+
+def _einsum_in_parts(equation: str, operands: list[torch.Tensor], operand_vars: list,
+                     reduced: list, extent) -> torch.Tensor:
+    """torch.einsum, in slices of the longest reduced index when the contraction reaches 2^31
+    terms: BLAS takes 32-bit sizes (cuBLAS refused a 2^31-deep float64 product)."""
+    depth = math.prod(extent(v) for v in reduced)
+    if depth < 2 ** 31 or not reduced:
+        return torch.einsum(equation, *operands)
+    v = max(reduced, key=extent)
+    parts = -(-depth // 2 ** 30)
+    step = -(-extent(v) // parts)
+    total = None
+    for start in range(0, extent(v), step):
+        length = min(step, extent(v) - start)
+        sliced = [t.narrow(vs.index(v), start, length) if v in vs else t
+                  for t, vs in zip(operands, operand_vars)]
+        r = torch.einsum(equation, *sliced)
+        total = r if total is None else total + r
+    return total
