@@ -9,8 +9,8 @@ shape classes (the interpreter accepts code the compilers reject):
 Triton for sm_90 and gfx942 through `kcompile --shape` (trace.py records the launches the
 module's own host code makes there, then triton.compile builds each). The C++ module holds
 every variant its launcher picks from, so it compiles once per arch (tests/test_cxx_backends.py:
-sm_80, sm_90, sm_90a's tensor cores, gfx90a); here the C++ launcher's choice at the large
-sizes is checked to be a 64-bit variant.
+sm_80, sm_90, sm_90a's tensor cores, gfx90a), and the launcher's 32/64-bit choice is tested at
+sizes up to 2^33 elements on meta tensors (tests/test_cxx_accuracy.py).
 """
 from __future__ import annotations
 
