@@ -165,6 +165,7 @@ def _check(args: argparse.Namespace) -> int:
 
     if (args.source is None) != (args.target is None):
         raise KspecError("kcompile check: --source and --target go together")
+    _check_limits(args)
     if args.source is not None:
         return _check_candidate(args)
     from .verify.portability import portability
@@ -185,6 +186,23 @@ def _check(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps({"ok": ok, "kernels": reports}, indent=2) + "\n")
     return 0 if ok else 1
+
+
+# The smallest tensor cap that still draws two-dimensional tiles with ragged edges (16 x 16);
+# below it a wrong kernel passes because nothing reaches its code.
+MIN_ELEMENTS = 256
+
+
+def _check_limits(args: argparse.Namespace) -> None:
+    if args.examples < 1:
+        raise KspecError(f"kcompile check: --examples must be at least 1, got {args.examples} "
+                         f"(zero examples would check nothing)")
+    if args.max_elements < MIN_ELEMENTS:
+        raise KspecError(f"kcompile check: --max-elements must be at least {MIN_ELEMENTS}, got "
+                         f"{args.max_elements} (smaller tensors do not reach a kernel's tile "
+                         f"edges)")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise KspecError(f"kcompile check: --max-seconds must be positive, got {args.max_seconds}")
 
 
 def _check_candidate(args: argparse.Namespace) -> int:

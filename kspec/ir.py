@@ -220,6 +220,18 @@ class Kernel:
                 return d
         raise KeyError(name)
 
+    def size_errors(self, env: dict[str, int]) -> list[str]:
+        """What is wrong with `env` as this kernel's sizes: unknown or missing symbols, launch
+        checks that fail. Empty when the kernel can launch at these sizes."""
+        unknown = [s for s in env if s not in self.symbols]
+        if unknown:
+            return [f"kernel {self.name} has no symbol {', '.join(unknown)} "
+                    f"(its symbols: {', '.join(self.symbols) or 'none'})"]
+        missing = [s for s in self.symbols if s not in env]
+        if missing:
+            return [f"kernel {self.name} needs a value for {', '.join(missing)}"]
+        return [f"launch check fails: {c}" for c in self.checks if not c.holds(env)]
+
 
 @dataclass(frozen=True)
 class Module:

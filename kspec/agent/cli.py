@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import KspecError
+from ..shapes import parse_sizes
 
 _TUNE_HELP = """\
 Tune kernels: every candidate goes compile -> check (all guards) -> benchmark against the best;
@@ -76,13 +77,17 @@ def _store_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _shape(text: str | None) -> dict[str, int] | None:
+def _shape(text: str | None, kernel) -> dict[str, int] | None:
     if not text:
         return None
     try:
-        return {k.strip(): int(v) for k, v in (kv.split("=") for kv in text.split(","))}
-    except ValueError:
-        raise KspecError(f"--shape: expected NAME=INT,..., got '{text}'") from None
+        env = parse_sizes(text)
+    except ValueError as e:
+        raise KspecError(str(e)) from None
+    problems = kernel.ir.size_errors(env)
+    if problems:
+        raise KspecError(f"--shape {text}: {problems[0]}")
+    return env
 
 
 def main(argv: Sequence[str]) -> int:
@@ -115,6 +120,9 @@ def _store(args: argparse.Namespace) -> int:
 
 
 def _tune(args: argparse.Namespace) -> int:
+    if args.examples < 1:
+        raise KspecError(f"kcompile tune: --examples must be at least 1, got {args.examples} "
+                         f"(a candidate checked on nothing would be stored)")
     from .. import load
     from .llm import LLMProposer
     from .loop import tune
@@ -148,7 +156,7 @@ def _tune(args: argparse.Namespace) -> int:
                                                             f"{report_path.suffix or '.json'}")
                 r = tune(k, target=args.target, arch=args.arch, llm=llm, rounds=args.rounds,
                          autotune=True if args.autotune else None, report_path=report_path,
-                         env=_shape(args.shape), device=device, store=store, evaluator=ev,
+                         env=_shape(args.shape, k), device=device, store=store, evaluator=ev,
                          examples=args.examples, seed=args.seed, limit=args.limit,
                          progress=not args.quiet)
                 print(r.text())

@@ -20,6 +20,7 @@ import torch
 
 from ... import ir
 from ...errors import KspecError, ToolchainError
+from ...shapes import parse_sizes
 
 # arch -> (GPUTarget backend, GPUTarget arch, warp size, multiprocessors, shared memory per
 # program in bytes): a representative device of each (A100, H100/H200, B200, MI250X, MI300X,
@@ -106,17 +107,9 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
                    env: dict[str, int], arch: str) -> list[TracedLaunch]:
     """The calls `module.launch` makes for contiguous inputs at sizes `env` on `arch`."""
     _, _, _, sms, smem = arch_info(arch)
-    unknown = [s for s in env if s not in kernel.symbols]
-    if unknown:
-        raise KspecError(f"--shape: kernel {kernel.name} has no symbol {', '.join(unknown)} "
-                         f"(its symbols: {', '.join(kernel.symbols) or 'none'})")
-    missing = [s for s in kernel.symbols if s not in env]
-    if missing:
-        raise KspecError(f"--shape needs a value for {', '.join(missing)} "
-                         f"(kernel {kernel.name} has {', '.join(kernel.symbols)})")
-    for check in kernel.checks:
-        if not check.holds(env):
-            raise KspecError(f"--shape {_env_text(env)}: launch check fails: {check}")
+    problems = kernel.size_errors(env)
+    if problems:
+        raise KspecError(f"--shape {_env_text(env)}: {problems[0]}")
     device = _Device("cuda")
     calls: list[TracedLaunch] = []
     saved = dict(vars(module))
@@ -146,16 +139,11 @@ def _env_text(env: dict[str, int]) -> str:
 
 
 def parse_shape(text: str) -> dict[str, int]:
-    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, with a clear error for anything else."""
-    env: dict[str, int] = {}
-    for part in filter(None, (t.strip() for t in text.split(","))):
-        name, eq, value = part.partition("=")
-        if not eq or not name.strip().isidentifier() or not value.strip().isdigit():
-            raise KspecError(f"--shape: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{part}'")
-        if int(value) < 1:
-            raise KspecError(f"--shape: {name.strip()} must be at least 1")
-        env[name.strip()] = int(value)
-    return env
+    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, a KspecError for anything else."""
+    try:
+        return parse_sizes(text)
+    except ValueError as e:
+        raise KspecError(str(e)) from None
 
 
 def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
