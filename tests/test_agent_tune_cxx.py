@@ -148,9 +148,9 @@ def test_statuses_of_cxx_candidates_on_the_emulation():
     assert good.status == "accepted" and good.wall_ms is not None
     assert good.verification["ran_on"] == "cpu"
     assert good.verification["compiled_for"] == ["cpu (g++ emulation)"]
-    line = "sum_j += x_v_2.v[ke];"                # the looped row's 16-byte packs
+    line = "kspec_sum_add(sum_j, sum_j_comp, x_v_2.v[ke]);"   # the looped row's 16-byte packs
     assert line in base
-    packs_broken = base.replace(line, "sum_j += x_v_2.v[0];")
+    packs_broken = base.replace(line, "kspec_sum_add(sum_j, sum_j_comp, x_v_2.v[0]);")
     assert evaluate(k, packs_broken, **opts).status == "wrong"
     unpacked = cxx_schedule_source(packs_broken, {"vector": False})
     assert evaluate(k, unpacked, **opts).status == "accepted"

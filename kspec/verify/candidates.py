@@ -28,7 +28,7 @@ from .. import ir
 from ..api import bind
 from ..errors import BackendUnavailable, KspecError
 from .runner import CHEAT, COMPILE_ERROR, WRONG, Failure, SearchResult, search
-from .strategies import schedule_block_sizes
+from .strategies import launch_branches, schedule_block_sizes
 
 ACCEPTED, UNVERIFIED = "accepted", "unverified"
 STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, UNVERIFIED)
@@ -86,13 +86,14 @@ def load_triton_module(source: str, interpret: bool):
     return module
 
 
-def triton_launcher(kernel: ir.Kernel, module) -> Callable:
-    """Bind arguments like kspec's launcher, then call the module's launch(inputs..., symbols...)."""
+def triton_launcher(kernel: ir.Kernel, module, schedule: dict | None = None) -> Callable:
+    """Bind arguments like kspec's launcher, then call the module's launch(inputs..., symbols...)
+    (with `schedule` when given: a launch-time branch forced, see verify_candidate)."""
     def launch(*args: Any):
         b = bind(kernel, args, {})
         call = [b.tensors[p.name] if isinstance(p, ir.TensorDecl) else b.scalars[p.name]
                 for p in kernel.params] + [b.env[s] for s in kernel.symbols]
-        return module.launch(*call)
+        return module.launch(*call, schedule=schedule) if schedule else module.launch(*call)
 
     return launch
 
@@ -193,10 +194,35 @@ def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, se
                                max_elements=max_elements, max_work=max_work,
                                block_sizes=blocks, shrink_budget=shrink_budget,
                                max_seconds=max_seconds)
+    if res.ok and target == "triton":
+        res = _forced_branches(kernel, module, source, res, dev, examples, seed, max_elements,
+                               max_work, blocks, shrink_budget, max_seconds)
     status = ACCEPTED if res.ok else res.failure.status
     return Verdict(status, target, "" if res.ok else res.failure.detail, res.failure,
                    res.examples, res.passed, res.worst, time.perf_counter() - t0, dev,
                    compiled_for)
+
+
+def _forced_branches(kernel, module, source: str, res: SearchResult, dev: str, examples: int,
+                     seed: int, max_elements: int, max_work: int | None, blocks,
+                     shrink_budget: int, max_seconds: float | None) -> SearchResult:
+    """A candidate that keeps kspec's schedule keys is also run with each launch-time branch
+    that small shapes never take (64-bit indices, compensated contractions, looped rows)
+    forced, on a few cases each; the first failure is the verdict's. A candidate that ignores
+    the keys runs its own code again: nothing is lost, and its sizes were checked above."""
+    for branch, schedule in launch_branches(source).items():
+        forced = search(kernel, triton_launcher(kernel.ir, module, schedule),
+                        examples=max(1, examples // 3), seed=seed + 1, device=dev,
+                        max_elements=max_elements, max_work=max_work, block_sizes=blocks,
+                        shrink_budget=shrink_budget, max_seconds=max_seconds, explicit=False)
+        res.examples += forced.examples
+        res.passed += forced.passed
+        res.worst = max(res.worst, forced.worst)
+        if not forced.ok:
+            forced.failure.detail = f"[{branch}] {forced.failure.detail}"
+            res.failure = forced.failure
+            return res
+    return res
 
 
 def verify_file(kernel, target: str, path: str | Path, **kw: Any) -> Verdict:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..errors import BackendUnavailable
 from .runner import Failure, search
-from .strategies import schedule_block_sizes
+from .strategies import launch_branches, schedule_block_sizes
 
 COMPILE_ONLY = (("triton", "sm_90"), ("triton", "gfx90a"), ("triton", "gfx942"),
                 ("cuda", "sm_90"), ("hip", "gfx90a"), ("hip", "gfx942"))
@@ -132,6 +132,28 @@ def _compile_only(kernel, backend: str, arch: str) -> Row:
         return Row(label, "no", detail=detail[:160], seconds=time.perf_counter() - t0)
 
 
+def _row(label: str, res, t0: float) -> Row:
+    return Row(label, "yes", True, res.examples, res.passed, res.worst,
+               "ok" if res.ok else res.failure.status, "" if res.ok else res.failure.detail,
+               time.perf_counter() - t0, res.failure)
+
+
+def _branch_rows(kernel, label: str, device: str, examples: int, seed: int, max_elements: int,
+                 blocks, max_seconds: float | None) -> list[Row]:
+    """The generated Triton module's launch-time branches that small shapes never take
+    (64-bit indices, compensated contractions, looped rows), each forced by the schedule and
+    checked on a few cases of its own: the report then names every branch that ran."""
+    rows = []
+    for branch, schedule in launch_branches(kernel.source("triton")).items():
+        t0 = time.perf_counter()
+        launch = kernel.build("triton", schedule=schedule)
+        res = search(kernel, launch, examples=max(1, examples // 3), seed=seed + 1,
+                     device=device, max_elements=max_elements, block_sizes=blocks,
+                     max_seconds=max_seconds, explicit=False)
+        rows.append(_row(f"{label.split(' (')[0]} [{branch}]", res, t0))
+    return rows
+
+
 def portability(kernel, *, examples: int = 10, seed: int = 0, max_elements: int = 4096,
                 max_seconds: float | None = None, compile_only: bool = True,
                 backends: tuple[str, ...] | None = None) -> KernelReport:
@@ -155,10 +177,10 @@ def portability(kernel, *, examples: int = 10, seed: int = 0, max_elements: int 
             continue
         res = search(kernel, launch, examples=examples, seed=seed, device=device,
                      max_elements=max_elements, block_sizes=blocks, max_seconds=max_seconds)
-        report.rows.append(Row(label, "yes", True, res.examples, res.passed, res.worst,
-                               "ok" if res.ok else res.failure.status,
-                               "" if res.ok else res.failure.detail,
-                               time.perf_counter() - t0, res.failure))
+        report.rows.append(_row(label, res, t0))
+        if label.startswith("triton"):
+            report.rows += _branch_rows(kernel, label, device, examples, seed, max_elements,
+                                        blocks, max_seconds)
     if compile_only:
         gpu = _gpu()
         for backend, arch in COMPILE_ONLY:

@@ -94,6 +94,22 @@ def schedule_block_sizes(source: str) -> set[int]:
     return sizes
 
 
+def launch_branches(source: str) -> dict[str, dict[str, Any]]:
+    """The rarer side of each launch-time choice a generated Triton module makes from the
+    sizes, as schedules forcing it at any size: 64-bit index arithmetic (INDEX64), compensated
+    deep contractions (COMPENSATED), looped rows (a BLOCK_R of 16 loops over any longer row).
+    Small test shapes take the other side by themselves."""
+    keys = re.findall(r"schedule\.get\('(\w+)\.(\w+)'", source)
+    forced: dict[str, dict[str, Any]] = {}
+    for label, key, value in (("64-bit indices", "INDEX64", True),
+                              ("compensated", "COMPENSATED", True),
+                              ("looped rows", "BLOCK_R", 16)):
+        schedule = {f"{n}.{k}": value for n, k in keys if k == key}
+        if schedule:
+            forced[label] = schedule
+    return forced
+
+
 def _elements_ok(kernel: ir.Kernel, env: dict[str, int], max_elements: int,
                  max_work: int | None = None) -> bool:
     if max_work is not None and math.prod(env.values()) > max_work:
