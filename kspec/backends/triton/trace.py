@@ -19,25 +19,14 @@ from typing import Any
 import torch
 
 from ... import ir
-from ...errors import KspecError, ToolchainError
-
-# arch -> (GPUTarget backend, GPUTarget arch, warp size, multiprocessors, shared memory per
-# program in bytes): a representative device of each (A100, H100/H200, B200, MI250X, MI300X,
-# RX 7900 XTX); the sizes only steer the host's choices, they are not measured here
-ARCHS: dict[str, tuple[str, Any, int, int, int]] = {
-    "sm_80": ("cuda", 80, 32, 108, 166912), "sm_86": ("cuda", 86, 32, 84, 101376),
-    "sm_89": ("cuda", 89, 32, 128, 101376), "sm_90": ("cuda", 90, 32, 132, 232448),
-    "sm_90a": ("cuda", 90, 32, 132, 232448), "sm_100": ("cuda", 100, 32, 148, 232448),
-    "gfx90a": ("hip", "gfx90a", 64, 110, 65536), "gfx942": ("hip", "gfx942", 64, 304, 65536),
-    "gfx1100": ("hip", "gfx1100", 32, 96, 65536),
-}
+from ...errors import ToolchainError
+# ARCHS and parse_shape moved to target.py (the C++ backends use them too); kept importable
+from ..target import ARCHS, check_shape, parse_shape  # noqa: F401
+from ..target import arch_info as _arch_info
 
 
 def arch_info(arch: str) -> tuple[str, Any, int, int, int]:
-    if arch not in ARCHS:
-        raise KspecError(f"unknown arch '{arch}' for the triton backend; expected one of "
-                         f"{', '.join(ARCHS)}")
-    return ARCHS[arch]
+    return _arch_info(arch, "triton")
 
 
 @dataclass
@@ -106,17 +95,7 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
                    env: dict[str, int], arch: str) -> list[TracedLaunch]:
     """The calls `module.launch` makes for contiguous inputs at sizes `env` on `arch`."""
     _, _, _, sms, smem = arch_info(arch)
-    unknown = [s for s in env if s not in kernel.symbols]
-    if unknown:
-        raise KspecError(f"--shape: kernel {kernel.name} has no symbol {', '.join(unknown)} "
-                         f"(its symbols: {', '.join(kernel.symbols) or 'none'})")
-    missing = [s for s in kernel.symbols if s not in env]
-    if missing:
-        raise KspecError(f"--shape needs a value for {', '.join(missing)} "
-                         f"(kernel {kernel.name} has {', '.join(kernel.symbols)})")
-    for check in kernel.checks:
-        if not check.holds(env):
-            raise KspecError(f"--shape {_env_text(env)}: launch check fails: {check}")
+    check_shape(kernel, env)
     device = _Device("cuda")
     calls: list[TracedLaunch] = []
     saved = dict(vars(module))
@@ -139,23 +118,6 @@ def _argument(kernel: ir.Kernel, p, env: dict[str, int], device: _Device) -> Any
         shape = tuple(d.evaluate(env) for d in p.dims)
         return _Tensor(torch.empty(shape, dtype=p.dtype.torch, device="meta"), device)
     return p.default if p.default is not None else (1.0 if p.dtype.is_float else 1)
-
-
-def _env_text(env: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in env.items())
-
-
-def parse_shape(text: str) -> dict[str, int]:
-    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, with a clear error for anything else."""
-    env: dict[str, int] = {}
-    for part in filter(None, (t.strip() for t in text.split(","))):
-        name, eq, value = part.partition("=")
-        if not eq or not name.strip().isidentifier() or not value.strip().isdigit():
-            raise KspecError(f"--shape: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{part}'")
-        if int(value) < 1:
-            raise KspecError(f"--shape: {name.strip()} must be at least 1")
-        env[name.strip()] = int(value)
-    return env
 
 
 def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
