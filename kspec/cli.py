@@ -42,9 +42,11 @@ def _compile_parser() -> argparse.ArgumentParser:
                    help="what to produce (default: source)")
     p.add_argument("--arch", help="target architecture: sm_80, sm_90, sm_90a, gfx90a, gfx942 ...")
     p.add_argument("--shape", metavar="SYM=V,...",
-                   help="with --emit asm: compile exactly the launches made at these sizes "
-                        "(index width, tiles, single or looped rows), checked against the "
-                        "target's shared memory and threads")
+                   help="with --emit asm, for every target: the launches made at these "
+                        "sizes (index width, tiles, single or looped rows, fused attention), "
+                        "written to KERNEL.ARCH.launches.txt and checked against the target's "
+                        "threads, grid and shared memory (triton compiles exactly those "
+                        "launches; a cuda/hip module holds every variant its launcher picks)")
     p.add_argument("--kernel", "-k", help="only this kernel of each file")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="write files into DIR instead of printing to stdout")

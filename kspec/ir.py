@@ -229,7 +229,8 @@ class Kernel:
                     f"(its symbols: {', '.join(self.symbols) or 'none'})"]
         missing = [s for s in self.symbols if s not in env]
         if missing:
-            return [f"kernel {self.name} needs a value for {', '.join(missing)}"]
+            return [f"kernel {self.name} needs a value for {', '.join(missing)} "
+                    f"(its symbols: {', '.join(self.symbols)})"]
         return [f"launch check fails: {c}" for c in self.checks if not c.holds(env)]
 
 

@@ -4,8 +4,10 @@ compiled by nvcc (or NVRTC) to a cubin and launched through the CUDA driver API.
     BACKEND.source(kernel_ir, arch=None)            -> .cu text
     BACKEND.build(kernel_ir, arch=None, compiler="nvcc"|"nvrtc", lowering="plan"|"generic"|"normalized")
                                                     -> launcher(*args, **kwargs)
-    BACKEND.compile_asm(kernel_ir, arch="sm_90")    -> {file name: text}: source, PTX, SASS,
-                                                       and the register/smem/spill report
+    BACKEND.compile_asm(kernel_ir, arch="sm_90", shape=None)
+                                                    -> {file name: text}: source, PTX, SASS,
+                                                       and the register/smem/spill report;
+                                                       with shape {"M": ..}, the launches there
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ... import ir
 from ...errors import KspecError
 from ..cxx import CUDA, plan_for, render_plan
 from ..cxx.launch import PlanLauncher
+from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
 from . import launcher, toolchain
 
@@ -71,8 +74,13 @@ class CudaBackend:
         runtime = launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}", schedule)
 
-    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
+                    shape: dict[str, int] | None = None) -> dict[str, str]:
+        """Source, PTX, SASS and ptxas's report for `arch`; with `shape`, also
+        `<kernel>.<arch>.launches.txt`: the launches made at those sizes, checked against the
+        target (planned first, so that a shape error costs no compile)."""
         arch = arch or toolchain.DEFAULT_ARCH
+        launches = launches_at(kernel, CUDA, arch, shape) if shape is not None else None
         c = self.compile(kernel, arch, ptx=True)
         files = {f"{kernel.name}.cu": self.source(kernel, arch), f"{kernel.name}.ptx": c.asm,
                  f"{kernel.name}.resources.txt": toolchain.resource_report(
@@ -80,6 +88,9 @@ class CudaBackend:
         sass = disassemble(c.binary)
         if sass:
             files[f"{kernel.name}.sass"] = sass
+        if launches is not None:
+            files[f"{kernel.name}.{arch}.launches.txt"] = launches_text(kernel, arch, shape,
+                                                                        launches)
         return files
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 import torch
 
@@ -81,6 +81,39 @@ def unit_params(unit: Unit, buffers: dict[str, torch.Tensor], b: Bound,
     return values
 
 
+def plan_calls(plan: GenericPlan, b: Bound, device: torch.device, info: DeviceInfo,
+               buffers: dict[str, torch.Tensor],
+               allocations: list[tuple[str, tuple[int, ...], torch.dtype]]
+               ) -> Iterator[tuple[str, int, int, Mapping[str, int], int, Any]]:
+    """Every launch of a bound call, in order, as (function, grid, block, launch values,
+    dynamic shared-memory bytes, the unit whose parameters it takes). Allocates the outputs,
+    temporaries and each unit's scratch on `device` into `buffers`, recording them in
+    `allocations`; a generator, so that a unit's scratch is allocated just before its launches
+    (the launcher's order), and so that a meta device plans a call without a GPU."""
+    k = plan.kernel
+
+    def allocate(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> None:
+        buffers[name] = torch.empty(shape, dtype=dtype, device=device)
+        allocations.append((name, shape, dtype))
+
+    for o in k.outputs:
+        allocate(o.name, b.output_shape(o), o.dtype.torch)
+    for t in plan.temporaries:
+        allocate(t.name, tuple(d.evaluate(b.env) for d in t.dims),
+                 TORCH_DTYPES[compute_ctype(t.dtype)])
+    for unit in plan.units:
+        if unit.standby:      # launched by the unit it stands in for, if at all
+            continue
+        # the scratch a unit needs depends on its launch choice (a split's part count)
+        for name, (shape, ctype) in unit.scratch(b.env, info).items():
+            allocate(name, shape, TORCH_DTYPES[ctype])
+        # (function, grid, block, launch values[, dynamic shared-memory bytes[, the unit
+        # whose parameters the function takes, when not this one]])
+        for function, grid, block, extra, *rest in unit.launches(b.env, buffers, info):
+            yield (function, grid, block, extra, rest[0] if rest else 0,
+                   rest[1] if len(rest) > 1 else unit)
+
+
 @dataclass
 class _Prepared:
     """Everything a call's launches depend on besides the data pointers, for one signature
@@ -146,35 +179,15 @@ class PlanLauncher:
         b = bind(k, args, kwargs)
         device = _device_of(k, b, self.device_type)
         buffers: dict[str, torch.Tensor] = dict(b.tensors)
-        allocations = []
-
-        def allocate(name: str, shape: tuple[int, ...], dtype: torch.dtype) -> None:
-            buffers[name] = torch.empty(shape, dtype=dtype, device=device)
-            allocations.append((name, shape, dtype))
-
-        for o in k.outputs:
-            allocate(o.name, b.output_shape(o), o.dtype.torch)
-        for t in self.plan.temporaries:
-            allocate(t.name, tuple(d.evaluate(b.env) for d in t.dims),
-                     TORCH_DTYPES[compute_ctype(t.dtype)])
+        allocations: list[tuple[str, tuple[int, ...], torch.dtype]] = []
         info = device_info(device, self.schedule)
         launches = []
-        for unit in self.plan.units:
-            if unit.standby:      # launched by the unit it stands in for, if at all
-                continue
-            # the scratch a unit needs depends on its launch choice (a split's part count)
-            for name, (shape, ctype) in unit.scratch(b.env, info).items():
-                allocate(name, shape, TORCH_DTYPES[ctype])
-            # (function, grid, block, launch values[, dynamic shared-memory bytes[, the unit
-            # whose parameters the function takes, when not this one]])
-            for function, grid, block, extra, *rest in unit.launches(b.env, buffers, info):
-                shared = rest[0] if rest else 0
-                owner = rest[1] if len(rest) > 1 else unit
-                params = unit_params(owner, buffers, b, extra)
-                self.runtime.launch(function, grid, block, params, device, shared)
-                template = [a.ref if a.kind == "tensor" else v
-                            for a, v in zip(owner.args, params)]
-                launches.append((function, grid, block, shared, template))
+        for function, grid, block, extra, shared, owner in plan_calls(
+                self.plan, b, device, info, buffers, allocations):
+            params = unit_params(owner, buffers, b, extra)
+            self.runtime.launch(function, grid, block, params, device, shared)
+            template = [a.ref if a.kind == "tensor" else v for a, v in zip(owner.args, params)]
+            launches.append((function, grid, block, shared, template))
         outs = tuple(buffers[o.name] for o in k.outputs)
         return (_Prepared(device, b.scalars, allocations, launches),
                 outs[0] if len(outs) == 1 else outs)

@@ -10,8 +10,10 @@ One HIP source, two ways to run it:
     BACKEND.source(kernel_ir, arch=None)           -> .hip text (arch sets the wavefront size)
     BACKEND.build(kernel_ir, arch=None, headers="auto"|"system"|"stand-in",
                   lowering="plan"|"generic"|"normalized") -> launcher
-    BACKEND.compile_asm(kernel_ir, arch="gfx90a")  -> {file: text}: source, AMDGCN, resources
-                                                      (arch sm_*: PTX of the NVIDIA path)
+    BACKEND.compile_asm(kernel_ir, arch="gfx90a", shape=None)
+                                                   -> {file: text}: source, AMDGCN, resources
+                                                      (arch sm_*: PTX of the NVIDIA path);
+                                                      with shape, the launches there
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ..cuda import launcher as cuda_launcher
 from ..cuda import toolchain as cuda_toolchain
 from ..cxx import HIP, plan_for, render_plan
 from ..cxx.launch import PlanLauncher
+from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
 from . import launcher, toolchain
 
@@ -89,8 +92,11 @@ class HipBackend:
         runtime = cuda_launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}", schedule)
 
-    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None) -> dict[str, str]:
+    def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
+                    shape: dict[str, int] | None = None) -> dict[str, str]:
+        """As for the cuda backend: with `shape`, also `<kernel>.<arch>.launches.txt`."""
         arch = arch or toolchain.DEFAULT_ARCH
+        launches = launches_at(kernel, HIP, arch, shape) if shape is not None else None
         c = self.compile(kernel, arch, asm=True)
         name = kernel.name
         files = {f"{name}.hip": self.source(kernel, arch)}
@@ -102,6 +108,8 @@ class HipBackend:
             files[f"{name}.s"] = c.asm
             files[f"{name}.resources.txt"] = toolchain.resource_report(
                 c, f"{name}: VGPRs, SGPRs, LDS, scratch and occupancy (kernel-resource-usage)")
+        if launches is not None:
+            files[f"{name}.{arch}.launches.txt"] = launches_text(kernel, arch, shape, launches)
         return files
 
 

@@ -19,26 +19,14 @@ from typing import Any
 import torch
 
 from ... import ir
-from ...errors import KspecError, ToolchainError
-from ...shapes import parse_sizes
-
-# arch -> (GPUTarget backend, GPUTarget arch, warp size, multiprocessors, shared memory per
-# program in bytes): a representative device of each (A100, H100/H200, B200, MI250X, MI300X,
-# RX 7900 XTX); the sizes only steer the host's choices, they are not measured here
-ARCHS: dict[str, tuple[str, Any, int, int, int]] = {
-    "sm_80": ("cuda", 80, 32, 108, 166912), "sm_86": ("cuda", 86, 32, 84, 101376),
-    "sm_89": ("cuda", 89, 32, 128, 101376), "sm_90": ("cuda", 90, 32, 132, 232448),
-    "sm_90a": ("cuda", 90, 32, 132, 232448), "sm_100": ("cuda", 100, 32, 148, 232448),
-    "gfx90a": ("hip", "gfx90a", 64, 110, 65536), "gfx942": ("hip", "gfx942", 64, 304, 65536),
-    "gfx1100": ("hip", "gfx1100", 32, 96, 65536),
-}
+from ...errors import ToolchainError
+# ARCHS and parse_shape moved to target.py (the C++ backends use them too); kept importable
+from ..target import ARCHS, check_shape, parse_shape  # noqa: F401
+from ..target import arch_info as _arch_info
 
 
 def arch_info(arch: str) -> tuple[str, Any, int, int, int]:
-    if arch not in ARCHS:
-        raise KspecError(f"unknown arch '{arch}' for the triton backend; expected one of "
-                         f"{', '.join(ARCHS)}")
-    return ARCHS[arch]
+    return _arch_info(arch, "triton")
 
 
 @dataclass
@@ -107,9 +95,7 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
                    env: dict[str, int], arch: str) -> list[TracedLaunch]:
     """The calls `module.launch` makes for contiguous inputs at sizes `env` on `arch`."""
     _, _, _, sms, smem = arch_info(arch)
-    problems = kernel.size_errors(env)
-    if problems:
-        raise KspecError(f"--shape {_env_text(env)}: {problems[0]}")
+    check_shape(kernel, env)
     device = _Device("cuda")
     calls: list[TracedLaunch] = []
     saved = dict(vars(module))
@@ -132,18 +118,6 @@ def _argument(kernel: ir.Kernel, p, env: dict[str, int], device: _Device) -> Any
         shape = tuple(d.evaluate(env) for d in p.dims)
         return _Tensor(torch.empty(shape, dtype=p.dtype.torch, device="meta"), device)
     return p.default if p.default is not None else (1.0 if p.dtype.is_float else 1)
-
-
-def _env_text(env: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in env.items())
-
-
-def parse_shape(text: str) -> dict[str, int]:
-    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, a KspecError for anything else."""
-    try:
-        return parse_sizes(text)
-    except ValueError as e:
-        raise KspecError(str(e)) from None
 
 
 def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
