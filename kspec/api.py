@@ -28,10 +28,11 @@ class Bound:
         return tuple(d.evaluate(self.env) for d in decl.dims)
 
     def is_empty(self, kernel: ir.Kernel) -> bool:
-        """Some input or output has no elements: launchers return `empty_result` instead of
-        launching (generated grids and loops assume every size is at least 1)."""
-        return (any(t.numel() == 0 for t in self.tensors.values()) or
-                any(0 in self.output_shape(o) for o in kernel.outputs))
+        """Some shape symbol is 0, or some input or output has no elements: launchers return
+        `empty_result` instead of launching (the compiler's proofs, grids and loops assume
+        every symbol is at least 1, so a launch only ever sees such sizes)."""
+        return (0 in self.env.values() or any(t.numel() == 0 for t in self.tensors.values())
+                or any(0 in self.output_shape(o) for o in kernel.outputs))
 
 
 def bind(kernel: ir.Kernel, args: tuple, kwargs: dict, strict_dtypes: bool = True,
@@ -195,6 +196,7 @@ def empty_result(kernel: ir.Kernel, b: Bound):
     its identity, as PyTorch does: sum 0, prod 1, mean NaN). max and min over an empty range
     have no identity: refused, as torch.amax refuses."""
     device = next((t.device for t in b.tensors.values()), torch.device("cpu"))
+    _refuse_negative_ranges(kernel, b)
     shapes = [b.output_shape(o) for o in kernel.outputs]
     if all(0 in s for s in shapes):
         outs = tuple(torch.empty(s, dtype=o.dtype.torch, device=device)
@@ -206,6 +208,20 @@ def empty_result(kernel: ir.Kernel, b: Bound):
         ref = evaluate(kernel, b.tensors, b.scalars, b.env)
         outs = tuple(ref[o.name].to(device, o.dtype.torch).contiguous() for o in kernel.outputs)
     return outs[0] if len(outs) == 1 else outs
+
+
+def _refuse_negative_ranges(kernel: ir.Kernel, b: Bound) -> None:
+    # a derived size (N - 1, a convolution's H - K + 1) proved non-negative assuming every
+    # symbol >= 1 may be negative with a symbol at 0
+    sizes = [(f"{o.name} dim {i}", d) for o in kernel.outputs for i, d in enumerate(o.dims)]
+    sizes += [(f"the range of {v.name} in {stmt.target}", v.extent) for stmt in kernel.body
+              for e in ir.walk(stmt.value) if isinstance(e, ir.Reduce) for v in e.vars]
+    sizes += [(f"the range of {v.name} in {stmt.target}", v.extent)
+              for stmt in kernel.body for v in stmt.index]
+    for what, d in sizes:
+        if d.evaluate(b.env) < 0:
+            raise KspecLaunchError(f"{kernel.name}: {what} is {d} = {d.evaluate(b.env)} with "
+                                   f"{_env_text(d.symbols(), b.env)}; sizes cannot be negative")
 
 
 def _refuse_empty_max(kernel: ir.Kernel, env: dict[str, int]) -> None:
