@@ -118,7 +118,8 @@ def _is_array_like(a: Any) -> bool:
 def _tensor_arg(kernel: ir.Kernel, p: ir.TensorDecl, a: Any, strict: bool) -> torch.Tensor:
     if not isinstance(a, torch.Tensor) and _is_array_like(a):
         try:   # a sequence has no dtype of its own: it takes the declared one
-            a = torch.as_tensor(a, dtype=p.dtype.torch if isinstance(a, (list, tuple)) else None)
+            dtype = p.dtype.torch if isinstance(a, (list, tuple)) else None
+            a = torch.as_tensor(a, dtype=dtype)
         except (TypeError, ValueError, RuntimeError) as e:
             raise KspecLaunchError(f"{kernel.name}: argument '{p.name}' cannot be converted to "
                                    f"a tensor ({p.dtype}[{', '.join(map(str, p.dims))}]): "

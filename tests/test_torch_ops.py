@@ -51,7 +51,8 @@ def test_schema_and_names() -> None:
     assert ln.op() is op                              # registered once
     assert spec("layernorm").op() is op               # the same kernel loaded again
     qualname = op._qualname
-    assert qualname.startswith("kspec::layernorm_") and len(qualname) == len("kspec::layernorm_") + 8
+    assert qualname.startswith("kspec::layernorm_")
+    assert len(qualname) == len("kspec::layernorm_") + 8
     # two kernels of one name from different sources are two ops
     a = kspec.loads("kernel twice(x: f32[N]) -> y: f32[N] { y[i] = x[i] * 2.0 }").twice.op()
     b = kspec.loads("kernel twice(x: f32[N]) -> y: f32[N] { y[i] = x[i] + x[i] + 1.0 }").twice.op()
