@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Protocol
 import torch
 
 from ... import ir
-from ...api import Bound, bind
+from ...api import Bound, bind, empty_result
 from ...errors import KspecLaunchError
 from .ctype import CTYPES, TORCH_DTYPES, compute_ctype
 from .generic import MAX_BLOCKS, GenericPlan, Unit, grid_size  # noqa: F401
@@ -52,12 +52,8 @@ def _device_of(kernel: ir.Kernel, b: Bound, device_type: str) -> torch.device:
     if wrong:
         raise KspecLaunchError(f"{kernel.name}: the GPU backends take {device_type} tensors; got "
                                f"{', '.join(wrong)}")
-    distinct = set(devices.values())
-    if len(distinct) > 1:
-        raise KspecLaunchError(f"{kernel.name}: tensors are on several devices: "
-                               f"{', '.join(f'{n} on {d}' for n, d in devices.items())}")
-    if distinct:
-        return distinct.pop()
+    if devices:   # bind checked that there is one
+        return next(iter(devices.values()))
     if device_type == "cpu":
         return torch.device("cpu")
     return torch.device(device_type, torch.cuda.current_device())
@@ -151,33 +147,47 @@ class PlanLauncher:
         self._n_params = len(self.kernel.params)
         self._is_tensor = [isinstance(p, ir.TensorDecl) for p in self.kernel.params]
 
-    def _signature(self, args: tuple) -> tuple:
+    def _signature(self, args: tuple) -> tuple | None:
         """Tensors by layout and alignment; scalar parameters by value (a 0-dim tensor given
-        for one by its value too)."""
-        return tuple((a.shape, a.stride(), a.dtype, a.device, a.data_ptr() % 16)
-                     if isinstance(a, torch.Tensor) and tensor else
-                     (type(a), a.item() if isinstance(a, torch.Tensor) else a)
-                     for a, tensor in zip(args, self._is_tensor))
+        for one by its dtype and value too). None: a call to bind every time (arrays or lists
+        to convert, an input that requires grad: bind refuses it in grad mode)."""
+        key = []
+        for a, tensor in zip(args, self._is_tensor):
+            if isinstance(a, torch.Tensor):
+                if a.requires_grad or (not tensor and a.dim() != 0):
+                    return None
+                key.append((a.shape, a.stride(), a.dtype, a.device, a.data_ptr() % 16)
+                           if tensor else (a.dtype, a.item()))
+            elif tensor or not isinstance(a, (bool, int, float)):
+                return None
+            else:
+                key.append((type(a), a))
+        return tuple(key)
 
     def __call__(self, *args: Any, **kwargs: Any):
         key = None
         if not kwargs and len(args) <= self._n_params:   # defaults fill the rest
-            key = (self._signature(args), tuple(sorted(self.schedule.items())))
-            prepared = self._prepared.get(key)
-            if prepared is not None:
-                return self._run(prepared, args)
+            signature = self._signature(args)
+            if signature is not None:
+                key = (signature, tuple(sorted(self.schedule.items())))
+                prepared = self._prepared.get(key)
+                if prepared is not None:
+                    return self._run(prepared, args)
         prepared, outs = self._prepare(args, kwargs)
-        if key is not None:
+        if key is not None and prepared is not None:
             if len(self._prepared) >= self.CACHE_SIZE:
                 self._prepared.clear()
             self._prepared[key] = prepared
         return outs
 
-    def _prepare(self, args: tuple, kwargs: dict) -> tuple[_Prepared, Any]:
-        """Bind, check and launch one call, recording what a call of its signature repeats."""
+    def _prepare(self, args: tuple, kwargs: dict) -> tuple[_Prepared | None, Any]:
+        """Bind, check and launch one call, recording what a call of its signature repeats
+        (None: a zero-size call, answered without launching)."""
         k = self.kernel
         b = bind(k, args, kwargs)
         device = _device_of(k, b, self.device_type)
+        if b.is_empty(k):
+            return None, empty_result(k, b)
         buffers: dict[str, torch.Tensor] = dict(b.tensors)
         allocations: list[tuple[str, tuple[int, ...], torch.dtype]] = []
         info = device_info(device, self.schedule)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ... import ir
-from ...api import bind
+from ...api import bind, empty_result
 from ...errors import BackendUnavailable, KspecLaunchError
 
 _LOCK = threading.Lock()
@@ -75,26 +75,35 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
 
     # Binding and the launch checks depend only on shapes, dtypes and devices: a launch with
     # the same signature as an earlier one skips them (host overhead matters for kernels that
-    # run in tens of microseconds).
+    # run in tens of microseconds). Only plain calls are remembered: tensors for tensor
+    # parameters, Python numbers for scalars (anything else needs bind's conversion, and the
+    # remembered path passes the arguments through as they are), no input requiring grad.
     seen: dict[tuple, tuple[ModuleType, list[int]]] = {}
     n_params = len(kernel.params)
+    is_tensor = [isinstance(p, ir.TensorDecl) for p in kernel.params]
+
+    def signature(args: tuple) -> tuple | None:
+        key = []
+        for a, tensor in zip(args, is_tensor):
+            if tensor and isinstance(a, torch.Tensor):
+                key.append((a.shape, a.dtype, a.device, a.requires_grad))
+            elif not tensor and isinstance(a, (bool, int, float)):
+                key.append((type(a), a))
+            else:
+                return None
+        return tuple(key)
 
     def launcher(*args: Any, **kwargs: Any):
-        if not kwargs and len(args) == n_params:
-            key = tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else
-                        (type(a), a) for a in args)
+        key = signature(args) if not kwargs and len(args) == n_params else None
+        if key is not None:
             hit = seen.get(key)
             if hit is not None:
                 module, symbols = hit
                 return module.launch(*args, *symbols, schedule=schedule)
-        else:
-            key = None
         b = bind(kernel, args, kwargs)
-        devices = {t.device.type for t in b.tensors.values()}
-        if len(devices) > 1:
-            raise KspecLaunchError(f"{kernel.name}: inputs are on several devices: "
-                                   f"{', '.join(sorted(devices))}")
-        device = devices.pop() if devices else "cpu"
+        if b.is_empty(kernel):
+            return empty_result(kernel, b)
+        device = next((t.device.type for t in b.tensors.values()), "cpu")
         if device not in ("cpu", "cuda"):
             raise KspecLaunchError(f"{kernel.name}: the triton backend runs CPU tensors "
                                    f"(interpreter) or CUDA tensors, not {device}")
@@ -102,7 +111,7 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
         call = [b.tensors[p.name] if isinstance(p, ir.TensorDecl) else b.scalars[p.name]
                 for p in kernel.params]
         symbols = [b.env[s] for s in kernel.symbols]
-        if key is not None:
+        if key is not None and not any(t.requires_grad for t in b.tensors.values()):
             seen[key] = (module, symbols)
         return module.launch(*call, *symbols, schedule=schedule)
 
