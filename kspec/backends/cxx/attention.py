@@ -87,8 +87,9 @@ class AttentionUnit:
             return self.fused.pick(env, buffers, info)
         out = []
         for u in self.fallback:     # each launch names the unit whose parameters it takes
-            for f, grid, block, extra, *shared in u.launches(env, buffers, info):
-                out.append((f, grid, block, extra, shared[0] if shared else 0, u))
+            for f, grid, block, extra, *rest in u.launches(env, buffers, info):
+                out.append((f, grid, block, extra, rest[0] if rest else 0,
+                            rest[1] if len(rest) > 1 else u))
         return out
 
 

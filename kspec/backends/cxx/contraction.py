@@ -20,6 +20,10 @@ cp.async in the `async` variants, which the launcher picks when the tensor is co
 16-byte aligned and the extent is a multiple of 8; otherwise (any prologue expression, a
 convolution's gathered rows, odd shapes) every element is computed and stored by the threads,
 with zeros outside the matrix (the `safe` variants).
+
+Deep contractions (K >= splitk.SPLIT_DEPTH) launch split-K variants instead: slices of the
+depth in separate blocks, each step's products added with compensation, then a kernel summing
+the slices' partial tiles and applying the epilogue (splitk.py).
 """
 from __future__ import annotations
 
@@ -30,8 +34,9 @@ from ...dtypes import DType
 from ...lowering.plan import Contraction
 from .code import Code
 from .ctype import storage_ctype
-from .generic import extent_product
+from .generic import Arg, extent_product, grid_size
 from .patterns import LaunchContext, PatternUnit, statement_text
+from .splitk import SUM_THREADS, forced_slices, scratch_shape, split_slices, split_tile
 
 PAD = 8          # elements added to every shared-memory row
 CHUNK = 8        # elements per 16-byte copy
@@ -44,7 +49,8 @@ LOCALS = ("acc", "As", "Bs", "lane", "warp", "tid", "m0", "n0", "kt", "kk", "mi"
           "BM", "BN", "BK", "WARPS_M", "WARPS_N", "STAGES", "ASYNC", "THREADS", "WM", "WN",
           "MI", "NI", "A_ROWS", "A_COLS", "B_ROWS", "B_COLS", "A_TILE", "B_TILE", "bfr",
           "r_", "c_", "s_", "it", "load", "A_IT", "B_IT", "A_src", "B_src", "A_row_ok",
-          "B_row_ok", "A_step", "B_step", "GROUPS", "wg")
+          "B_row_ok", "A_step", "B_step", "GROUPS", "wg", "SPLIT", "partial", "parts",
+          "slice", "steps", "per", "kt0", "comp", "step", "total", "lin", "sum", "sc")
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,10 @@ class _Operand:
 
 
 def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Tile]
-                      ) -> PatternUnit:
-    """The unit of launch `index` (its schedule keys are "<index>.tile"), compiling `tiles`."""
+                      ) -> list[PatternUnit]:
+    """The unit of launch `index` (its schedule keys are "<index>.tile"), compiling `tiles`;
+    then, where split-K variants are compiled, the unit of their sum kernel, on standby (the
+    contraction launches it, with its parameter list: splitk.py)."""
     launch = ctx.launch
     (stmt,) = launch.statements
     c: Contraction = launch.contraction
@@ -226,12 +234,17 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
     totals = {"M": ctx.total([v.extent for v in c.iv]), "N": ctx.total([v.extent for v in c.jv]),
               "K": ctx.total([v.extent for v in c.kv]),
               "Z": ctx.total([v.extent for v in c.batch])}
-    r.helpers |= {"kspec_pack", f"tc_{d.tensor_cores}"} | (
+    r.helpers |= {"kspec_pack", "kspec_sum_add", f"tc_{d.tensor_cores}"} | (
         {"tc_copies"} if d.tensor_cores in ("mma_sync", "wgmma") else set())
     copy_text = [line for cp in (a_async, b_async) if cp for line in (*cp["address"], cp["step"])]
     text = "\n".join([*batch_lines, *copy_text, *a_elements, *b_elements, *epi_lines, store,
                       *totals.values()])
     args, params = ctx.finish_args(text)
+    # the split-K kernels' parameters: the same, then the partial buffer and the slice count
+    extra = (Arg("tensor", "partial", f"float* {d.restrict} partial", "float",
+                 f"{name}.partial"),
+             Arg("launch", "parts", "int64_t parts", "int64_t", "parts"))
+    split_args, split_params = ctx.finish_args(text + "\npartial\nparts", extra)
     has_async = a_async is not None or b_async is not None
     variants, configs = [], []
     # with copies possible, the element-wise path is a fallback for odd inputs: the last
@@ -241,12 +254,21 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
             if asynchronous or not has_async or t == tiles[-1]:
                 fn = f"{name}_{t.key}_{'async' if asynchronous else 'safe'}"
                 variants.append(fn)
-                configs.append(dict(fn=fn, tile=t, asynchronous=asynchronous))
+                configs.append(dict(fn=fn, tile=t, asynchronous=asynchronous, split=False))
+    small = split_tile(tiles, d.tensor_cores, parse_tile)
+    # named apart from the contraction's kernels: it has no tensor cores and no tile
+    sum_fn = f"{name.removesuffix('contraction')}splitk_sum" if small else None
+    if small is not None:
+        for asynchronous in (True, False) if has_async else (False,):
+            fn = f"{name}_{small.key}_splitk{'async' if asynchronous else 'safe'}"
+            variants.append(fn)
+            configs.append(dict(fn=fn, tile=small, asynchronous=asynchronous, split=True))
     data = dict(batch_lines=batch_lines, a_async=a_async, a_elements=a_elements,
                 b_async=b_async, b_elements=b_elements, epi_lines=epi_lines, store=store,
                 totals=totals, a_kmajor=ops["A"].kmajor, b_kmajor=ops["B"].kmajor,
                 ectype=ectype, configs=configs, dtype=elem.name, group_m=GROUP_M, pad=PAD,
-                chunk=CHUNK)
+                chunk=CHUNK, split_params=split_params, sum_fn=sum_fn, contraction=name,
+                sum_threads=SUM_THREADS)
 
     shapes = {k: [v.extent for v in vs] for k, vs in
               (("M", c.iv), ("N", c.jv), ("K", c.kv), ("Z", c.batch))}
@@ -256,10 +278,30 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
         if op.load is not None:
             async_checks.append((op.load.tensor, extent))
 
+    def slices(size: dict[str, int], info) -> int:
+        """The launch choice between the direct kernel (0) and split-K over S slices."""
+        if small is None or info is None or info.cpu:
+            return 0
+        return split_slices(size["Z"], size["M"], size["N"], size["K"], small,
+                            info.multiprocessors, forced_slices(info.schedule, index))
+
+    def scratch(env, info):
+        size = {k: extent_product(v, env) for k, v in shapes.items()}
+        n = slices(size, info) if size["M"] * size["N"] * size["Z"] else 0
+        if not n:
+            return {}
+        return {f"{name}.partial": (scratch_shape(n, size["Z"] * size["M"] * size["N"]),
+                                    "float")}
+
     def pick(env, buffers, info):
         size = {k: extent_product(v, env) for k, v in shapes.items()}
         if size["M"] == 0 or size["N"] == 0 or size["Z"] == 0:
             return []
+        fast = has_async and info.schedule.get("vector", True) and all(
+            _async_ok(buffers[t], size[e]) for t, e in async_checks)
+        n = slices(size, info)
+        if n:
+            return split_launches(size, n, fast)
         asked = info.schedule.get(f"{index}.tile") or info.schedule.get("tile")
         if asked:
             tile = parse_tile(asked, d.tensor_cores)
@@ -269,8 +311,6 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
             big = tiles[0]
             n_big = size["Z"] * -(-size["M"] // big.bm) * -(-size["N"] // big.bn)
             tile = big if n_big >= info.multiprocessors else tiles[1]
-        fast = has_async and info.schedule.get("vector", True) and all(
-            _async_ok(buffers[t], size[e]) for t, e in async_checks)
         if has_async and not fast:
             tile = tiles[-1]
         fn = f"{name}_{tile.key}_{'async' if fast else 'safe'}"
@@ -278,8 +318,27 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, tiles: list[Til
         smem = tile.shared_bytes(ops["A"].kmajor, ops["B"].kmajor)
         return [(fn, grid, tile.threads, {}, smem)]
 
-    return PatternUnit(name, "contraction", statement_text(stmt), "contraction.j2", args,
-                       params, data, variants, pick, index=index, launch=launch)
+    def split_launches(size: dict[str, int], n: int, fast: bool) -> list:
+        """The slices' kernel, then (n > 1) the kernel summing their partial tiles; both take
+        the split-K parameter list, the sum unit's."""
+        fn = f"{name}_{small.key}_splitk{'async' if fast else 'safe'}"
+        grid = n * size["Z"] * -(-size["M"] // small.bm) * -(-size["N"] // small.bn)
+        smem = small.shared_bytes(ops["A"].kmajor, ops["B"].kmajor)
+        out = [(fn, grid, small.threads, {"parts": n}, smem, sum_unit)]
+        if n > 1:
+            elements = size["Z"] * size["M"] * size["N"]
+            out.append((sum_fn, grid_size(elements, SUM_THREADS), SUM_THREADS, {"parts": n}, 0,
+                        sum_unit))
+        return out
+
+    unit = PatternUnit(name, "contraction", statement_text(stmt), "contraction.j2", args,
+                       params, data, variants, pick, scratch, index=index, launch=launch)
+    if small is None:
+        return [unit]
+    sum_unit = PatternUnit(sum_fn, "splitk_sum", statement_text(stmt), "contraction_sum.j2",
+                            split_args, split_params, data, [sum_fn], lambda *_: [],
+                            standby=True)
+    return [unit, sum_unit]
 
 
 def _async_ok(t, extent: int) -> bool:

@@ -292,6 +292,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             if role == "standby":
                 fused[-1].fallback.append(out.units[-1])
             continue
+        after: list[PatternUnit] = []   # launched by this unit only (split-K's sum kernel)
         in_registers = {s.target for s in launch.statements} - set(launch.stores)
         reads = launch_reads(launch, scalars, in_registers)
         local_names = (contraction.LOCALS if tensor_cores else
@@ -305,8 +306,9 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             fused.append(unit)
             out.units.append(unit)
         elif tensor_cores:
-            out.units.append(contraction.lower_contraction(ctx, name, k,
-                                                           contraction.tiles_for(schedule, k, d.tensor_cores)))
+            unit, *after = contraction.lower_contraction(
+                ctx, name, k, contraction.tiles_for(schedule, k, d.tensor_cores))
+            out.units.append(unit)
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,
                      "split": lower_split}[launch.pattern]
@@ -314,6 +316,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         if role == "standby":
             out.units[-1].standby = True
             fused[-1].fallback.append(out.units[-1])
+        out.units += after
         out.helpers |= ctx.r.helpers
     # a fused attention's temporaries are its fallback's scratch, allocated only for it
     for unit in fused:

@@ -12,6 +12,7 @@
 // units have one thread per element of the left-hand side (grid-stride loop). Indices are
 // int64_t.
 //   matmul_bias_gelu_0_contraction (contraction): c[i, j] = gelu(sum(a[i, k] * b[k, j] for k) + bias[j])
+//   matmul_bias_gelu_0_splitk_sum (splitk_sum): c[i, j] = gelu(sum(a[i, k] * b[k, j] for k) + bias[j])
 //
 // Parameters of every kernel, in this order: the tensors written and their strides; each tensor
 // read and its strides (strides in elements); the shape symbols; the scalar parameters; then
@@ -29,6 +30,21 @@ __device__ __forceinline__ double kspec_gelu(double x) { return 0.5 * x * (1.0 +
 // V elements moved as one aligned access (16 bytes: one vector load or store instruction).
 template <typename T, int V>
 struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
+
+// Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
+// part of the last term that its addition rounded away, taken into the next term; after the
+// last term the sum is acc - comp. The error stays a few ulps of sum(|x|) whatever the number
+// of terms (see kspec/backends/cxx/exprs.py, `compensated`). Needs IEEE additions in program
+// order: nothing here may be reassociated (no fast-math).
+__device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) {
+    const float y = x - comp;
+    const float t = acc + y;
+    // (t - acc) - y: what the addition added beyond y. Where the sum is no longer finite (an
+    // infinite or NaN term, an overflow) comp stays 0, so acc is the plain sum's inf or NaN
+    // (inf - inf would make every later sum NaN)
+    comp = fabsf(t) <= 3.4028234663852886e+38f ? (t - acc) - y : 0.0f;
+    acc = t;
+}
 
 // 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
 // waited for by groups.
@@ -88,21 +104,30 @@ __device__ __forceinline__ uint32_t kspec_pack_bf16x2(float a, float b) {
 // copied 16 bytes at a time, asynchronously (launched only when they are contiguous, 16-byte
 // aligned and their extent is a multiple of 8); otherwise every element is computed,
 // zero outside C.
-template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC>
+// SPLIT (split-K, for deep contractions; kspec/backends/cxx/splitk.py): the block multiplies
+// one of `parts` slices of the depth, adding each depth step's products into its accumulators
+// with compensation (Kahan), and writes its f32 tile to `partial` (`parts` tiles of C, summed
+// by matmul_bias_gelu_0_splitk_sum), or with one slice applies the epilogue itself.
+template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC, bool SPLIT>
 __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
     const __half* __restrict__ a, int64_t a_s0, int64_t a_s1,
     const __half* __restrict__ b, int64_t b_s0, int64_t b_s1,
     const __half* __restrict__ bias, int64_t bias_s0,
-    int64_t M_2, int64_t K_2, int64_t N_2)
+    int64_t M_2, int64_t K_2, int64_t N_2,
+    float* __restrict__ partial,
+    int64_t parts)
 {
     const int64_t M = M_2;
     const int64_t N = N_2;
     const int64_t K = K_2;
+    const int64_t Z = 1;
     const int tid = threadIdx.x;
-    // this block's tile: batch element, then grouped tile-rows
+    // this block's tile: (split-K: slice of the depth,) batch element, then grouped tile-rows
     const int64_t tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
     int64_t t = blockIdx.x;
+    const int64_t slice = SPLIT ? t / (Z * tiles_m * tiles_n) : 0;
+    t -= slice * (Z * tiles_m * tiles_n);
     const int64_t zb = t / (tiles_m * tiles_n);
     t -= zb * (tiles_m * tiles_n);
     const int64_t group = t / (8 * tiles_n);
@@ -110,7 +135,11 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     const int64_t gsize = tiles_m - first_m < 8 ? tiles_m - first_m : 8;
     const int64_t in_group = t - group * (8 * tiles_n);
     const int64_t m0 = (first_m + in_group % gsize) * BM, n0 = (in_group / gsize) * BN;
-
+    // the depth steps it multiplies, kt0 onwards: all of them, or its slice of `parts`
+    const int64_t steps = (K + BK - 1) / BK;
+    const int64_t per = SPLIT ? (steps + parts - 1) / parts : steps;
+    const int64_t kt0 = slice * per;
+    const int64_t KT = kt0 + per <= steps ? per : (steps > kt0 ? steps - kt0 : 0);
 
     constexpr int THREADS = 32 * WARPS_M * WARPS_N;
     constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
@@ -124,13 +153,14 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     const int lane = tid % 32, warp = tid / 32;
     const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
 
-    float acc[MI][NI][4];
+    // SPLIT: acc sums the depth steps' products (step) with compensation comp
+    float acc[MI][NI][4], comp[MI][NI][4], step[MI][NI][4];
     #pragma unroll
     for (int mi = 0; mi < MI; ++mi)
     #pragma unroll
         for (int ni = 0; ni < NI; ++ni)
     #pragma unroll
-            for (int h = 0; h < 4; ++h) acc[mi][ni][h] = 0.0f;
+            for (int h = 0; h < 4; ++h) acc[mi][ni][h] = comp[mi][ni][h] = 0.0f;
 
     // A's chunks this thread copies: their addresses at depth step 0, and the step
     constexpr int A_IT = (BM * BK / 8 + THREADS - 1) / THREADS;
@@ -234,18 +264,25 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
         }
     };
 
-    const int64_t KT = (K + BK - 1) / BK;
     int64_t fetch = 0;
     #pragma unroll
     for (int s_ = 0; s_ < STAGES - 1; ++s_, ++fetch) {
-        if (fetch < KT) load(s_, fetch);
+        if (fetch < KT) load(s_, kt0 + fetch);
         kspec_copy_commit();
     }
     for (int64_t kt = 0; kt < KT; ++kt, ++fetch) {
         kspec_copy_wait<STAGES - 2>();
         __syncthreads();   // step kt has landed; every warp is done with step kt - 1
-        if (fetch < KT) load((int)(fetch % STAGES), fetch);
+        if (fetch < KT) load((int)(fetch % STAGES), kt0 + fetch);
         kspec_copy_commit();
+        if (SPLIT) {
+    #pragma unroll
+            for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+                    for (int h = 0; h < 4; ++h) step[mi][ni][h] = 0.0f;
+        }
         const __half* a_s = As + (int)(kt % STAGES) * A_TILE;
         const __half* b_s = Bs + (int)(kt % STAGES) * B_TILE;
     #pragma unroll
@@ -264,7 +301,18 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     #pragma unroll
             for (int mi = 0; mi < MI; ++mi)
     #pragma unroll
-                for (int ni = 0; ni < NI; ++ni) kspec_mma_f16(acc[mi][ni], af[mi], bf[ni]);
+                for (int ni = 0; ni < NI; ++ni) {
+                    if (SPLIT) kspec_mma_f16(step[mi][ni], af[mi], bf[ni]);
+                    else kspec_mma_f16(acc[mi][ni], af[mi], bf[ni]);
+                }
+        }
+        if (SPLIT) {
+    #pragma unroll
+            for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+                for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+                    for (int h = 0; h < 4; ++h) kspec_sum_add(acc[mi][ni][h], comp[mi][ni][h], step[mi][ni][h]);
         }
     }
     kspec_copy_wait<0>();
@@ -280,10 +328,16 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
                 const int64_t row = m0 + wm0 + mi * 16 + lane / 4 + 8 * (h / 2);
                 const int64_t col = n0 + wn0 + ni * 8 + 2 * (lane % 4) + h % 2;
                 if (row < M && col < N) {
-                    const float v = acc[mi][ni][h];
-                    const int64_t i = row;
-                    const int64_t j = col;
-                    c_2[i * c_s0 + j * c_s1] = __float2half_rn(kspec_gelu(v + __half2float(bias[j * bias_s0])));
+                    // split-K: the compensated sum, then this slice's partial tile, or with one slice the
+                    // epilogue
+                    const float v = SPLIT ? acc[mi][ni][h] - comp[mi][ni][h] : acc[mi][ni][h];
+                    if (SPLIT && parts > 1) {
+                        partial[((slice * Z + zb) * M + row) * N + col] = v;
+                    } else {
+                        const int64_t i = row;
+                        const int64_t j = col;
+                        c_2[i * c_s0 + j * c_s1] = __float2half_rn(kspec_gelu(v + __half2float(bias[j * bias_s0])));
+                    }
                 }
             }
 }
@@ -296,7 +350,7 @@ matmul_bias_gelu_0_contraction_128x128x32w4s4_async(
     const __half* __restrict__ bias, int64_t bias_s0,
     int64_t M_2, int64_t K_2, int64_t N_2)
 {
-    matmul_bias_gelu_0_contraction_impl<128, 128, 32, 2, 2, 4, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2);
+    matmul_bias_gelu_0_contraction_impl<128, 128, 32, 2, 2, 4, true, false>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2, nullptr, 1);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
@@ -307,7 +361,7 @@ matmul_bias_gelu_0_contraction_64x128x32w4s4_async(
     const __half* __restrict__ bias, int64_t bias_s0,
     int64_t M_2, int64_t K_2, int64_t N_2)
 {
-    matmul_bias_gelu_0_contraction_impl<64, 128, 32, 2, 2, 4, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2);
+    matmul_bias_gelu_0_contraction_impl<64, 128, 32, 2, 2, 4, true, false>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2, nullptr, 1);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
@@ -318,5 +372,60 @@ matmul_bias_gelu_0_contraction_64x128x32w4s4_safe(
     const __half* __restrict__ bias, int64_t bias_s0,
     int64_t M_2, int64_t K_2, int64_t N_2)
 {
-    matmul_bias_gelu_0_contraction_impl<64, 128, 32, 2, 2, 4, false>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2);
+    matmul_bias_gelu_0_contraction_impl<64, 128, 32, 2, 2, 4, false, false>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2, nullptr, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 1)
+matmul_bias_gelu_0_contraction_64x64x32w4s4_splitkasync(
+    __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
+    const __half* __restrict__ a, int64_t a_s0, int64_t a_s1,
+    const __half* __restrict__ b, int64_t b_s0, int64_t b_s1,
+    const __half* __restrict__ bias, int64_t bias_s0,
+    int64_t M_2, int64_t K_2, int64_t N_2,
+    float* __restrict__ partial,
+    int64_t parts)
+{
+    matmul_bias_gelu_0_contraction_impl<64, 64, 32, 2, 2, 4, true, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2, partial, parts);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 1)
+matmul_bias_gelu_0_contraction_64x64x32w4s4_splitksafe(
+    __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
+    const __half* __restrict__ a, int64_t a_s0, int64_t a_s1,
+    const __half* __restrict__ b, int64_t b_s0, int64_t b_s1,
+    const __half* __restrict__ bias, int64_t bias_s0,
+    int64_t M_2, int64_t K_2, int64_t N_2,
+    float* __restrict__ partial,
+    int64_t parts)
+{
+    matmul_bias_gelu_0_contraction_impl<64, 64, 32, 2, 2, 4, false, true>(c_2, c_s0, c_s1, a, a_s0, a_s1, b, b_s0, b_s1, bias, bias_s0, M_2, K_2, N_2, partial, parts);
+}
+
+// split-K, second kernel: element (zb, row, col) of C is the compensated sum, in slice order,
+// of the `parts` partial tiles of matmul_bias_gelu_0_contraction's split-K kernels, then the epilogue.
+// One thread per element: consecutive threads read consecutive partials.
+extern "C" __global__ void __launch_bounds__(256)
+matmul_bias_gelu_0_splitk_sum(
+    __half* __restrict__ c_2, int64_t c_s0, int64_t c_s1,
+    const __half* __restrict__ a, int64_t a_s0, int64_t a_s1,
+    const __half* __restrict__ b, int64_t b_s0, int64_t b_s1,
+    const __half* __restrict__ bias, int64_t bias_s0,
+    int64_t M_2, int64_t K_2, int64_t N_2,
+    float* __restrict__ partial,
+    int64_t parts)
+{
+    const int64_t M = M_2;
+    const int64_t N = N_2;
+    const int64_t Z = 1;
+    const int64_t total = Z * M * N;
+    for (int64_t lin = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; lin < total;
+         lin += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t zb = lin / (M * N), row = lin / N % M, col = lin % N;
+        float sum = 0.0f, sc = 0.0f;
+        for (int64_t q = 0; q < parts; ++q) kspec_sum_add(sum, sc, partial[q * total + lin]);
+        const float v = sum - sc;
+        const int64_t i = row;
+        const int64_t j = col;
+        c_2[i * c_s0 + j * c_s1] = __float2half_rn(kspec_gelu(v + __half2float(bias[j * bias_s0])));
+    }
 }
