@@ -43,11 +43,11 @@ def check_arch(arch: str) -> str:
 def compile_hipcc(source: str, arch: str, *, asm: bool = False) -> Compiled:
     """Compile HIP source for one AMD architecture: a code object (hsaco) to load with
     hipModuleLoadData, the AMDGCN assembly when asked, and the per-kernel resource usage."""
+    check_arch(arch)   # a wrong arch is the user's error whether or not hipcc is here
     hipcc = hipcc_path()
     if hipcc is None:
         raise BackendUnavailable("hipcc is not on PATH (nor in $ROCM_PATH/bin or /opt/rocm/bin); "
                                  "install ROCm or Debian's `hipcc` package")
-    check_arch(arch)
     flags = [*FLAGS, f"--offload-arch={arch}"]
     key = cache.cache_key("hipcc", tool_version(hipcc), source, " ".join(flags), str(asm))
     outputs = ["kernel.hsaco", "hipcc.log"] + (["kernel.s"] if asm else [])
