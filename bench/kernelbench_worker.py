@@ -22,25 +22,11 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import torch  # noqa: E402
 
 from kernelbench_problems import BY_NAME, Problem, load_kernel  # noqa: E402
+from worker_common import is_fatal, short, sync  # noqa: E402
 
 MARK = "@@kb-result "
 ATOL = RTOL = 1e-4          # KernelBench's fp32 criterion
 TIME_BUDGET_S = 10.0        # stop timing a slow kernel early (at least one call is timed)
-# sticky CUDA errors (torch's and cuda-python's wording): the context is gone for the rest
-FATAL = ("illegal memory access", "illegal address", "illegal instruction",
-         "unspecified launch failure", "misaligned address", "device-side assert",
-         "ILLEGAL_ADDRESS", "ILLEGAL_INSTRUCTION", "LAUNCH_FAILED", "MISALIGNED_ADDRESS",
-         "ERROR_ASSERT", "hipErrorIllegalAddress")
-
-
-def short(e: BaseException) -> str:
-    lines = str(e).strip().splitlines() or [""]
-    return f"{type(e).__name__}: {lines[0][:300]}"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def free(device: torch.device) -> None:
@@ -116,7 +102,7 @@ def run_backend(problem: Problem, backend: str, inputs: dict[str, Any], ref: tor
     except torch.cuda.OutOfMemoryError as e:
         return {"status": "error", "detail": f"out of memory: {short(e)}"}
     except Exception as e:  # noqa: BLE001
-        fatal = any(f in str(e) for f in FATAL) or type(e).__name__ == "AcceleratorError"
+        fatal = is_fatal(e)
         return {"status": "crash" if fatal else "error", "detail": short(e), "fatal": fatal}
 
 

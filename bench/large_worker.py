@@ -24,26 +24,13 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import torch  # noqa: E402
 
+from worker_common import is_fatal, short, sync  # noqa: E402
+
 MARK = "@@large-result "
-# sticky CUDA errors, as torch and the kspec launchers (cuda-python's error names) word them
-FATAL = ("illegal memory access", "illegal address", "illegal instruction",
-         "unspecified launch failure", "misaligned address", "device-side assert",
-         "ILLEGAL_ADDRESS", "ILLEGAL_INSTRUCTION", "LAUNCH_FAILED", "MISALIGNED_ADDRESS",
-         "ERROR_ASSERT", "hipErrorIllegalAddress")
 
 
 def as_tuple(x: Any) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
-
-def short(e: BaseException) -> str:
-    lines = str(e).strip().splitlines() or [""]
-    return f"{type(e).__name__}: {lines[0][:300]}"
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def poison(device: torch.device, nbytes: list[int]) -> None:
@@ -166,7 +153,7 @@ def answer(job: dict[str, Any]) -> dict[str, Any]:
     try:
         row = run_job(job)
     except Exception as e:  # noqa: BLE001
-        fatal = any(s in str(e) for s in FATAL) or type(e).__name__ == "AcceleratorError"
+        fatal = is_fatal(e)
         row = {"status": "crash" if fatal else "error", "detail": short(e),
                "trace": traceback.format_exc(-4), "fatal": fatal}
         if isinstance(e, torch.cuda.OutOfMemoryError):

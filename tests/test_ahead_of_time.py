@@ -14,15 +14,14 @@ sizes up to 2^33 elements on meta tensors (tests/test_cxx_accuracy.py).
 """
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 import kspec
+from bench_scripts import load
 from kspec.backends import get_backend
 from kspec.errors import KspecError, ToolchainError
 from kspec.verify.inputs import choose_sizes
@@ -30,16 +29,7 @@ from kspec.verify.inputs import choose_sizes
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _large_cases():
-    name = "bench_large_cases"
-    if name not in sys.modules:   # dataclasses look their module up in sys.modules
-        spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / "large_cases.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-LARGE = _large_cases()
+LARGE = load("large_cases")
 
 
 def _sizes(kernel) -> dict[str, dict[str, int]]:

@@ -4,7 +4,6 @@ of two specs through the Triton interpreter, and the driver surviving a worker t
 or hangs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 from pathlib import Path
@@ -13,19 +12,10 @@ import pytest
 import torch
 
 import kspec
+from bench_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-large = _module("large")        # puts bench/ on sys.path for its own imports
+large = load("large")
 from large_cases import CASES, chunk_dims, slice_args  # noqa: E402
 
 

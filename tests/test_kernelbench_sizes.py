@@ -4,7 +4,6 @@ allclose), the script's own path end to end on one problem (a worker process), a
 worker that crashes or hangs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import textwrap
 from pathlib import Path
@@ -12,19 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from bench_scripts import load
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-sizes = _module("kernelbench_sizes")      # puts bench/ on sys.path for its own imports
+sizes = load("kernelbench_sizes")
 from kernelbench_problems import PROBLEMS, load_kernel  # noqa: E402
 from kernelbench_worker import compare  # noqa: E402
 
