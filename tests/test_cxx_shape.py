@@ -125,5 +125,6 @@ def test_hip_on_nvidia_writes_the_launches_file() -> None:
                     "launch choices are tested above without it)")
 def test_hip_writes_the_launches_file() -> None:
     k = _spec("softmax")
-    files = get_backend("hip").compile_asm(k.ir, arch="gfx942", shape={"M": 4, "N": 1024})
-    assert _launches(files, "softmax", "gfx942")[0].startswith("softmax_0_rows_")
+    # gfx90a: Debian's hipcc (clang 15, what CI installs) cannot target gfx942
+    files = get_backend("hip").compile_asm(k.ir, arch="gfx90a", shape={"M": 4, "N": 1024})
+    assert _launches(files, "softmax", "gfx90a")[0].startswith("softmax_0_rows_")
