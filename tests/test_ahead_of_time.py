@@ -100,3 +100,20 @@ def test_a_tile_that_cannot_fit_names_the_resource_and_both_numbers() -> None:
     files = compile_module_asm(k.ir, source, "sm_86", {"B": 1, "H": 2, "S": 4096, "T": 4096,
                                                        "D": 256})
     assert "attention_0_attention" in files["attention.sm_86.launches.txt"]
+
+
+@pytest.mark.parametrize("arch", ["sm_90a", "gfx90a"])
+@pytest.mark.parametrize("kernel,env", _cases())
+def test_cxx_launches_fit_at_every_size(kernel, env: dict[str, int], arch: str) -> None:
+    """The C++ launcher's own choices at each shape class on a representative device of the
+    arch (no GPU: meta tensors), each within the target's threads, grid axes and shared
+    memory, and each a kernel the module defines; past 2^31 elements no 32-bit rows variant."""
+    from kspec.backends.cxx.dialect import CUDA, HIP
+    from kspec.backends.cxx.shape import launches_at
+
+    launches = launches_at(kernel.ir, CUDA if arch.startswith("sm") else HIP, arch, env)
+    assert launches
+    if any(n >= 2 ** 31 for n in LARGE.tensor_elements(kernel, env).values()):
+        narrow = [x.function for x in launches if "_rows_" in x.function
+                  and x.function.endswith("c")]
+        assert not narrow, narrow
