@@ -23,8 +23,11 @@ Compile .kspec files into GPU kernels.
   kcompile --emit plan specs/softmax.kspec              print the fused kernels and schedules
   kcompile --target triton --arch sm_90 --emit asm specs/matmul.kspec -o out/
                                                         compile without a GPU, write PTX/AMDGCN
+  kcompile --target cuda --arch sm_90a --emit asm --shape M=4096,N=4096 specs/softmax.kspec -o out/
+                                                        exactly the launches made at those sizes
   kcompile check specs/softmax.kspec                    run the numeric checks (see: kcompile check -h)
   kcompile tune specs/softmax.kspec                     autotune; --llm MODEL: LLM rounds (tune -h)
+  kcompile store list|export DIR|clear                  the tuned kernels kept on disk (store -h)
 
 Errors are reported as FILE:LINE:COL with the line and a caret; the exit status is 1.
 """
@@ -157,6 +160,8 @@ def _compile(args: argparse.Namespace) -> int:
                     (out_dir / name).write_text(text)
                     print(f"wrote {out_dir / name}", file=sys.stderr)
                 else:
+                    if len(files) > 1:   # several files on stdout: say where each begins
+                        sys.stdout.write(f"==> {name} <==\n")
                     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 

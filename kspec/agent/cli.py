@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -142,6 +143,9 @@ def _tune(args: argparse.Namespace) -> int:
             for k in kernels:
                 llm = None
                 if args.llm:
+                    if importlib.util.find_spec("openai") is None:   # before any round runs
+                        raise KspecError("--llm needs the openai package: "
+                                         "pip install 'kspec[llm]'")
                     if not os.environ.get("OPENAI_BASE_URL") and not os.environ.get("OPENAI_API_KEY"):
                         raise KspecError("--llm needs an endpoint: set OPENAI_BASE_URL (and "
                                          "OPENAI_API_KEY)")

@@ -4,6 +4,7 @@ CPU tensors run through Triton's interpreter, CUDA tensors on the GPU. Triton re
 source with `inspect`, so generated modules are real files in a cache directory."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Callable
 
 from ... import ir
@@ -15,7 +16,9 @@ class TritonBackend:
     name = "triton"
 
     def source(self, kernel: ir.Kernel, **options: Any) -> str:
-        return render(kernel, file=options.get("file", "<kspec>"))
+        # the header names the spec file, as the C++ family's does
+        file = Path(kernel.pos.file).name if kernel.pos and kernel.pos.file else "<string>"
+        return render(kernel, file=options.get("file", file))
 
     def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
         return build(kernel, self.source(kernel, **options), **options)
