@@ -68,10 +68,7 @@ class TensorCorePatterns:
         # a deep K (chosen at launch) adds each step's partial product with Kahan compensation:
         # one f32 accumulator over 10^6 terms loses ~1e-4 of the sum (KernelBench's tolerance)
         self.lines += ["    if COMPENSATED:",
-                       f"        step = tl.dot({a}, {b}{precision}) - acc_lost",
-                       "        total = acc + step",
-                       "        acc_lost = (total - acc) - step",
-                       "        acc = total",
+                       f"        acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot({a}, {b}{precision}))",
                        "    else:",
                        f"        acc = tl.dot({a}, {b}, acc{precision})"]
         em.replace[id(c.reduce)] = "acc"

@@ -229,13 +229,8 @@ class LaunchWriterBase:
         if single:
             self.lines.append(f"{indent}{acc} = {final.format(a=val)}")
         elif compensated:
-            i = inner.indent
-            self.lines += [f"{i}{acc}_step = {val} - {acc}_lost",
-                           f"{i}{acc}_total = {acc} + {acc}_step",
-                           # held at 0 once the sum is inf or NaN, which then stays so
-                           f"{i}{acc}_lost = tl.where({acc}_total - {acc}_total == 0, "
-                           f"({acc}_total - {acc}) - {acc}_step, 0.0)",
-                           f"{i}{acc} = {acc}_total"]
+            self.lines.append(f"{inner.indent}{acc}, {acc}_lost = "
+                              f"_kahan_add({acc}, {acc}_lost, {val})")
             self.lines.append(f"{indent}{acc} = {final.format(a=f'{acc} - {acc}_lost')}")
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")

@@ -58,6 +58,15 @@ def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
 
 
 @triton.jit
+def _kahan_add(acc, lost, x):
+    # acc + x with the rounding error carried in `lost` (Kahan): a long f32 chain stays within
+    # a few ulp of its sum; `lost` is held at 0 once the sum is inf or NaN, which then stays so
+    step = x - lost
+    total = acc + step
+    return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
+
+
+@triton.jit
 def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> y
     pid = tl.program_id(0)
@@ -113,10 +122,7 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
         offs_kb_r_q = offs_kb_s_q // (KH)
         w_2 = tl.load(w_ptr + (offs_n) * w_s0 + (offs_kb_r_q) * w_s1 + (offs_kb_r) * w_s2 + (offs_kb_s) * w_s3, mask=(offs_kb < ((C) * (KH) * (KW))) & (offs_n < (O)), other=0.0)
         if COMPENSATED:
-            step = tl.dot(x_1, w_2, input_precision=PRECISION) - acc_lost
-            total = acc + step
-            acc_lost = (total - acc) - step
-            acc = total
+            acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(x_1, w_2, input_precision=PRECISION))
         else:
             acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
     bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)

@@ -19,6 +19,15 @@ def _index64(tensors, spaces):
         for t in tensors if t.numel())
 
 
+@triton.jit
+def _kahan_add(acc, lost, x):
+    # acc + x with the rounding error carried in `lost` (Kahan): a long f32 chain stays within
+    # a few ulp of its sum; `lost` is held at 0 once the sum is inf or NaN, which then stays so
+    step = x - lost
+    total = acc + step
+    return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -66,10 +75,7 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            red7_step = tl.where(pmask & rmask, x_8, 0.0) - red7_lost
-            red7_total = red7 + red7_step
-            red7_lost = tl.where(red7_total - red7_total == 0, (red7_total - red7) - red7_step, 0.0)
-            red7 = red7_total
+            red7, red7_lost = _kahan_add(red7, red7_lost, tl.where(pmask & rmask, x_8, 0.0))
         red7 = tl.reduce(red7 - red7_lost, 1, _add, keep_dims=True)
         red7 = red7 / (N)
         mu_row = red7
@@ -81,10 +87,7 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
             rmask = offs_r < (N)
             x_10 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
             t11 = (x_10 - mu_row)
-            red9_step = tl.where(pmask & rmask, (t11 * t11), 0.0) - red9_lost
-            red9_total = red9 + red9_step
-            red9_lost = tl.where(red9_total - red9_total == 0, (red9_total - red9) - red9_step, 0.0)
-            red9 = red9_total
+            red9, red9_lost = _kahan_add(red9, red9_lost, tl.where(pmask & rmask, (t11 * t11), 0.0))
         red9 = tl.reduce(red9 - red9_lost, 1, _add, keep_dims=True)
         red9 = red9 / (N)
         rstd_row = tl.rsqrt((red9 + eps))

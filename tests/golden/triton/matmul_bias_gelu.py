@@ -58,6 +58,15 @@ def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
 
 
 @triton.jit
+def _kahan_add(acc, lost, x):
+    # acc + x with the rounding error carried in `lost` (Kahan): a long f32 chain stays within
+    # a few ulp of its sum; `lost` is held at 0 once the sum is inf or NaN, which then stays so
+    step = x - lost
+    total = acc + step
+    return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
+
+
+@triton.jit
 def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> c
     pid = tl.program_id(0)
@@ -91,10 +100,7 @@ def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_pt
         a_1 = tl.load(a_ptr + (offs_m) * a_s0 + (offs_ka) * a_s1, mask=(offs_m < (M)) & (offs_ka < (K)), other=0.0)
         b_2 = tl.load(b_ptr + (offs_kb) * b_s0 + (offs_n) * b_s1, mask=(offs_kb < (K)) & (offs_n < (N)), other=0.0)
         if COMPENSATED:
-            step = tl.dot(a_1, b_2) - acc_lost
-            total = acc + step
-            acc_lost = (total - acc) - step
-            acc = total
+            acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(a_1, b_2))
         else:
             acc = tl.dot(a_1, b_2, acc)
     bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)

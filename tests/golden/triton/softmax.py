@@ -20,6 +20,15 @@ def _index64(tensors, spaces):
         for t in tensors if t.numel())
 
 
+@triton.jit
+def _kahan_add(acc, lost, x):
+    # acc + x with the rounding error carried in `lost` (Kahan): a long f32 chain stays within
+    # a few ulp of its sum; `lost` is held at 0 once the sum is inf or NaN, which then stays so
+    step = x - lost
+    total = acc + step
+    return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -69,10 +78,7 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_7 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            red6_step = tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0) - red6_lost
-            red6_total = red6 + red6_step
-            red6_lost = tl.where(red6_total - red6_total == 0, (red6_total - red6) - red6_step, 0.0)
-            red6 = red6_total
+            red6, red6_lost = _kahan_add(red6, red6_lost, tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0))
         red6 = tl.reduce(red6 - red6_lost, 1, _add, keep_dims=True)
         y_r0_row = red6
         for r0 in range(0, (N), BLOCK_R):
