@@ -27,8 +27,9 @@ from typing import Any, Callable
 from .. import ir
 from ..api import bind
 from ..errors import BackendUnavailable, KspecError
-from .runner import CHEAT, COMPILE_ERROR, WRONG, Failure, SearchResult, search
-from .strategies import launch_branches, schedule_block_sizes
+from .runner import (CHEAT, COMPILE_ERROR, WRONG, Failure, SearchResult, search,
+                     search_branches)
+from .strategies import schedule_block_sizes
 
 ACCEPTED, UNVERIFIED = "accepted", "unverified"
 STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, UNVERIFIED)
@@ -195,8 +196,9 @@ def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, se
                                block_sizes=blocks, shrink_budget=shrink_budget,
                                max_seconds=max_seconds)
     if res.ok and target == "triton":
-        res = _forced_branches(kernel, module, source, res, dev, examples, seed, max_elements,
-                               max_work, blocks, shrink_budget, max_seconds)
+        res = _forced_branches(kernel, module, source, res, dev, examples, seed,
+                               max_elements=max_elements, max_work=max_work, block_sizes=blocks,
+                               shrink_budget=shrink_budget, max_seconds=max_seconds)
     status = ACCEPTED if res.ok else res.failure.status
     return Verdict(status, target, "" if res.ok else res.failure.detail, res.failure,
                    res.examples, res.passed, res.worst, time.perf_counter() - t0, dev,
@@ -204,17 +206,14 @@ def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, se
 
 
 def _forced_branches(kernel, module, source: str, res: SearchResult, dev: str, examples: int,
-                     seed: int, max_elements: int, max_work: int | None, blocks,
-                     shrink_budget: int, max_seconds: float | None) -> SearchResult:
+                     seed: int, **options: Any) -> SearchResult:
     """A candidate that keeps kspec's schedule keys is also run with each launch-time branch
     that small shapes never take (64-bit indices, compensated contractions, looped rows)
     forced, on a few cases each; the first failure is the verdict's. A candidate that ignores
     the keys runs its own code again: nothing is lost, and its sizes were checked above."""
-    for branch, schedule in launch_branches(source).items():
-        forced = search(kernel, triton_launcher(kernel.ir, module, schedule),
-                        examples=max(1, examples // 3), seed=seed + 1, device=dev,
-                        max_elements=max_elements, max_work=max_work, block_sizes=blocks,
-                        shrink_budget=shrink_budget, max_seconds=max_seconds, explicit=False)
+    for branch, forced in search_branches(
+            kernel, source, lambda schedule: triton_launcher(kernel.ir, module, schedule),
+            examples=examples, seed=seed, device=dev, **options):
         res.examples += forced.examples
         res.passed += forced.passed
         res.worst = max(res.worst, forced.worst)

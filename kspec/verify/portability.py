@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import BackendUnavailable
-from .runner import Failure, search
-from .strategies import launch_branches, schedule_block_sizes
+from .runner import Failure, search, search_branches
+from .strategies import schedule_block_sizes
 
 COMPILE_ONLY = (("triton", "sm_90"), ("triton", "gfx90a"), ("triton", "gfx942"),
                 ("cuda", "sm_90"), ("hip", "gfx90a"), ("hip", "gfx942"))
@@ -132,10 +132,10 @@ def _compile_only(kernel, backend: str, arch: str) -> Row:
         return Row(label, "no", detail=detail[:160], seconds=time.perf_counter() - t0)
 
 
-def _row(label: str, res, t0: float) -> Row:
+def _row(label: str, res, seconds: float) -> Row:
     return Row(label, "yes", True, res.examples, res.passed, res.worst,
                "ok" if res.ok else res.failure.status, "" if res.ok else res.failure.detail,
-               time.perf_counter() - t0, res.failure)
+               seconds, res.failure)
 
 
 def _branch_rows(kernel, label: str, device: str, examples: int, seed: int, max_elements: int,
@@ -143,15 +143,12 @@ def _branch_rows(kernel, label: str, device: str, examples: int, seed: int, max_
     """The generated Triton module's launch-time branches that small shapes never take
     (64-bit indices, compensated contractions, looped rows), each forced by the schedule and
     checked on a few cases of its own: the report then names every branch that ran."""
-    rows = []
-    for branch, schedule in launch_branches(kernel.source("triton")).items():
-        t0 = time.perf_counter()
-        launch = kernel.build("triton", schedule=schedule)
-        res = search(kernel, launch, examples=max(1, examples // 3), seed=seed + 1,
-                     device=device, max_elements=max_elements, block_sizes=blocks,
-                     max_seconds=max_seconds, explicit=False)
-        rows.append(_row(f"{label.split(' (')[0]} [{branch}]", res, t0))
-    return rows
+    return [_row(f"{label.split(' (')[0]} [{branch}]", res, res.seconds)
+            for branch, res in search_branches(
+                kernel, kernel.source("triton"),
+                lambda schedule: kernel.build("triton", schedule=schedule),
+                examples=examples, seed=seed, device=device, max_elements=max_elements,
+                block_sizes=blocks, max_seconds=max_seconds)]
 
 
 def portability(kernel, *, examples: int = 10, seed: int = 0, max_elements: int = 4096,
@@ -177,7 +174,7 @@ def portability(kernel, *, examples: int = 10, seed: int = 0, max_elements: int 
             continue
         res = search(kernel, launch, examples=examples, seed=seed, device=device,
                      max_elements=max_elements, block_sizes=blocks, max_seconds=max_seconds)
-        report.rows.append(_row(label, res, t0))
+        report.rows.append(_row(label, res, time.perf_counter() - t0))
         if label.startswith("triton"):
             report.rows += _branch_rows(kernel, label, device, examples, seed, max_elements,
                                         blocks, max_seconds)

@@ -15,7 +15,8 @@ import torch
 
 from .. import ir
 from . import guards
-from .strategies import Case, cases, different_seed, explicit_cases, first_case
+from .strategies import (Case, cases, different_seed, explicit_cases, first_case,
+                         launch_branches)
 from .tolerance import Comparison, compare, magnitude
 
 # a case's outcome: "ok", "wrong" (numbers, unwritten elements, out-of-bounds writes, crashes)
@@ -295,6 +296,16 @@ def search(kernel, launch: Callable, *, examples: int = 10, seed: int = 0, devic
             raise
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def search_branches(kernel, source: str, launch_with: Callable[[dict], Callable], *,
+                    examples: int, seed: int, **options: Any):
+    """(branch, SearchResult) for each launch-time branch of a generated (or kspec-derived)
+    Triton module that small shapes never take (strategies.launch_branches), forced through
+    the schedule: `launch_with(schedule)` gives the launcher; a few cases each."""
+    for branch, schedule in launch_branches(source).items():
+        yield branch, search(kernel, launch_with(schedule), examples=max(1, examples // 3),
+                             seed=seed + 1, explicit=False, **options)
 
 
 def replay(kernel, case: Case, backend: str = "triton", device: str = "cpu") -> CaseResult:
