@@ -128,7 +128,7 @@ def _missing(mod, name: str):
 def _compile(args: argparse.Namespace) -> int:
     from .printer import format_kernel
 
-    from .backends.triton.trace import parse_shape
+    from .backends.target import parse_shape
 
     shape = parse_shape(args.shape) if args.shape else None
     if shape is not None and args.emit != "asm":

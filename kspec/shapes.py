@@ -204,18 +204,3 @@ def _eval_atom(atom: Atom, env: Mapping[str, int]) -> int:
             raise ZeroDivisionError(f"shape expression {atom} divides by zero")
         return atom.num.evaluate(env) // den
     return min(atom.a.evaluate(env), atom.b.evaluate(env))
-
-
-def parse_sizes(text: str, flag: str = "--shape") -> dict[str, int]:
-    """`M=4096,N=8192` -> {"M": 4096, "N": 8192}; ValueError with a message for anything else."""
-    env: dict[str, int] = {}
-    for part in filter(None, (t.strip() for t in text.split(","))):
-        name, eq, value = (x.strip() for x in part.partition("="))
-        if not eq or not name.isidentifier() or not value.isdigit():
-            raise ValueError(f"{flag}: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{part}'")
-        if int(value) < 1:
-            raise ValueError(f"{flag}: {name} must be at least 1")
-        env[name] = int(value)
-    if not env:
-        raise ValueError(f"{flag}: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{text}'")
-    return env

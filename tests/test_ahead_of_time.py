@@ -79,7 +79,7 @@ def test_shape_errors_are_clear() -> None:
         triton.compile_asm(k.ir, arch="sm_90", shape={"M": 4})
     with pytest.raises(KspecError, match="has no symbol Q"):
         triton.compile_asm(k.ir, arch="sm_90", shape={"M": 4, "K": 4, "Q": 1})
-    from kspec.backends.triton.trace import parse_shape
+    from kspec.backends.target import parse_shape
     with pytest.raises(KspecError, match="expected SYMBOL=INTEGER"):
         parse_shape("M=4,K")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import KspecError
-from ..shapes import parse_sizes
+from ..backends.target import check_shape, parse_shape
 
 _TUNE_HELP = """\
 Tune kernels: every candidate goes compile -> check (all guards) -> benchmark against the best;
@@ -81,13 +81,8 @@ def _store_parser() -> argparse.ArgumentParser:
 def _shape(text: str | None, kernel) -> dict[str, int] | None:
     if not text:
         return None
-    try:
-        env = parse_sizes(text)
-    except ValueError as e:
-        raise KspecError(str(e)) from None
-    problems = kernel.ir.size_errors(env)
-    if problems:
-        raise KspecError(f"--shape {text}: {problems[0]}")
+    env = parse_shape(text)
+    check_shape(kernel.ir, env)
     return env
 
 
