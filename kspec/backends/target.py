@@ -8,8 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import ir
-from ..errors import KspecError
-from ..shapes import parse_sizes
+from ..errors import KspecError, ToolchainError
 
 # arch -> (GPUTarget backend, GPUTarget arch, warp size, multiprocessors, shared memory per
 # program in bytes: the opt-in maximum of dynamic shared memory): a representative device of
@@ -37,10 +36,17 @@ def arch_info(arch: str, backend: str = "triton") -> tuple[str, Any, int, int, i
 
 def parse_shape(text: str) -> dict[str, int]:
     """`M=4096,N=8192` -> {"M": 4096, "N": 8192}, with a clear error for anything else."""
-    try:
-        return parse_sizes(text)
-    except ValueError as e:
-        raise KspecError(str(e)) from None
+    env: dict[str, int] = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        name, eq, value = (x.strip() for x in part.partition("="))
+        if not eq or not name.isidentifier() or not value.isdigit():
+            raise KspecError(f"--shape: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{part}'")
+        if int(value) < 1:
+            raise KspecError(f"--shape: {name} must be at least 1")
+        env[name] = int(value)
+    if not env:
+        raise KspecError(f"--shape: expected SYMBOL=INTEGER[,SYMBOL=INTEGER...], got '{text}'")
+    return env
 
 
 def check_shape(kernel: ir.Kernel, env: dict[str, int]) -> None:
@@ -52,6 +58,22 @@ def check_shape(kernel: ir.Kernel, env: dict[str, int]) -> None:
     problems = kernel.size_errors(env)
     if problems:
         raise KspecError(f"--shape {env_text(env)}: {problems[0]}")
+
+
+def check_limits(where: str, threads: int, grid: tuple[int, ...], shared: int,
+                 shared_limit: int, shared_kind: str = "shared memory", detail: str = "") -> None:
+    """Threads per block, blocks per grid axis and shared memory within the target's limits;
+    a ToolchainError naming the resource and both numbers otherwise."""
+    if threads > MAX_THREADS:
+        raise ToolchainError(f"{where}: {threads} threads per block exceed the limit "
+                             f"{MAX_THREADS}")
+    for axis, (blocks, limit) in enumerate(zip(grid, MAX_GRID)):
+        if blocks > limit:
+            raise ToolchainError(f"{where}: grid axis {'xyz'[axis]} of {blocks} blocks exceeds "
+                                 f"the limit {limit}")
+    if shared > shared_limit:
+        raise ToolchainError(f"{where}: {shared_kind} {shared} bytes exceeds the target's "
+                             f"{shared_limit}" + (f" ({detail})" if detail else ""))
 
 
 def env_text(env: dict[str, int]) -> str:

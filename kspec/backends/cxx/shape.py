@@ -18,8 +18,8 @@ import torch
 from ... import ir
 from ...api import bind
 from ...dtypes import DType
-from ...errors import KspecError, ToolchainError
-from ..target import ARCHS, MAX_GRID, MAX_THREADS, check_shape, env_text
+from ...errors import KspecError
+from ..target import ARCHS, check_limits, check_shape, env_text
 from .dialect import Dialect
 from .launch import DeviceInfo, plan_calls
 from .render import plan_for
@@ -67,19 +67,10 @@ def launches_at(kernel: ir.Kernel, dialect: Dialect, arch: str, env: dict[str, i
 
 
 def check_launch(launch: PlannedLaunch, arch: str, shared_limit: int) -> None:
-    """Threads per block, blocks per grid axis and dynamic shared memory within the target's
-    limits; a ToolchainError naming the resource and both numbers otherwise."""
-    where = f"{launch.function} at {arch}"
-    if launch.block > MAX_THREADS:
-        raise ToolchainError(f"{where}: {launch.block} threads per block exceed the limit "
-                             f"{MAX_THREADS}")
-    for axis, (blocks, limit) in enumerate(zip((launch.grid, 1, 1), MAX_GRID)):
-        if blocks > limit:
-            raise ToolchainError(f"{where}: grid axis {'xyz'[axis]} of {blocks} blocks exceeds "
-                                 f"the limit {limit}")
-    if launch.shared > shared_limit:
-        raise ToolchainError(f"{where}: dynamic shared memory {launch.shared} bytes exceeds "
-                             f"the target's {shared_limit}")
+    """Threads per block, blocks per grid axis (C++ launches are one-dimensional) and dynamic
+    shared memory within the target's limits (target.check_limits)."""
+    check_limits(f"{launch.function} at {arch}", launch.block, (launch.grid,), launch.shared,
+                 shared_limit, "dynamic shared memory")
 
 
 def launches_text(kernel: ir.Kernel, arch: str, env: dict[str, int],

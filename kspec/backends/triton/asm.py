@@ -9,10 +9,8 @@ import os
 from ... import ir
 from ...errors import ToolchainError
 from .codegen import jit_kernels
+from ..target import env_text
 from .trace import arch_info, compile_traced, trace_launches
-
-ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", "sm_100", "gfx90a", "gfx942", "gfx1100")
-
 
 def compile_module_asm(kernel: ir.Kernel, source: str, arch: str,
                        env: dict[str, int] | None = None) -> dict[str, str]:
@@ -36,10 +34,10 @@ def compile_module_asm(kernel: ir.Kernel, source: str, arch: str,
         calls = trace_launches(kernel, module, params, env, arch)
         compiled = compile_traced(module, {jk.name: jk.signature for jk in jks}, calls, arch)
         for name, c in compiled.items():
-            files[f"{name.replace('#', '_')}.{arch}.{ext}"] = c.asm[ext]
-        sizes = ", ".join(f"{k}={v}" for k, v in env.items())
-        files[f"{kernel.name}.{arch}.launches.txt"] = \
-            f"# {kernel.name} at {sizes} on {arch}\n" + "".join(c.describe() + "\n" for c in calls)
+            files[f"{name}.{arch}.{ext}"] = c.asm[ext]
+        files[f"{kernel.name}.{arch}.launches.txt"] = (
+            f"# {kernel.name} at {env_text(env)} on {arch}\n"
+            + "".join(c.describe() + "\n" for c in calls))
         return files
     for jk in jks:
         src = ASTSource(getattr(module, jk.name), jk.signature, jk.samples)

@@ -20,9 +20,8 @@ import torch
 
 from ... import ir
 from ...errors import ToolchainError
-# ARCHS and parse_shape moved to target.py (the C++ backends use them too); kept importable
-from ..target import ARCHS, check_shape, parse_shape  # noqa: F401
 from ..target import arch_info as _arch_info
+from ..target import check_limits, check_shape
 
 
 def arch_info(arch: str) -> tuple[str, Any, int, int, int]:
@@ -122,8 +121,8 @@ def _argument(kernel: ir.Kernel, p, env: dict[str, int], device: _Device) -> Any
 
 def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
                    calls: list[TracedLaunch], arch: str) -> dict[str, Any]:
-    """{kernel name: compiled kernel} for each distinct recorded call, checked against the
-    target's shared memory and threads per program."""
+    """{kernel name (with the call's number after the first): compiled kernel} for each
+    recorded call, checked against the target's threads, grid axes and shared memory."""
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
     import triton
     from triton.backends.compiler import GPUTarget
@@ -134,10 +133,8 @@ def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
     for n, call in enumerate(calls):
         signature, constants = _specialise(signatures[call.kernel], call)
         src = ASTSource(getattr(module, call.kernel), signature, constants)
-        threads = call.num_warps * warp
-        if threads > 1024:
-            raise ToolchainError(f"{call.kernel} at {arch}: {threads} threads per program "
-                                 f"({call.num_warps} warps of {warp}) exceed the limit 1024")
+        where = f"{call.kernel} at {arch}"
+        check_limits(where, call.num_warps * warp, call.grid, 0, smem)   # before compiling
         try:
             compiled = triton.compile(src, target=GPUTarget(backend, target_arch, warp),
                                       options={"num_warps": call.num_warps,
@@ -146,12 +143,9 @@ def compile_traced(module: ModuleType, signatures: dict[str, dict[str, str]],
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ToolchainError(f"triton could not compile {call.kernel} for {arch}: "
                                  f"{first}") from None
-        shared = int(getattr(compiled.metadata, "shared", 0))
-        if shared > smem:
-            raise ToolchainError(f"{call.kernel} at {arch}: shared memory {shared} bytes "
-                                 f"exceeds the target's {smem} ({call.describe()})")
-        out[f"{call.kernel}#{n}" if call.kernel in {k.split('#')[0] for k in out} else
-            call.kernel] = compiled
+        check_limits(where, 0, (), int(getattr(compiled.metadata, "shared", 0)), smem,
+                     detail=call.describe())
+        out[call.kernel if call.kernel not in out else f"{call.kernel}_{n}"] = compiled
     return out
 
 
