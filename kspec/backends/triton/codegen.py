@@ -1,10 +1,10 @@
 """Lowering plan -> one Triton module per kernel: @triton.jit functions and a host `launch`."""
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import re
 
 import jinja2
 
@@ -56,8 +56,10 @@ def _write_launches(ctx: _Ctx) -> None:
         ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
 
 
+@functools.lru_cache(maxsize=None)
 def _helper_sources() -> dict[str, str]:
-    """Each helper of templates/helpers.py.j2 by its Python name, rendered."""
+    """Each helper of templates/helpers.py.j2 by its Python name, rendered (once a process:
+    every module render asks)."""
     template = _ENV.get_template("helpers.py.j2")
     names = re.findall(r"\{% macro (\w+)\(", Path(template.filename).read_text())
     return {f"_{name}": str(getattr(template.module, name)()).strip() for name in names}

@@ -146,9 +146,7 @@ class Emitter:
         """Code for e (in its compute dtype). Loads are hoisted into `scope` once each."""
         if id(e) in self.replace:
             return self.replace[id(e)]
-        if isinstance(e, ir.Const):
-            return literal(e.value, e.dtype)
-        value = constant_value(e)
+        value = constant_value(e)     # a literal, negated or cast: written as one literal
         if value is not None:
             return literal(value, e.dtype)
         if isinstance(e, ir.ShapeValue):
