@@ -117,3 +117,33 @@ def test_cxx_launches_fit_at_every_size(kernel, env: dict[str, int], arch: str) 
         narrow = [x.function for x in launches if "_rows_" in x.function
                   and x.function.endswith("c")]
         assert not narrow, narrow
+
+
+F32_MATMUL = """
+kernel mm_f32(a: f32[M, K], b: f32[K, N]) -> c: f32[M, N] {
+    c[i, j] = sum(a[i, k] * b[k, j] for k)
+}
+"""
+
+
+@pytest.mark.parametrize("arch,instruction", [
+    ("sm_90", r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k8\.f32\.tf32\.tf32"),
+    ("sm_80", r"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32")])
+def test_f32_contractions_run_three_tf32_products_on_nvidia_tensor_cores(
+        arch: str, instruction: str) -> None:
+    """f32 operands are split into TF32 high and low parts (cvt.rna) and multiplied on the
+    tensor cores three times per step: hi*hi, hi*lo and lo*hi."""
+    kernel = kspec.loads(F32_MATMUL).mm_f32
+    files = get_backend("triton").compile_asm(kernel.ir, arch=arch,
+                                              shape={"M": 512, "N": 512, "K": 512})
+    launches = files[f"mm_f32.{arch}.launches.txt"]
+    assert "PRECISION=tf32x3" in launches, launches
+    ptx = files[f"mm_f32_0_contraction.{arch}.ptx"]
+    assert re.search(instruction, ptx) and "cvt.rna.tf32.f32" in ptx
+
+
+def test_f32_contractions_stay_ieee_where_there_is_no_tf32() -> None:
+    kernel = kspec.loads(F32_MATMUL).mm_f32
+    files = get_backend("triton").compile_asm(kernel.ir, arch="gfx942",
+                                              shape={"M": 512, "N": 512, "K": 512})
+    assert "PRECISION=ieee" in files["mm_f32.gfx942.launches.txt"]

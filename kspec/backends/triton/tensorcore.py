@@ -80,23 +80,37 @@ class TensorCorePatterns:
         self.store(stmt.target, codes, value, mask)
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED",
                            "COMPENSATED"]
-        # 128x256x64 tiles in 3 stages reached 0.96 of cuBLAS at 8192^3 f16 on an H200, and
-        # were the best at 1024x8192x8192 too (bench/NOTES.md); grids smaller than one wave of
-        # 128x256 tiles keep 128x128; wider operands (f32) give up stages, K and N to fit
+        tile_n, tile_k, stages, warps = self.gemm_tile(c, operand)
         wave = f"triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total}"
+        if tile_n == 256:   # grids smaller than one wave of 128x256 tiles keep 128x128
+            tile_n = f"256 if {wave} >= _multiprocessors(device) else 128"
         fit = (f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
-               f"{self.operand_bytes(operand)}, 128, 256 if {wave} >= _multiprocessors(device) "
-               f"else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)")
+               f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}) "
+               f"if device.type == 'cuda' else (32, 32, 1)")
         self.emit_launch(
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
              "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
-             "WARPS": "8 if device.type == 'cuda' else 4",
-             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'",
+             "WARPS": "4" if warps == 4 else f"{warps} if device.type == 'cuda' else 4",
+             "PRECISION": self.precision(c, operand),
              "COMPENSATED": f"{k} >= {COMPENSATED_DEPTH}"},
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
              "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"}, "WARPS", prelude=(fit,))
+
+    def gemm_tile(self, c, operand: str | None) -> tuple[int, int, int, int]:
+        """(BLOCK_N, BLOCK_K, stages, warps) for 128-row tiles on a GPU, from sweeps on an H200
+        (bench/NOTES.md). f16/bf16: 128x256x64 in 3 stages, 0.96 of cuBLAS at 8192^3. f32 on
+        three TF32 products (bench/sweeps/triton_f32_tiles.py): 128x128x64, 3 stages, 8 warps
+        when B is read along the depth (nn.Linear's weight: 1.72x cuBLAS IEEE at
+        1024x8192x8192), else 128x64x32, 4 stages, 4 warps (B row-major: 1.07x at 4096^3, where
+        wider tiles were 1.5-3x slower)."""
+        if operand not in (None, "tl.float32"):
+            return 256, 64, 3, 8
+        b_last = c.b.index[-1].bare if isinstance(c.b, ir.Load) else None
+        if b_last is not None and b_last in c.kv:
+            return 128, 64, 3, 8
+        return 64, 32, 4, 4
 
     @staticmethod
     def operand_bytes(operand: str | None) -> int:
@@ -122,6 +136,14 @@ class TensorCorePatterns:
         if plain and len(dts) == 1 and next(iter(dts)) in (DType.f16, DType.bf16, DType.f32):
             return TL_DTYPE[next(iter(dts))]
         return None
+
+    def precision(self, c, operand: str | None) -> str:
+        """Host code choosing tl.dot's input precision for f32 operands: one TF32 product when
+        the user allows it, else f32 accuracy (_f32_dot_precision: three TF32 products on GPUs
+        that have them, IEEE elsewhere). f16/bf16 operands and f64 sums ignore it."""
+        if operand not in (None, "tl.float32") or c.reduce.dtype == DType.f64:
+            return "'ieee'"
+        return "'tf32' if schedule.get('allow_tf32') else _f32_dot_precision(device)"
 
     def acc_dtype(self, c) -> str:
         return "tl.float64" if c.reduce.dtype == DType.f64 else "tl.float32"
@@ -233,7 +255,7 @@ class TensorCorePatterns:
              "BLOCK_N": f"ATTENTION_TILE[1] if {cuda} else 16",
              "STAGES": f"ATTENTION_TILE[2] if {cuda} else 1",
              "WARPS": f"8 if {cuda} else 4",
-             "PRECISION": "'tf32' if schedule.get('allow_tf32') else 'ieee'"},
+             "PRECISION": self.precision(sc, operand)},
             f"triton.cdiv({qlen}, BLOCK_M) * {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_D": "BLOCK_D",
              "BLOCK_DV": "BLOCK_DV", "PRECISION": "PRECISION",

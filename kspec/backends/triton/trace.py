@@ -93,7 +93,7 @@ class _Torch(SimpleNamespace):
 def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list[str]],
                    env: dict[str, int], arch: str) -> list[TracedLaunch]:
     """The calls `module.launch` makes for contiguous inputs at sizes `env` on `arch`."""
-    _, _, _, sms, smem = arch_info(arch)
+    backend, cc, _, sms, smem = arch_info(arch)
     check_shape(kernel, env)
     device = _Device("cuda")
     calls: list[TracedLaunch] = []
@@ -102,6 +102,8 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
         module.torch = _Torch(device)
         module._multiprocessors = lambda _d: sms
         module._shared_memory = lambda _d: smem
+        tf32 = backend == "cuda" and cc >= 80     # the GPUs with TF32 tensor cores
+        module._f32_dot_precision = lambda _d: "tf32x3" if tf32 else "ieee"
         for name, names in params.items():
             setattr(module, name, _Recorder(name, names, calls))
         args = [_argument(kernel, p, env, device) for p in kernel.params]

@@ -119,7 +119,7 @@ def launch(a, b, bias, M, K, N, schedule=None):
     BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
     STAGES = schedule.get('0.STAGES', TILE_STAGES)
     WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
-    PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else 'ieee')
+    PRECISION = schedule.get('0.PRECISION', 'ieee')
     COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)
     INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1)))
     matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
