@@ -81,12 +81,27 @@ class TensorCorePatterns:
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED",
                            "COMPENSATED"]
         tile_n, tile_k, stages, warps = self.gemm_tile(c, operand)
+        prelude: list[str] = []
+        depth_major = self.depth_major_axes(c, operand)
+        if depth_major is not None and tile_n == 64:
+            # B row-major on TF32 tensor cores: a depth-major copy first (one pass over B)
+            # lets the contraction run the depth-major tiles, 1.6x faster on an H200
+            # (bench/sweeps/triton_f32_tiles.py); worth it when A has rows to reuse it over
+            prelude += [f"DEPTH_MAJOR_B = schedule.get('{self.n}.DEPTH_MAJOR_B', "
+                        f"_f32_dot_precision(device) == 'tf32x3' and {m} >= 512)",
+                        "if DEPTH_MAJOR_B:",
+                        f"    {c.b.tensor} = _depth_major({c.b.tensor}, {depth_major[0]}, "
+                        f"{depth_major[1]})"]
+            tile_n, tile_k, stages, warps = ("128 if DEPTH_MAJOR_B else 64",
+                                             "64 if DEPTH_MAJOR_B else 32",
+                                             "3 if DEPTH_MAJOR_B else 4",
+                                             "(8 if DEPTH_MAJOR_B else 4)")
         wave = f"triton.cdiv({m}, 128) * triton.cdiv({n}, 256) * {batch_total}"
         if tile_n == 256:   # grids smaller than one wave of 128x256 tiles keep 128x128
             tile_n = f"256 if {wave} >= _multiprocessors(device) else 128"
-        fit = (f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
-               f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}) "
-               f"if device.type == 'cuda' else (32, 32, 1)")
+        prelude.append(f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
+                       f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}) "
+                       f"if device.type == 'cuda' else (32, 32, 1)")
         self.emit_launch(
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
              "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
@@ -96,7 +111,8 @@ class TensorCorePatterns:
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
-             "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"}, "WARPS", prelude=(fit,))
+             "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"}, "WARPS",
+            prelude=tuple(prelude))
 
     def gemm_tile(self, c, operand: str | None) -> tuple[int, int, int, int]:
         """(BLOCK_N, BLOCK_K, stages, warps) for 128-row tiles on a GPU, from sweeps on an H200
@@ -111,6 +127,21 @@ class TensorCorePatterns:
         if b_last is not None and b_last in c.kv:
             return 128, 64, 3, 8
         return 64, 32, 4, 4
+
+    @staticmethod
+    def depth_major_axes(c, operand: str | None) -> tuple[int, int] | None:
+        """(depth axis, column axis) of B when it is a plain f32 load read along its columns
+        (its last index a column index) with one depth and one column index, all indices
+        bare and at most one batch index: the operands _depth_major can copy."""
+        b = c.b
+        if operand != "tl.float32" or not isinstance(b, ir.Load) or len(b.index) > 3:
+            return None
+        bare = [a.bare for a in b.index]
+        if None in bare or len(c.kv) != 1 or len(c.jv) != 1 or bare[-1] != c.jv[0]:
+            return None
+        if c.kv[0] not in bare or len(set(bare)) != len(bare):
+            return None
+        return bare.index(c.kv[0]), bare.index(c.jv[0])
 
     @staticmethod
     def operand_bytes(operand: str | None) -> int:

@@ -104,6 +104,9 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
         module._shared_memory = lambda _d: smem
         tf32 = backend == "cuda" and cc >= 80     # the GPUs with TF32 tensor cores
         module._f32_dot_precision = lambda _d: "tf32x3" if tf32 else "ieee"
+        if hasattr(module, "_depth_major"):   # its copy kernel is not recorded, its result is
+            module._depth_major = lambda t, depth, cols: _Tensor(
+                _depth_major_meta(t.meta, depth, cols), device)
         for name, names in params.items():
             setattr(module, name, _Recorder(name, names, calls))
         args = [_argument(kernel, p, env, device) for p in kernel.params]
@@ -112,6 +115,13 @@ def trace_launches(kernel: ir.Kernel, module: ModuleType, params: dict[str, list
         vars(module).clear()
         vars(module).update(saved)
     return calls
+
+
+def _depth_major_meta(t: torch.Tensor, depth: int, cols: int) -> torch.Tensor:
+    """A meta tensor shaped like t with the strides of the module's _depth_major copy."""
+    order = [d for d in range(t.dim()) if d not in (depth, cols)] + [cols, depth]
+    out = torch.empty([t.shape[d] for d in order], dtype=t.dtype, device="meta")
+    return out.permute([order.index(d) for d in range(t.dim())])
 
 
 def _argument(kernel: ir.Kernel, p, env: dict[str, int], device: _Device) -> Any:
