@@ -124,17 +124,21 @@ def _literal(node: ast.expr) -> Any:
         return None
 
 
-def _shrunk(name: str, node: ast.expr) -> ast.expr | None:
-    """The replacement for `name = node` at --small, or None to keep it."""
+def _shrunk(name: str, node: ast.expr) -> tuple[ast.expr, Any] | None:
+    """The replacement for `name = node` at --small and its value, or None to keep it."""
     value = _literal(node)
     if isinstance(value, bool) or not isinstance(value, (int, tuple)):
         return None
     if isinstance(value, int):
-        return ast.Constant(small_value(name, value))
-    if STRUCTURAL.search(name) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                          for v in value):
+        new: Any = small_value(name, value)
+    elif STRUCTURAL.search(name) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                            for v in value):
         return None
-    return ast.Tuple([ast.Constant(small_value(name, v)) for v in value], ast.Load())
+    else:
+        new = tuple(small_value(name, v) for v in value)
+    if new == value:
+        return None
+    return ast.parse(repr(new), mode="eval").body, new
 
 
 def shrink_source(text: str, file: str = "<problem>") -> tuple[str, dict[str, Any]]:
@@ -146,19 +150,18 @@ def shrink_source(text: str, file: str = "<problem>") -> tuple[str, dict[str, An
     for stmt in tree.body:
         if not isinstance(stmt, ast.Assign):
             continue
+        original = stmt.value         # `height = width = 128`: both names see 128
         for target in stmt.targets:
             if isinstance(target, ast.Name):
-                new = _shrunk(target.id, stmt.value)
+                new = _shrunk(target.id, original)
                 if new is not None:
-                    stmt.value = new
-                    changed[target.id] = _literal(new)
+                    stmt.value, changed[target.id] = new
             elif isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple) \
                     and len(target.elts) == len(stmt.value.elts):
                 for i, (t, v) in enumerate(zip(target.elts, stmt.value.elts)):
                     new = _shrunk(t.id, v) if isinstance(t, ast.Name) else None
                     if new is not None:
-                        stmt.value.elts[i] = new
-                        changed[t.id] = _literal(new)
+                        stmt.value.elts[i], changed[t.id] = new
     return ast.unparse(ast.fix_missing_locations(tree)), changed
 
 

@@ -71,9 +71,13 @@ def summary_line(summary: dict[str, Any]) -> str:
 
 def progress_line(entry: dict[str, Any]) -> str:
     """One line per problem: its times and each backend's status, time and speed-up."""
+    if not entry["translated"]:
+        row = next(iter(entry["backends"].values()), {})
+        return f"{entry['key']:<58} {row.get('status')} ({row.get('detail')})"
     base = entry.get("base", {})
-    text = f"{entry['key']:<58} eager {_num(base.get('eager_ms'))} ms " \
-           f"compile {_num(base.get('compile_ms'))} ms"
+    text = f"{entry['key']:<58}"
+    if base.get("eager_ms"):
+        text += f" eager {_num(base['eager_ms'])} ms compile {_num(base.get('compile_ms'))} ms"
     for backend, row in entry["backends"].items():
         text += f" | {backend} {row['status']}"
         if row.get("kspec_ms"):
@@ -82,7 +86,7 @@ def progress_line(entry: dict[str, Any]) -> str:
             text += f" {row['x_eager']:.2f}x"
         if row["status"] == "wrong" and "max_abs_err" in row:
             text += f" (err {_num(row['max_abs_err'])} at {row.get('where')})"
-        elif row.get("detail") and row["status"] not in ("untranslated",):
+        elif row.get("detail"):
             text += f" ({row['detail'].splitlines()[0][:100]})"
     return text
 
