@@ -19,12 +19,7 @@ import argparse
 import datetime
 import json
 import os
-import queue
-import signal
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,9 +29,9 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from kernelbench_problems import BY_NAME, PROBLEMS  # noqa: E402
 from kernelbench_worker import MARK  # noqa: E402
+import worker_driver  # noqa: E402
 
 WORKER = BENCH / "kernelbench_worker.py"
-STDERR_TAIL = 2000            # characters of a dead worker's stderr kept in its row
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -67,75 +62,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _reader(stream: Any, lines: queue.Queue) -> None:
-    """Forward the worker's stdout lines; None marks its end."""
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def _kill(proc: subprocess.Popen) -> None:
-    """End the worker and anything it started (its own session, see run_worker)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _tail(path: Path) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-STDERR_TAIL:]
-
-
 def run_worker(problem: str, backends: list[str], args: argparse.Namespace) -> list[dict]:
     """One worker process for `problem` over `backends`; the rows it printed, plus a
     crash / timeout row for the backend it died on (the rest are left to the caller)."""
     cmd = [sys.executable, str(WORKER), problem, ",".join(backends), args.device,
            args.scale, str(args.reps), str(args.seed)]
-    with tempfile.TemporaryDirectory() as tmp:
-        err_path = Path(tmp) / "stderr"
-        with open(err_path, "w") as err:
-            # own session: a kill reaches compilers and helpers the worker started
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
-                                    start_new_session=True)
-            lines: queue.Queue = queue.Queue()
-            threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
-            rows, dead = _collect(lines, len(backends), args.timeout)
-            if dead == "timeout":
-                _kill(proc)
-            else:
-                proc.wait()
-        if dead:
-            row = {"problem": problem, "backend": backends[len(rows)], "status": dead,
-                   "detail": f"worker {dead} (exit {proc.returncode}); stderr tail:\n"
-                             + _tail(err_path)}
-            progress(row)
-            rows.append(row)
-        elif rows and rows[-1].get("fatal"):
-            rows[-1]["detail"] += "\nstderr tail:\n" + _tail(err_path)
+    done = worker_driver.run_worker(cmd, len(backends), args.timeout, MARK, progress)
+    rows = done.rows
+    if done.dead:
+        row = {"problem": problem, "backend": backends[len(rows)], "status": done.dead,
+               "detail": f"worker {done.dead} (exit {done.returncode}); stderr tail:\n"
+                         + done.stderr_tail}
+        progress(row)
+        rows.append(row)
+    elif rows and rows[-1].get("fatal"):
+        rows[-1]["detail"] += "\nstderr tail:\n" + done.stderr_tail
     return rows
-
-
-def _collect(lines: queue.Queue, expected: int, timeout: float) -> tuple[list[dict], str | None]:
-    """Read result lines until the worker has answered every backend or stopped after a
-    fatal one (None), ended early ("crash"), or was silent for `timeout` s ("timeout")."""
-    rows: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while len(rows) < expected:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            return rows, "timeout"
-        if line is None:
-            return rows, "crash"
-        if line.startswith(MARK):
-            rows.append(json.loads(line[len(MARK):]))
-            progress(rows[-1])
-            if rows[-1].get("fatal"):
-                return rows, None
-            deadline = time.monotonic() + timeout
-    return rows, None
 
 
 def progress(row: dict[str, Any]) -> None:

@@ -9,12 +9,10 @@ poisons the CUDA context for everything after it, and a hang can only be ended b
 from __future__ import annotations
 
 import json
-import math
-import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
@@ -22,61 +20,14 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 import torch  # noqa: E402
 
 from kernelbench_problems import BY_NAME, Problem, load_kernel  # noqa: E402
-from worker_common import is_fatal, short, sync  # noqa: E402
+from worker_common import compare, is_fatal, median_ms, short, sync  # noqa: E402
 
 MARK = "@@kb-result "
-ATOL = RTOL = 1e-4          # KernelBench's fp32 criterion
-TIME_BUDGET_S = 10.0        # stop timing a slow kernel early (at least one call is timed)
 
 
 def free(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def median_ms(fn: Callable[[], Any], device: torch.device, reps: int) -> float:
-    """Median of up to `reps` calls (CUDA events on a GPU), after the caller's warm-up; stops
-    once TIME_BUDGET_S is spent so that a pathologically slow kernel costs a few seconds."""
-    times: list[float] = []
-    spent = time.perf_counter()
-    for _ in range(max(1, reps)):
-        if device.type == "cuda":
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            out = fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t0 = time.perf_counter()
-            out = fn()
-            times.append((time.perf_counter() - t0) * 1e3)
-        del out                       # one output alive at a time
-        if time.perf_counter() - spent > TIME_BUDGET_S:
-            break
-    return statistics.median(times)
-
-
-def compare(out: torch.Tensor, ref: torch.Tensor) -> dict[str, Any]:
-    """KernelBench's check (allclose atol = rtol = 1e-4, no NaN) and the max errors."""
-    if tuple(out.shape) != tuple(ref.shape) or out.dtype != ref.dtype:
-        return {"status": "wrong", "correct": False,
-                "detail": f"output {tuple(out.shape)} {out.dtype}, "
-                          f"expected {tuple(ref.shape)} {ref.dtype}"}
-    nan = bool(torch.isnan(out).any())
-    err = (out - ref).abs()
-    max_abs = math.inf if nan else float(err.max()) if err.numel() else 0.0
-    rel = err / ref.abs()
-    rel = rel[ref != 0]
-    max_rel = math.inf if nan else float(rel.max()) if rel.numel() else 0.0
-    del err, rel
-    correct = not nan and bool(torch.allclose(out, ref, atol=ATOL, rtol=RTOL))
-    row = {"status": "ok" if correct else "wrong", "correct": correct,
-           "max_abs_err": max_abs, "max_rel_err": max_rel}
-    if nan:
-        row["detail"] = "NaN in the output"
-    return row
 
 
 def run_backend(problem: Problem, backend: str, inputs: dict[str, Any], ref: torch.Tensor,

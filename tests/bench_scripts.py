@@ -10,16 +10,18 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 
 
-def load(name: str):
-    """The module bench/<name>.py."""
+def load(name: str, folder: str = ""):
+    """The module bench/<name>.py, or bench/<folder>/<name>.py (registered as
+    <folder>_<name>: bench/run.py and bench/kernelbench/run.py are two modules)."""
     if str(BENCH) not in sys.path:
         sys.path.insert(0, str(BENCH))
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-        sys.modules[name] = importlib.util.module_from_spec(spec)
+    key = f"{folder}_{name}" if folder else name
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, BENCH / folder / f"{name}.py")
+        sys.modules[key] = importlib.util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(sys.modules[name])
+            spec.loader.exec_module(sys.modules[key])
         except BaseException:
-            del sys.modules[name]
+            del sys.modules[key]
             raise
-    return sys.modules[name]
+    return sys.modules[key]

@@ -1,0 +1,220 @@
+"""KernelBench problems and their kspec translations: finding them, shrinking a problem's
+sizes (--small), executing its file, and reading a translation's header directives.
+
+A problem is `KernelBench/level<L>/<stem>.py` in a checkout; its translation is
+`<translations>/level<L>/<stem>.kspec`; a problem the language cannot express yet is a row
+`| level<L>/<stem> | missing construct |` of `<translations>/UNSUPPORTED.md`.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kspec.errors import KspecError
+
+HERE = Path(__file__).resolve().parent
+
+# --small: the sizes a shrunk constant may take, and the names whose values are kept
+SMALL_MAX = 16              # a shrunk size is at most this
+KEEP_AT_MOST = 8            # values up to this are structural (dims, kernel sizes, groups)
+BATCH_SMALL = 2
+STRUCTURAL = re.compile(r"kernel|stride|pad|dilation|pool_size", re.I)
+DIRECTIVE = re.compile(r"#\s*(kernelbench|bind|result|small)\s*:\s*(.*)$")
+
+
+class KernelBenchError(KspecError):
+    """A problem file, a translation's header or a binding that the runner cannot use."""
+
+    kind = "kernelbench error"
+
+
+@dataclass(frozen=True)
+class Problem:
+    level: int
+    stem: str                  # the file stem, e.g. 19_ReLU
+    path: Path                 # the problem's .py in the checkout
+
+    @property
+    def key(self) -> str:
+        return f"level{self.level}/{self.stem}"
+
+    @property
+    def number(self) -> int:
+        return int(self.stem.split("_", 1)[0])
+
+
+@dataclass
+class Header:
+    """The `# name: value` directives at the top of a translation."""
+
+    kernelbench: str
+    binds: dict[str, str] = field(default_factory=dict)
+    result: str | None = None
+    small: dict[str, int] = field(default_factory=dict)
+
+
+def find_problems(checkout: Path, levels: list[int]) -> list[Problem]:
+    """Every problem of the levels, in KernelBench's order (by number)."""
+    problems = []
+    for level in levels:
+        folder = checkout / "KernelBench" / f"level{level}"
+        if not folder.is_dir():
+            raise KernelBenchError(f"{folder} is not a folder: --kernelbench takes the checkout "
+                                   "that contains KernelBench/level1/...")
+        found = [Problem(level, p.stem, p) for p in folder.glob("*.py")
+                 if re.match(r"\d+_", p.stem)]
+        problems += sorted(found, key=lambda p: p.number)
+    return problems
+
+
+def select(problems: list[Problem], only: list[str] | None) -> list[Problem]:
+    """The problems named in `only` (stems, or level<L>/<stem>); all when None."""
+    if not only:
+        return problems
+    by_name = {p.stem: p for p in problems} | {p.key: p for p in problems}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        raise KernelBenchError(f"--only names no problem of the chosen levels: {', '.join(unknown)}")
+    return [by_name[n] for n in dict.fromkeys(only)]
+
+
+def translation_path(translations: Path, problem: Problem) -> Path:
+    return translations / f"level{problem.level}" / f"{problem.stem}.kspec"
+
+
+def unsupported(translations: Path) -> dict[str, str]:
+    """level<L>/<stem> -> the missing construct, from the table rows of UNSUPPORTED.md."""
+    path = translations / "UNSUPPORTED.md"
+    rows: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if line.startswith("|") and len(cells) >= 2 and re.match(r"level\d+/", cells[0]):
+                rows[cells[0]] = cells[1]
+    return rows
+
+
+# --- --small ----------------------------------------------------------------------------------
+def small_value(name: str, value: int) -> int:
+    """A size constant at --small: kept when structural (small or named so), else at most
+    SMALL_MAX, keeping the factors of 2 up to 16 (channels stay divisible by their groups,
+    embeddings by their heads) and leaving irregular sizes irregular."""
+    if value <= KEEP_AT_MOST or STRUCTURAL.search(name):
+        return value
+    if "batch" in name.lower():
+        return BATCH_SMALL
+    power = math.gcd(value, SMALL_MAX)
+    if power >= KEEP_AT_MOST:
+        return power
+    divisors = [d for d in range(KEEP_AT_MOST, SMALL_MAX + 1) if value % d == 0]
+    return divisors[-1] if divisors else KEEP_AT_MOST + value % KEEP_AT_MOST
+
+
+def _literal(node: ast.expr) -> Any:
+    """The value of an expression of literals only (`1024 * 2`), else None."""
+    if any(isinstance(n, ast.Name) for n in ast.walk(node)):
+        return None
+    try:
+        return eval(compile(ast.Expression(node), "<size>", "eval"), {"__builtins__": {}})
+    except Exception:  # noqa: BLE001 - not a constant expression
+        return None
+
+
+def _shrunk(name: str, node: ast.expr) -> tuple[ast.expr, Any] | None:
+    """The replacement for `name = node` at --small and its value, or None to keep it."""
+    value = _literal(node)
+    if isinstance(value, bool) or not isinstance(value, (int, tuple)):
+        return None
+    if isinstance(value, int):
+        new: Any = small_value(name, value)
+    elif STRUCTURAL.search(name) or not all(isinstance(v, int) and not isinstance(v, bool)
+                                            for v in value):
+        return None
+    else:
+        new = tuple(small_value(name, v) for v in value)
+    if new == value:
+        return None
+    return ast.parse(repr(new), mode="eval").body, new
+
+
+def shrink_source(text: str, file: str = "<problem>") -> tuple[str, dict[str, Any]]:
+    """The problem's source with its module-level literal size constants shrunk (see
+    small_value), and what changed (name -> new value). Constants computed from others
+    (`bias_shape = (out_channels, 1, 1)`, `groups = in_channels`) follow the shrunk ones."""
+    tree = ast.parse(text, file)
+    changed: dict[str, Any] = {}
+    for stmt in tree.body:
+        if not isinstance(stmt, ast.Assign):
+            continue
+        original = stmt.value         # `height = width = 128`: both names see 128
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                new = _shrunk(target.id, original)
+                if new is not None:
+                    stmt.value, changed[target.id] = new
+            elif isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple) \
+                    and len(target.elts) == len(stmt.value.elts):
+                for i, (t, v) in enumerate(zip(target.elts, stmt.value.elts)):
+                    new = _shrunk(t.id, v) if isinstance(t, ast.Name) else None
+                    if new is not None:
+                        stmt.value.elts[i], changed[t.id] = new
+    return ast.unparse(ast.fix_missing_locations(tree)), changed
+
+
+def exec_problem(problem: Problem, small: bool) -> dict[str, Any]:
+    """The problem file's namespace (Model, get_inputs, get_init_inputs, its constants), as
+    KernelBench loads it: the file's text exec'ed in a fresh dict."""
+    text = problem.path.read_text()
+    if small:
+        text, _ = shrink_source(text, str(problem.path))
+    namespace: dict[str, Any] = {"__name__": f"kernelbench_{problem.level}_{problem.number}"}
+    exec(compile(text, str(problem.path), "exec"), namespace)
+    missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in namespace]
+    if missing:
+        raise KernelBenchError(f"{problem.path} defines no {', '.join(missing)}")
+    return namespace
+
+
+# --- translation headers ----------------------------------------------------------------------
+def parse_small(text: str, where: str) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip().isidentifier() or not value.strip().isdigit():
+            raise KernelBenchError(f"{where}: '# small:' wants SYM=V, SYM=V; got '{item}'")
+        sizes[name.strip()] = int(value)
+    return sizes
+
+
+def read_header(path: Path) -> Header:
+    """The directives of the comment lines before the first `kernel`; the first line must be
+    `# kernelbench: level<L>/<stem>.py`."""
+    lines = path.read_text().splitlines()
+    first = DIRECTIVE.match(lines[0].strip()) if lines else None
+    if not first or first.group(1) != "kernelbench":
+        raise KernelBenchError(f"{path}:1: the first line must be '# kernelbench: "
+                               f"level<L>/<stem>.py'")
+    header = Header(first.group(2).strip())
+    for number, line in enumerate(lines[1:], start=2):
+        if line.lstrip().startswith("kernel"):
+            break
+        m = DIRECTIVE.match(line.strip())
+        if not m:
+            continue
+        kind, value, where = m.group(1), m.group(2).strip(), f"{path}:{number}"
+        if kind == "bind":
+            name, eq, expr = value.partition("=")
+            if not eq or not name.strip().isidentifier():
+                raise KernelBenchError(f"{where}: '# bind:' wants NAME = EXPR; got '{value}'")
+            header.binds[name.strip()] = expr.strip()
+        elif kind == "result":
+            header.result = value
+        elif kind == "small":
+            header.small.update(parse_small(value, where))
+        else:
+            raise KernelBenchError(f"{where}: a second '# kernelbench:' line")
+    return header

@@ -1,0 +1,233 @@
+"""KernelBench levels 1-2 through kspec: each problem's translation (bench/kernelbench/level<L>/)
+on each backend, checked and timed against the problem's own PyTorch Model, eager and
+torch.compile, the way KernelBench runs it.
+
+    python3 bench/kernelbench/run.py --kernelbench DIR [--levels 1,2]
+        [--backends triton,cuda,hip] [--device cuda|cpu] [--small] [--only NAMES] [--json FILE]
+    python3 bench/kernelbench/run.py --report FILE.json      # RESULTS.md from a run's JSON
+
+DIR is a KernelBench checkout (the folder holding KernelBench/level1/...). Each problem runs in
+its own worker process (kb_worker.py; the protocol is described there): a crash or a hang in
+one is recorded (error / timeout) and the run goes on. One line is printed per problem; the
+last line is `SUMMARY translated=T total=N` and, per backend, `correct[B]=C
+fast1_eager[B]=F geomean_eager[B]=G`. README.md beside this file has the details.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
+
+import kb_report  # noqa: E402
+import worker_driver  # noqa: E402
+from kb_load import (KernelBenchError, Problem, find_problems, select,  # noqa: E402
+                     translation_path, unsupported)
+from kb_worker import MARK  # noqa: E402
+
+from kspec.errors import KspecError  # noqa: E402
+
+WORKER = HERE / "kb_worker.py"
+RESULTS_DIR = HERE / "results"
+PAGE = HERE / "RESULTS.md"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--kernelbench", type=Path, help="a KernelBench checkout")
+    ap.add_argument("--levels", default="1,2")
+    ap.add_argument("--backends", default=None,
+                    help="comma-separated (default triton,cuda,hip; triton with --device cpu)")
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
+    ap.add_argument("--small", action="store_true",
+                    help="shrink the problems' size constants (README.md states the rule)")
+    ap.add_argument("--only", default=None, help="comma-separated problem stems")
+    ap.add_argument("--json", type=Path, default=None,
+                    help="the run's results (default on cuda: results/<card>-<date>.json)")
+    ap.add_argument("--results-md", type=Path, default=None,
+                    help="write the results page here (default: RESULTS.md for a cuda run "
+                         "at KernelBench's sizes)")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="only regenerate the results page from this JSON")
+    ap.add_argument("--translations", type=Path, default=HERE,
+                    help="the folder of level<L>/*.kspec and UNSUPPORTED.md")
+    ap.add_argument("--trials", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--reps", type=int, default=100, help="timed calls per callable (median)")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="seconds a worker may stay silent (one backend, or eager + compile)")
+    ap.add_argument("--time", action=argparse.BooleanOptionalAction, default=None,
+                    help="time eager, compile and kspec (default: on cuda only)")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
+                    help="time torch.compile(model) beside eager")
+    ap.add_argument("--allow-tf32", action="store_true", help="TF32 on for both sides")
+    args = ap.parse_args(argv)
+    if args.report is None and args.kernelbench is None:
+        ap.error("--kernelbench DIR is required (or --report FILE.json)")
+    args.backends = (args.backends or ("triton" if args.device == "cpu" else "triton,cuda,hip"))
+    args.backends = args.backends.split(",")
+    args.levels = [int(x) for x in args.levels.split(",")]
+    args.only = args.only.split(",") if args.only else None
+    args.time = args.device == "cuda" if args.time is None else args.time
+    return args
+
+
+def job_for(problem: Problem, backends: list[str], base: bool, args: argparse.Namespace,
+            translation: Path) -> dict[str, Any]:
+    return {"key": problem.key, "level": problem.level, "stem": problem.stem,
+            "path": str(problem.path), "translation": str(translation), "backends": backends,
+            "base": base, "device": args.device, "small": args.small, "trials": args.trials,
+            "seed": args.seed, "reps": args.reps, "time": args.time, "compile": args.compile,
+            "allow_tf32": args.allow_tf32}
+
+
+def dead_row(dead: str, done: worker_driver.WorkerExit) -> dict[str, Any]:
+    """The row of the backend a worker died on: a hang is a timeout, a crash an error."""
+    what = "timeout" if dead == "timeout" else "error"
+    return {"status": what, "detail": f"worker {dead} (exit {done.returncode}); stderr tail:\n"
+                                      + done.stderr_tail}
+
+
+def run_translated(problem: Problem, translation: Path, args: argparse.Namespace) -> dict:
+    """The base row and every backend's row; a fresh worker after each crash or timeout."""
+    entry: dict[str, Any] = {"base": None, "backends": {}}
+    pending = ["eager"] + list(args.backends)
+    while pending:
+        base = pending[0] == "eager"
+        backends = pending[1:] if base else pending
+        cmd = [sys.executable, str(WORKER),
+               json.dumps(job_for(problem, backends, base, args, translation))]
+        done = worker_driver.run_worker(cmd, len(pending), args.timeout, MARK)
+        rows = done.rows
+        if done.dead:
+            rows.append({"backend": pending[len(rows)], **dead_row(done.dead, done)})
+        elif rows and rows[-1].get("fatal"):
+            rows[-1]["detail"] += "\nstderr tail:\n" + done.stderr_tail
+        for row in rows:
+            if row["backend"] == "eager":
+                entry["base"] = row
+            else:
+                entry["backends"][row["backend"]] = row
+        pending = pending[len(rows):]
+    return entry
+
+
+def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str]) -> dict:
+    """One problem's entry: unsupported / untranslated, or its rows with speed-ups."""
+    entry: dict[str, Any] = {"key": problem.key, "level": problem.level, "stem": problem.stem}
+    translation = translation_path(args.translations, problem)
+    if not translation.exists():
+        status = "unsupported" if problem.key in skip else "untranslated"
+        detail = skip.get(problem.key, f"no {translation.name}")
+        entry.update(translated=False, base={},
+                     backends={b: {"status": status, "detail": detail} for b in args.backends})
+        return entry
+    entry.update(translated=True, **run_translated(problem, translation, args))
+    entry["base"] = entry["base"] or {}
+    for row in entry["backends"].values():
+        row.update(kb_report.speedups(row, entry["base"]))
+    return entry
+
+
+def device_meta(device: str) -> dict[str, Any]:
+    import torch
+    meta: dict[str, Any] = {"torch": torch.__version__}
+    try:
+        import triton
+        meta["triton"] = triton.__version__
+    except ImportError:
+        meta["triton"] = None
+    if device == "cuda" and torch.cuda.is_available():
+        meta["device_name"] = torch.cuda.get_device_name(0)
+        meta["cuda"] = torch.version.cuda
+    else:
+        meta["device_name"] = "cpu"
+        meta["note"] = ("on the CPU, triton runs in Triton's interpreter and cuda / hip in "
+                        "kspec's C++ emulation (g++), the same for both")
+    return meta
+
+
+def checkout_commit(checkout: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def default_json(meta: dict[str, Any]) -> Path:
+    card = meta["device_name"].lower().replace("nvidia", "").strip().replace(" ", "-")
+    return RESULTS_DIR / f"{card}-{meta['date'][:10]}.json"
+
+
+def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1))
+
+
+def report(json_path: Path, page: Path) -> int:
+    """Regenerate the results page from a run's JSON; print its summary line."""
+    try:
+        data = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        raise KernelBenchError(f"cannot read {json_path}: {e}") from None
+    data["summary"] = kb_report.summarize(data["problems"], data["meta"]["backends"])
+    kb_report.write_page(data, page, json_path)
+    print(f"wrote {page}", flush=True)
+    print(kb_report.summary_line(data["summary"]), flush=True)
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    problems = select(find_problems(args.kernelbench, args.levels), args.only)
+    skip = unsupported(args.translations)
+    meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "command": shlex.join(["python3", "bench/kernelbench/run.py", *args.argv]),
+            "device": args.device, "levels": args.levels, "backends": args.backends,
+            "small": args.small, "trials": args.trials, "seed": args.seed, "reps": args.reps,
+            "timed": args.time, "allow_tf32": args.allow_tf32,
+            "kernelbench_commit": checkout_commit(args.kernelbench), **device_meta(args.device)}
+    json_path = args.json or (default_json(meta) if args.device == "cuda" else None)
+    page = args.results_md or (PAGE if args.device == "cuda" and not args.small else None)
+    data: dict[str, Any] = {"meta": meta, "unsupported": skip, "problems": []}
+    t0 = time.time()
+    for problem in problems:
+        entry = run_problem(problem, args, skip)
+        data["problems"].append(entry)
+        print(kb_report.progress_line(entry), flush=True)
+        write_json(json_path, data)           # kept current in case the run is cut off
+    meta["total_s"] = round(time.time() - t0, 1)
+    data["summary"] = kb_report.summarize(data["problems"], args.backends)
+    write_json(json_path, data)
+    if page is not None and json_path is not None:
+        kb_report.write_page(data, page, json_path)
+    if json_path is not None:
+        print(f"results in {json_path}" + (f", page {page}" if page else ""), flush=True)
+    print(kb_report.summary_line(data["summary"]), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if args.report is not None:
+            return report(args.report, args.results_md or PAGE)
+        return run(args)
+    except KspecError as e:
+        print(f"run.py: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
