@@ -12,7 +12,7 @@ returns the op already registered.
 Schema: tensor parameters are `Tensor`, scalar parameters `float`, `int` or `bool` by their
 declared dtype (with their defaults), outputs the returned tensors in declared order.
 The fake (meta) implementation allocates outputs from the spec's shape algebra: the declared
-output dims evaluated with the shape symbols bound from the inputs' sizes (kspec.api.bind,
+output dims evaluated with the shape symbols bound from the inputs' sizes (kspec.binding.bind,
 which also runs the dtype and launch checks, so a wrong call fails while tracing too).
 The real implementation is the target's `Kernel.build` launcher, one for every device type
 (the launcher chooses: Triton interprets CPU tensors and compiles for CUDA tensors).
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from . import ir
-from .api import bind, check_no_grad
+from .binding import bind, check_no_grad
 from .dtypes import DType
 from .printer import format_kernel
 

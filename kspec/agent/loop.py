@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..binding import bind
 from .evaluate import Outcome, make_inputs
 from .space import SIZE_CHOICES, choose
 from .store import Entry, KernelStore, shape_class, spec_hash
@@ -168,7 +169,6 @@ class _Recorder(dict):
 
 def fixed_schedule(kernel, source: str, env: dict[str, int], device: str) -> dict[str, Any]:
     """The values the generated module picks by itself at `env` (one recorded launch)."""
-    from ..api import bind
     from ..verify.candidates import load_triton_module
 
     rec = _Recorder()

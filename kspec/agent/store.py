@@ -15,6 +15,7 @@ deterministic lowering when the store has none.
 """
 from __future__ import annotations
 
+from ..binding import bind
 import hashlib
 import json
 import os
@@ -198,7 +199,6 @@ def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None =
     emulation) still run; calls with nothing stored raise the backend's reason."""
     import torch
 
-    from ..api import bind
     from ..errors import BackendUnavailable
 
     unavailable: BackendUnavailable | None = None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import ir
-from ..api import bind
+from ..binding import bind
 from ..errors import BackendUnavailable, KspecError
 from .runner import (CHEAT, COMPILE_ERROR, WRONG, Failure, SearchResult, search,
                      search_branches)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..binding import bind
 from ..dtypes import DType
 
 # relative tolerance per dtype: ~ a few ulps after f32 accumulation
@@ -44,7 +45,6 @@ class Comparison:
 def magnitude(kernel, args: list) -> tuple[torch.Tensor | None, ...]:
     """Per output (None for integer ones): the magnitude of the terms behind each value
     (kspec/verify/magnitude.py)."""
-    from ..api import bind
     from .magnitude import magnitudes
 
     b = bind(kernel.ir, tuple(args), {}, strict_dtypes=False)

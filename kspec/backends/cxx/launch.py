@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Protocol
 import torch
 
 from ... import ir
-from ...api import Bound, bind, empty_result
+from ...binding import Bound, bind, empty_result
 from ...errors import KspecLaunchError
 from .ctype import CTYPES, TORCH_DTYPES, compute_ctype
 from .generic import MAX_BLOCKS, GenericPlan, Unit, grid_size  # noqa: F401

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import torch
 
 from ... import ir
-from ...api import bind
+from ...binding import bind
 from ...dtypes import DType
 from ...errors import KspecError
 from ..target import ARCHS, check_limits, check_shape, env_text

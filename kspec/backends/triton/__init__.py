@@ -9,7 +9,8 @@ from typing import Any, Callable
 
 from ... import ir
 from .codegen import render
-from .launcher import build, compile_asm
+from .asm import compile_module_asm
+from .launcher import build
 
 
 class TritonBackend:
@@ -26,7 +27,7 @@ class TritonBackend:
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
                     shape: dict[str, int] | None = None) -> dict[str, str]:
         """PTX or AMDGCN for `arch`; with `shape`, exactly the launches made at those sizes."""
-        return compile_asm(kernel, self.source(kernel), arch or "sm_90", shape)
+        return compile_module_asm(kernel, self.source(kernel), arch or "sm_90", shape)
 
 
 BACKEND = TritonBackend()

@@ -9,6 +9,7 @@ import os
 from ... import ir
 from ...errors import ToolchainError
 from .codegen import jit_kernels
+from .launcher import load_module
 from ..target import env_text
 from .trace import arch_info, compile_traced, trace_launches
 
@@ -21,8 +22,6 @@ def compile_module_asm(kernel: ir.Kernel, source: str, arch: str,
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from .launcher import load_module
 
     module = load_module(source, interpret=False)
     files = {f"{kernel.name}.py": source}

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ... import ir
-from ...api import bind, empty_result
+from ...binding import bind, empty_result
 from ...errors import BackendUnavailable, KspecLaunchError
 
 _LOCK = threading.Lock()
@@ -117,10 +117,3 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
 
     launcher.source = source  # type: ignore[attr-defined]
     return launcher
-
-
-def compile_asm(kernel: ir.Kernel, source: str, arch: str,
-                shape: dict[str, int] | None = None) -> dict[str, str]:
-    from .asm import compile_module_asm
-
-    return compile_module_asm(kernel, source, arch, shape)
