@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import kspec
-from kspec.api import bind
+from kspec.binding import bind
 from kspec.backends import get_backend
 from kspec.backends.cuda import toolchain as nv
 from kspec.backends.cxx import CUDA, HIP, emulate
