@@ -397,7 +397,7 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
     return [unit, sum_unit]
 
 
-def _async_ok(t, extent: int, chunk: int) -> bool:
+def _async_ok(t, extent: int, chunk: int = CHUNK) -> bool:
     """16-byte copies along the last dim: unit stride, aligned base, other strides and the
     extent multiples of a chunk (16 bytes of elements)."""
     if t.dim() == 0 or t.stride(-1) != 1 or extent % chunk:
