@@ -107,9 +107,9 @@ class Tile:
     def shared_bytes(self, a_kmajor: bool, b_kmajor: bool) -> int:
         if self.path == "wgmma":    # unpadded, swizzled; 1 KB to align the atoms
             return 2 * self.stages * (self.bm + self.bn) * self.bk + 1024
-        pad = (lambda kmajor: PAD_F32[kmajor]) if self.f32 else (lambda kmajor: PAD)
-        a = (self.bm * (self.bk + pad(True))) if a_kmajor else (self.bk * (self.bm + pad(False)))
-        b = (self.bn * (self.bk + pad(True))) if b_kmajor else (self.bk * (self.bn + pad(False)))
+        pad_k, pad_mn = (PAD_F32[True], PAD_F32[False]) if self.f32 else (PAD, PAD)
+        a = (self.bm * (self.bk + pad_k)) if a_kmajor else (self.bk * (self.bm + pad_mn))
+        b = (self.bn * (self.bk + pad_k)) if b_kmajor else (self.bk * (self.bn + pad_mn))
         ring = (4 if self.f32 else 2) * self.stages * (a + b)
         if self.path == "wgmma_tf32":   # + B's TF32 parts, two buffers of hi and lo, aligned
             return ring + 2 * 2 * 4 * self.bn * self.bk + 1024
