@@ -26,7 +26,10 @@ from kspec.backends import get_backend
 from kspec.backends.cuda import toolchain as nv
 from kspec.backends.hip import toolchain as amd
 from kspec.backends.cxx import CUDA, HIP, emulate
+from kspec.backends.cxx.contraction import parse_tile
+from kspec.backends.cxx.launch import DeviceInfo
 from kspec.backends.cxx.render import plan_for
+from kspec.backends.cxx.splitk import MAX_SLICES, SPLIT_TILES
 from kspec.dtypes import DType
 from kspec.errors import KspecError
 from kspec.verify.inputs import random_arguments
@@ -182,6 +185,27 @@ def test_amd_keeps_f32_on_the_loop_nest() -> None:
     kernel = KERNELS["matmul_f32"]
     assert "contraction" not in _units(kernel, HIP, "gfx90a")
     assert "contraction" not in _units(kernel, HIP, "gfx942")
+
+
+@pytest.mark.parametrize("arch,tile", [("sm_90a", SPLIT_TILES["wgmma_tf32"]),
+                                       ("sm_80", SPLIT_TILES["mma_sync_tf32"])])
+def test_deep_f32_contractions_launch_split_k(arch: str, tile: str) -> None:
+    """10^7 + 19 deep, a 16 x 16 output (bench/large.py's case): MAX_SLICES blocks of the f32
+    split-K kernel (element-wise staging: K is odd) and the sum kernel; 4096 deep: the direct
+    kernel with 16-byte copies."""
+    kernel = KERNELS["matmul_bias_gelu_f32"]
+    unit = _units(kernel, CUDA, arch)["contraction"]
+
+    def launches(env: dict[str, int]) -> list[tuple]:
+        meta = {t.name: torch.empty(tuple(x.evaluate(env) for x in t.dims), device="meta")
+                for t in (*kernel.ir.tensor_params, *kernel.ir.outputs)}
+        return [tuple(x[:4]) for x in unit.launches(env, meta, DeviceInfo(False, 132, {}))]
+    threads = parse_tile(tile, unit.data["kind"]).threads
+    assert launches({"M": 16, "N": 16, "K": 10**7 + 19}) == [
+        (f"{unit.name}_{tile}_splitksafe", MAX_SLICES, threads, {"parts": MAX_SLICES}),
+        ("matmul_bias_gelu_f32_0_splitk_sum", 1, 256, {"parts": MAX_SLICES})]
+    (fn, *_), = launches({"M": 16, "N": 16, "K": 4096})
+    assert fn.endswith("_async") and "splitk" not in fn
 
 
 # --- ahead of time ------------------------------------------------------------------------------
