@@ -7,9 +7,10 @@ like cvt.rna) for every operand layout (A and B each K-major or MN-major), batch
 strided operands, an epilogue and a prologue, against the float64 reference under the gate's
 f32 tolerance; tf32x3's error is measured far below one TF32 product's; the TF32 rounding is
 checked bit for bit against an independent rounding. Ahead of time: nvcc compiles every f32
-kernel for sm_90a (wgmma .tf32) and sm_80 (mma.sync .tf32) without spills, HIP source for
-NVIDIA takes the same path, and AMD (gfx90a) keeps the loop nest. (SASS is not read here:
-cuobjdump is not installed; the PTX is.) The kernels only run on a GPU: bench/f32_contractions.py.
+kernel for sm_90a (wgmma .tf32 in the PTX, HGMMA ... TF32 in the SASS) and sm_80 (mma.sync
+.tf32, HMMA.1688.F32.TF32) without spills, HIP source for NVIDIA takes the same path, and AMD
+(gfx90a) keeps the loop nest. The kernels only run on a GPU: tests/test_cxx_tf32_gpu.py,
+bench/f32_contractions.py.
 """
 from __future__ import annotations
 
@@ -215,16 +216,22 @@ def _entries(ptx: str) -> dict[str, str]:
 
 
 @needs_nvcc
-@pytest.mark.parametrize("arch,instruction", [
-    ("sm_90a", r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k8\.f32\.tf32\.tf32"),
-    ("sm_80", r"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32")])
+@pytest.mark.parametrize("arch,instruction,sass", [
+    ("sm_90a", r"wgmma\.mma_async\.sync\.aligned\.m64n\d+k8\.f32\.tf32\.tf32",
+     r"HGMMA\.64x\d+x8\.F32\.TF32"),
+    ("sm_80", r"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32",
+     r"HMMA\.1688\.F32\.TF32")])
 @pytest.mark.parametrize("name", ["matmul_f32", "matmul_tt_f32", "bmm_f32",
                                   "matmul_bias_gelu_f32"])
 def test_f32_kernels_compile_to_tf32_tensor_core_instructions(name: str, arch: str,
-                                                              instruction: str) -> None:
+                                                              instruction: str,
+                                                              sass: str) -> None:
     """Every contraction kernel (tiles, element-wise and copy variants, split-K) holds the
-    TF32 matrix instruction and cvt.rna.tf32.f32 in its PTX, and ptxas spills nothing; the
-    split-K sum kernel has no tensor cores."""
+    TF32 matrix instruction and cvt.rna.tf32.f32 in its PTX and the TF32 tensor-core
+    instruction in its SASS (when cuobjdump is here: Triton's wheel ships one), and ptxas
+    spills nothing; the split-K sum kernel has no tensor cores."""
+    from kspec.backends.cuda import disassemble
+
     c = get_backend("cuda").compile(KERNELS[name].ir, arch, ptx=True)
     entries = _entries(c.asm)
     contraction = [f for f in entries if "_contraction_" in f]
@@ -233,6 +240,13 @@ def test_f32_kernels_compile_to_tf32_tensor_core_instructions(name: str, arch: s
         assert re.search(instruction, entries[f]) and "cvt.rna.tf32.f32" in entries[f], f
         assert c.resources[f]["spill_stores"] == 0, (f, c.resources[f])
     assert not re.search(instruction, entries[f"{name}_0_splitk_sum"])
+    text = disassemble(c.binary)
+    if not text:
+        pytest.skip("no cuobjdump to read the SASS")
+    bodies = {b.split("\n", 1)[0].strip(): b for b in re.split(r"\n\s*Function : ", text)[1:]}
+    assert set(bodies) == set(entries)
+    for f, body in bodies.items():
+        assert bool(re.search(sass, body)) == (f in contraction), f
 
 
 @needs_nvcc
