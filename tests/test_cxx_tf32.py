@@ -158,7 +158,7 @@ def test_precision_policy_is_carried_by_the_schedule() -> None:
             "contraction"].data["precision"] == "tf32"
     wgmma = _units(kernel, CUDA, "sm_90a")["contraction"]
     assert wgmma.data["kind"] == "wgmma_tf32"
-    assert all("_128x128x32w8s4_" in v or "_64x128x32w4s4_" in v or "_64x64x32w4s4_" in v
+    assert all("_128x128x32w8s4_" in v or "_128x64x32w8s4_" in v or "_64x64x32w4s4_" in v
                for v in wgmma.variants)
     f16 = kspec.load(ROOT / "specs" / "matmul.kspec")["matmul"]
     assert _units(f16, CUDA, "sm_90a", {"precision": "ieee"})["contraction"].data["kind"] == \
@@ -221,8 +221,8 @@ def _entries(ptx: str) -> dict[str, str]:
      r"HGMMA\.64x\d+x8\.F32\.TF32"),
     ("sm_80", r"mma\.sync\.aligned\.m16n8k8\.row\.col\.f32\.tf32\.tf32\.f32",
      r"HMMA\.1688\.F32\.TF32")])
-@pytest.mark.parametrize("name", ["matmul_f32", "matmul_tt_f32", "bmm_f32",
-                                  "matmul_bias_gelu_f32"])
+@pytest.mark.parametrize("name", ["matmul_f32", "matmul_nt_f32", "matmul_tn_f32",
+                                  "matmul_tt_f32", "bmm_f32", "matmul_bias_gelu_f32"])
 def test_f32_kernels_compile_to_tf32_tensor_core_instructions(name: str, arch: str,
                                                               instruction: str,
                                                               sass: str) -> None:

@@ -158,7 +158,7 @@ DEFAULT_TILES = {"mma_sync": ("128x128x32w4s4", "64x128x32w4s4"),
                  "wgmma": ("128x256x64w8s4", "128x128x64w8s4"),
                  "mfma": ("128x128x32w4s2", "64x64x32w4s2"),
                  "mma_sync_tf32": ("128x128x32w8s3", "64x64x32w4s3"),
-                 "wgmma_tf32": ("128x128x32w8s4", "64x128x32w4s4"),
+                 "wgmma_tf32": ("128x128x32w8s4", "128x64x32w8s4"),
                  "emulated": ("32x32x16w1s1", "16x16x8w1s1")}
 TILE_CHOICES = {
     "mma_sync": ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
