@@ -19,15 +19,15 @@ thread walking every tile, so that the staging, the split and the epilogue are c
 
 Each operand is staged in shared memory along the direction its memory is contiguous in: A
 "K-major" (rows of depth, when its last index is the depth) or "MN-major"; likewise B. The
-paths read either layout (ldmatrix with or without .trans, wgmma's transpose bits).
+paths read either layout (ldmatrix with or without .trans, wgmma's transpose bits; the f32
+variants with plain shared loads, wgmma's B split into K-major buffers).
 
 Operands are loaded in chunks of 16 bytes (8 f16/bf16 elements, 4 f32) along their staging
-direction. An operand
-that is a plain load of a tensor whose last index is that direction's index is copied with
-cp.async in the `async` variants, which the launcher picks when the tensor is contiguous there,
-16-byte aligned and the extent is a multiple of the chunk; otherwise (any prologue expression, a
-convolution's gathered rows, odd shapes) every element is computed and stored by the threads,
-with zeros outside the matrix (the `safe` variants).
+direction. An operand that is a plain load of a tensor whose last index is that direction's
+index is copied with cp.async in the `async` variants, which the launcher picks when the tensor
+is contiguous there, 16-byte aligned and the extent is a multiple of the chunk; otherwise (any
+prologue expression, a convolution's gathered rows, odd shapes) every element is computed and
+stored by the threads, with zeros outside the matrix (the `safe` variants).
 
 Deep contractions (K >= splitk.SPLIT_DEPTH) launch split-K variants instead: slices of the
 depth in separate blocks, each step's products added with compensation, then a kernel summing
@@ -168,8 +168,8 @@ TILE_CHOICES = {
     "mfma": ("128x128x32w4s2", "128x128x16w4s2", "64x64x32w4s2", "128x64x32w4s2"),
     "mma_sync_tf32": ("128x128x32w8s3", "128x128x32w8s4", "128x64x32w4s3", "64x128x32w4s3",
                       "64x64x32w4s3", "128x128x16w8s4"),
-    "wgmma_tf32": ("128x128x32w8s4", "128x128x32w8s3", "128x64x32w8s4", "64x128x32w4s4",
-                   "64x256x32w4s3", "64x64x32w4s4"),
+    "wgmma_tf32": ("128x128x32w8s4", "128x128x32w8s3", "128x64x32w8s4", "128x64x32w8s5",
+                   "64x64x32w4s4"),
     "emulated": ("32x32x16w1s1", "16x16x8w1s1")}
 
 
