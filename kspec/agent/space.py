@@ -316,7 +316,8 @@ def cxx_launch_spaces(plan, env: dict[str, int] | None = None) -> list[LaunchSpa
             spaces.append(TileSpace(str(unit.index), "contraction", ("tile",),
                                     _dims(unit.launch, env), 2,
                                     unit.data.get("a_kmajor"), unit.data.get("b_kmajor"),
-                                    plan.dialect.tensor_cores or "mma_sync"))
+                                    unit.data.get("kind") or plan.dialect.tensor_cores
+                                    or "mma_sync"))
             if any(v.endswith("_async") for v in unit.variants):
                 keys.append("vector")
         elif pattern == "rows":

@@ -64,8 +64,12 @@ class CudaBackend:
               lowering: str = "plan", schedule: dict | None = None, **options: Any
               ) -> Callable:
         """`schedule`: the plan lowering's choices, compile-time ({"0.tile": "128x128x32w4s4"}
-        for launch 0's contraction) and launch-time ({"vector": False}, {"rows": "loop"})."""
-        _options(kernel, options, ())
+        for launch 0's contraction, {"precision": "ieee" | "tf32x3" | "tf32"} for the f32 ones)
+        and launch-time ({"vector": False}, {"rows": "loop"}). `allow_tf32=True`: f32
+        contractions take one TF32 product (cxx/precision.py), as Triton's option does."""
+        _options(kernel, options, ("allow_tf32",))
+        if options.get("allow_tf32"):   # f32 contractions: one TF32 product (precision.py)
+            schedule = {**(schedule or {}), "allow_tf32": True}
         launcher.require()   # BackendUnavailable, with the reason, before any compile
         arch = arch or device_arch()
         plan = plan_for(kernel, CUDA, arch, lowering, schedule)

@@ -62,8 +62,9 @@ class Dialect:
     fast_math: Mapping[str, str] = field(default_factory=lambda: {"exp": "__expf"})
     fast_div: str | None = "__fdividef({a}, {b})"
     # The matrix-instruction path of the target (contraction.py, templates/tensor_cores/):
-    # "wgmma" (NVIDIA sm_90a), "mma_sync" (NVIDIA sm_80+), "mfma" (AMD CDNA, on request), or
-    # None (contractions use the generic loop nest). `arch`: the target it was chosen for.
+    # "wgmma" (NVIDIA sm_90a), "mma_sync" (NVIDIA sm_80+), "mfma" (AMD CDNA, on request),
+    # "emulated" (the CPU emulation: f32 contractions through the same template, one thread),
+    # or None (contractions use the generic loop nest). `arch`: the target it was chosen for.
     tensor_cores: str | None = None
     arch: str | None = None
 
@@ -98,7 +99,9 @@ class Dialect:
 def tensor_core_path(vendor: str, arch: str | None) -> str | None:
     """NVIDIA (CUDA, and HIP source compiled by nvcc): wgmma on sm_90a (Hopper's
     architecture-specific target), mma.sync on sm_80 and later otherwise; CUDA without an arch
-    means the default, sm_90. AMD MFMA is not generated yet: None."""
+    means the default, sm_90. AMD MFMA is not the default: None. The CPU emulation: "emulated"."""
+    if vendor == "cpu":
+        return "emulated"
     if vendor == "cuda" and arch is None:
         return "mma_sync"
     m = re.match(r"(?:sm|compute)_(\d+)(a?)", arch or "")

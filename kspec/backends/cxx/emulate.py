@@ -61,13 +61,14 @@ class CpuRuntime:
 
 def build(kernel: ir.Kernel, lowering: str = "plan", schedule: dict | None = None,
           source: str | None = None, label: str = "cpu-emulation") -> PlanLauncher:
-    """A launcher running the kernel's generated C++ on CPU tensors. `schedule` forces launch
-    choices of the plan lowering: {"rows": "loop"} (no register cache), {"vector": False}.
+    """A launcher running the kernel's generated C++ on CPU tensors. `schedule` forces choices
+    of the plan lowering: {"rows": "loop"} (no register cache), {"vector": False}, an f32
+    contraction's {"precision": "ieee"} (the loop nest) or "tf32", tiles and split-K.
     `source` replaces the generated text (an outside candidate with the same entry points)."""
     cxx = compiler()
     if cxx is None:
         raise BackendUnavailable("no host C++ compiler (g++ or clang++) for the CPU emulation")
-    plan = plan_for(kernel, CPU, lowering=lowering)
+    plan = plan_for(kernel, CPU, lowering=lowering, schedule=schedule)
     text = render_plan(plan) if source is None else source
     header = emulation_header()
     flags = ["-O1", "-std=c++17", "-shared", "-fPIC", "-fno-fast-math", "-ffp-contract=off", "-I."]

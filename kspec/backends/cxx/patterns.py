@@ -252,7 +252,8 @@ def _aligned(t, v: int) -> bool:
 # --- the plan ------------------------------------------------------------------------------------
 def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -> GenericPlan:
     """`schedule` holds compile-time choices: {"<launch>.tile": "128x256x32w8s3"} compiles
-    that tile alone for a tensor-core contraction (see contraction.py)."""
+    that tile alone for a tensor-core contraction (see contraction.py); {"precision": ...}
+    (or "<launch>.precision") is the f32 contractions' precision policy (precision.py)."""
     from . import attention, contraction
     from .rows import lower_rows, lower_split
 
@@ -283,7 +284,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
     fused: list[attention.AttentionUnit] = []
     for k, (launch, role) in enumerate(entries):
         name = f"{kernel.name}_{k}_{launch.pattern}"
-        tensor_cores = contraction.eligible(launch, d)
+        tensor_cores = contraction.eligible(launch, d, schedule, k)
         if launch.pattern == "loop_nest" or (launch.pattern == "contraction"
                                              and not tensor_cores):
             (stmt,) = launch.statements
@@ -306,8 +307,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             fused.append(unit)
             out.units.append(unit)
         elif tensor_cores:
-            unit, *after = contraction.lower_contraction(
-                ctx, name, k, contraction.tiles_for(schedule, k, d.tensor_cores))
+            unit, *after = contraction.lower_contraction(ctx, name, k, schedule)
             out.units.append(unit)
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,

@@ -22,6 +22,8 @@ slices for BLOCKS_PER_SM blocks per multiprocessor, at most MAX_SLICES and at le
 MIN_SLICE_STEPS depth steps each. Holding three accumulator sets per thread (sum,
 compensation, the step's products), the variants are compiled with a small tile
 (SPLIT_TILES), or with a tile forced by the schedule when it holds no more accumulators.
+f32 operands (3xTF32) keep one more set, the small products' sum (templates/tensor_cores/
+*_tf32.j2): each step's two sums are added, then compensated like the f16 steps' one.
 
 Schedule keys (tests, the tuner): {"<launch>.splitk": S} (or "splitk" for every launch):
 S >= 1 launches the split-K variant with S slices (at most one per depth step), 0 the direct
@@ -36,7 +38,9 @@ MAX_SLICES = 256          # the finish kernel reads this many partials per eleme
 MIN_SLICE_STEPS = 32      # depth steps per slice at least: the pipeline's fill, the tile write
 BLOCKS_PER_SM = 2
 SUM_THREADS = 256         # threads per block of the finish kernel
-SPLIT_TILES = {"mma_sync": "64x64x32w4s4", "wgmma": "64x64x64w4s4", "mfma": "64x64x32w4s2"}
+SPLIT_TILES = {"mma_sync": "64x64x32w4s4", "wgmma": "64x64x64w4s4", "mfma": "64x64x32w4s2",
+               "mma_sync_tf32": "64x64x32w4s3", "wgmma_tf32": "64x64x32w4s4",
+               "emulated": "16x16x8w1s1"}
 
 
 def accumulators(tile: Any) -> int:

@@ -67,7 +67,9 @@ class HipBackend:
               lowering: str = "plan", schedule: dict | None = None, **options: Any
               ) -> Callable:
         """`schedule`: as for the cuda backend."""
-        _options(kernel, options, ())
+        _options(kernel, options, ("allow_tf32",))
+        if options.get("allow_tf32"):   # f32 contractions: one TF32 product (precision.py)
+            schedule = {**(schedule or {}), "allow_tf32": True}
         if torch.version.hip is not None:               # ROCm PyTorch: an AMD GPU
             reason = launcher.unavailable_reason()
             if reason:
