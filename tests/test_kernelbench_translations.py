@@ -238,7 +238,7 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
     checkout, translations = fake_checkout(tmp_path)
     out = tmp_path / "run.json"
     code = run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
-                     "--small", "--backends", "triton", "--trials", "2",
+                     "--small", "--backends", "triton", "--trials", "2", "--jobs", "2",
                      "--translations", str(translations), "--json", str(out),
                      "--results-md", str(tmp_path / "page" / "RESULTS.md")])
     assert code == 0
@@ -247,6 +247,7 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
                            "fast1_eager[triton]=0 geomean_eager[triton]=-")
     assert len([line for line in printed if line.startswith("level1/")]) == 7
     data = json.loads(out.read_text())
+    assert [p["stem"] for p in data["problems"]] == list(PROBLEMS)     # KernelBench's order
     rows = {p["stem"]: p["backends"]["triton"] for p in data["problems"]}
     assert {stem: r["status"] for stem, r in rows.items()} == {
         "1_Fake_ReLU": "correct", "2_Fake_Linear": "correct", "3_Fake_Scale": "wrong",

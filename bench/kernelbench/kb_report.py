@@ -75,11 +75,11 @@ def progress_line(entry: dict[str, Any]) -> str:
         row = next(iter(entry["backends"].values()), {})
         return f"{entry['key']:<58} {row.get('status')} ({row.get('detail')})"
     base = entry.get("base", {})
-    text = f"{entry['key']:<58}"
+    parts = []
     if base.get("eager_ms"):
-        text += f" eager {_num(base['eager_ms'])} ms compile {_num(base.get('compile_ms'))} ms"
+        parts.append(f"eager {_num(base['eager_ms'])} ms compile {_num(base.get('compile_ms'))} ms")
     for backend, row in entry["backends"].items():
-        text += f" | {backend} {row['status']}"
+        text = f"{backend} {row['status']}"
         if row.get("kspec_ms"):
             text += f" {_num(row['kspec_ms'])} ms"
         if row.get("x_eager"):
@@ -88,7 +88,8 @@ def progress_line(entry: dict[str, Any]) -> str:
             text += f" (err {_num(row['max_abs_err'])} at {row.get('where')})"
         elif row.get("detail"):
             text += f" ({row['detail'].splitlines()[0][:100]})"
-    return text
+        parts.append(text)
+    return f"{entry['key']:<58} " + " | ".join(parts)
 
 
 def _summary_table(summary: dict[str, Any]) -> list[str]:

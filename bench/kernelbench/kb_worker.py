@@ -63,6 +63,7 @@ class Setup:
         set_seed(job["seed"])                 # the trials' seeds, as KernelBench draws them
         self.seeds = [int(torch.randint(0, 2**32 - 1, (1,)).item())
                       for _ in range(job["trials"])]
+        self.n_inputs = len(self.inputs(0))    # forward's arguments, for the binding
 
     def inputs(self, trial: int) -> list[Any]:
         """get_inputs() under the trial's seed, made on the device (multi-GB inputs made on
@@ -136,7 +137,7 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
     try:
         header = read_header(path)
         kernel = next(iter(kspec.load(path)))
-        bind = kb_bind.binder(kernel, header, setup.model, setup.init, len(setup.inputs(0)))
+        bind = kb_bind.binder(kernel, header, setup.model, setup.init, setup.n_inputs)
         t0 = time.perf_counter()
         fn = build(kernel, backend, setup.device)
         row: dict[str, Any] = {"build_s": round(time.perf_counter() - t0, 2)}

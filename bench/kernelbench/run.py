@@ -17,12 +17,15 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import queue
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
@@ -69,6 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                     help="time torch.compile(model) beside eager")
     ap.add_argument("--allow-tf32", action="store_true", help="TF32 on for both sides")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="problems run at once; on cuda each worker gets one GPU "
+                         "(CUDA_VISIBLE_DEVICES), in turn")
     args = ap.parse_args(argv)
     if args.report is None and args.kernelbench is None:
         ap.error("--kernelbench DIR is required (or --report FILE.json)")
@@ -96,7 +102,8 @@ def dead_row(dead: str, done: worker_driver.WorkerExit) -> dict[str, Any]:
                                       + done.stderr_tail}
 
 
-def run_translated(problem: Problem, translation: Path, args: argparse.Namespace) -> dict:
+def run_translated(problem: Problem, translation: Path, args: argparse.Namespace,
+                   env: dict[str, str] | None) -> dict:
     """The base row and every backend's row; a fresh worker after each crash or timeout."""
     entry: dict[str, Any] = {"base": None, "backends": {}}
     pending = ["eager"] + list(args.backends)
@@ -105,7 +112,7 @@ def run_translated(problem: Problem, translation: Path, args: argparse.Namespace
         backends = pending[1:] if base else pending
         cmd = [sys.executable, str(WORKER),
                json.dumps(job_for(problem, backends, base, args, translation))]
-        done = worker_driver.run_worker(cmd, len(pending), args.timeout, MARK)
+        done = worker_driver.run_worker(cmd, len(pending), args.timeout, MARK, env=env)
         rows = done.rows
         if done.dead:
             rows.append({"backend": pending[len(rows)], **dead_row(done.dead, done)})
@@ -120,7 +127,8 @@ def run_translated(problem: Problem, translation: Path, args: argparse.Namespace
     return entry
 
 
-def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str]) -> dict:
+def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str],
+                env: dict[str, str] | None = None) -> dict:
     """One problem's entry: unsupported / untranslated, or its rows with speed-ups."""
     entry: dict[str, Any] = {"key": problem.key, "level": problem.level, "stem": problem.stem}
     translation = translation_path(args.translations, problem)
@@ -130,7 +138,7 @@ def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str]
         entry.update(translated=False, base={},
                      backends={b: {"status": status, "detail": detail} for b in args.backends})
         return entry
-    entry.update(translated=True, **run_translated(problem, translation, args))
+    entry.update(translated=True, **run_translated(problem, translation, args, env))
     entry["base"] = entry["base"] or {}
     for row in entry["backends"].values():
         row.update(kb_report.speedups(row, entry["base"]))
@@ -188,6 +196,44 @@ def report(json_path: Path, page: Path) -> int:
     return 0
 
 
+def gpu_slots(args: argparse.Namespace) -> list[dict[str, str] | None]:
+    """One environment per concurrent worker: on cuda each sees one GPU, in turn over the
+    visible ones; on the CPU they share it."""
+    if args.device != "cuda" or args.jobs <= 1:
+        return [None] * max(1, args.jobs)
+    import torch
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    gpus = gpus or ["0"]
+    return [{**os.environ, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}
+            for i in range(args.jobs)]
+
+
+def run_all(problems: list[Problem], args: argparse.Namespace, skip: dict[str, str],
+            on_entry: Callable[[list[dict]], None]) -> list[dict]:
+    """Every problem's entry, in KernelBench's order, --jobs at a time; on_entry gets the
+    entries finished so far after each one (for the progress line and the JSON)."""
+    slots: queue.Queue = queue.Queue()
+    for env in gpu_slots(args):
+        slots.put(env)
+
+    def one(problem: Problem) -> dict:
+        env = slots.get()
+        try:
+            return run_problem(problem, args, skip, env)
+        finally:
+            slots.put(env)
+
+    entries: dict[int, dict] = {}
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {pool.submit(one, p): i for i, p in enumerate(problems)}
+        for future in as_completed(futures):
+            entries[futures[future]] = future.result()
+            print(kb_report.progress_line(entries[futures[future]]), flush=True)
+            on_entry([entries[i] for i in sorted(entries)])
+    return [entries[i] for i in sorted(entries)]
+
+
 def run(args: argparse.Namespace) -> int:
     problems = select(find_problems(args.kernelbench, args.levels), args.only)
     skip = unsupported(args.translations)
@@ -195,17 +241,18 @@ def run(args: argparse.Namespace) -> int:
             "command": shlex.join(["python3", "bench/kernelbench/run.py", *args.argv]),
             "device": args.device, "levels": args.levels, "backends": args.backends,
             "small": args.small, "trials": args.trials, "seed": args.seed, "reps": args.reps,
-            "timed": args.time, "allow_tf32": args.allow_tf32,
+            "timed": args.time, "allow_tf32": args.allow_tf32, "jobs": args.jobs,
             "kernelbench_commit": checkout_commit(args.kernelbench), **device_meta(args.device)}
     json_path = args.json or (default_json(meta) if args.device == "cuda" else None)
     page = args.results_md or (PAGE if args.device == "cuda" and not args.small else None)
     data: dict[str, Any] = {"meta": meta, "unsupported": skip, "problems": []}
     t0 = time.time()
-    for problem in problems:
-        entry = run_problem(problem, args, skip)
-        data["problems"].append(entry)
-        print(kb_report.progress_line(entry), flush=True)
-        write_json(json_path, data)           # kept current in case the run is cut off
+
+    def keep(entries: list[dict]) -> None:        # current in case the run is cut off
+        data["problems"] = entries
+        write_json(json_path, data)
+
+    data["problems"] = run_all(problems, args, skip, keep)
     meta["total_s"] = round(time.time() - t0, 1)
     data["summary"] = kb_report.summarize(data["problems"], args.backends)
     write_json(json_path, data)
