@@ -188,6 +188,9 @@ def markdown(data: dict[str, Any], plot_paths: list[Path] | str, page: Path) -> 
     out += _summary_table(summary) + ["", "```", summary_line(summary), "```", ""]
     if isinstance(plot_paths, str):
         out += [plot_paths, ""]
+    elif not plot_paths:
+        out += ["No plots: no correct problem was timed (a CPU run times nothing unless "
+                "--time).", ""]
     else:
         out += [f"![{p.stem}]({p.relative_to(page.parent).as_posix()})" for p in plot_paths]
         out += [""]
