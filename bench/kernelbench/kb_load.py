@@ -19,11 +19,11 @@ from kspec.errors import KspecError
 HERE = Path(__file__).resolve().parent
 
 # --small: the sizes a shrunk constant may take, and the names whose values are kept
-SMALL_FLOORS = (16, 32, 64)  # a shrunk size is at least the floor; a problem that fails at
-                             # one (a dilated kernel wider than the input) tries the next
-KEEP_AT_MOST = 8             # values up to this are structural (dims, kernel sizes, groups)
+SMALL_FLOORS = (8, 16, 32, 64)  # a shrunk size is at least the floor; a problem that fails
+                                # at one (a kernel wider than the input, channels fewer than
+                                # their groups) tries the next
+KEEP_AT_MOST = 8                # values up to this are structural (dims, kernel sizes, groups)
 BATCH_SMALL = 2
-TWOS = 16                    # the factor of 2 a shrunk size keeps, up to this
 STRUCTURAL = re.compile(r"kernel|stride|pad|dilation|pool_size", re.I)
 DIRECTIVE = re.compile(r"#\s*(kernelbench|bind|result|small)\s*:\s*(.*)$")
 
@@ -103,14 +103,14 @@ def unsupported(translations: Path) -> dict[str, str]:
 # --- --small ----------------------------------------------------------------------------------
 def small_value(value: int, floor: int = SMALL_FLOORS[0]) -> int:
     """A size at --small: the value itself up to `floor`; else its smallest divisor in
-    [floor, 4 floor] with the same factor of 2 (up to 16: channels stay divisible by their
-    groups, embeddings by their heads), else floor + value % floor (irregular sizes stay
-    irregular)."""
+    [floor, 4 floor] with the same factor of 2 up to `floor` (channels stay divisible by
+    their groups, embeddings by their heads), else floor + value % floor (irregular sizes
+    stay irregular). `floor` is a power of 2."""
     if value <= floor:
         return value
-    twos = math.gcd(value, TWOS)
+    twos = math.gcd(value, floor)
     for d in range(floor, 4 * floor + 1):
-        if value % d == 0 and math.gcd(d, TWOS) == twos:
+        if value % d == 0 and math.gcd(d, floor) == twos:
             return d
     return floor + value % floor
 
