@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 from kspec.errors import KspecError
 
-HERE = Path(__file__).resolve().parent
 
 # --small: the sizes a shrunk constant may take, and the names whose values are kept
 SMALL_FLOORS = (8, 16, 32, 64)  # a shrunk size is at least the floor; a problem that fails
@@ -80,7 +79,8 @@ def select(problems: list[Problem], only: list[str] | None) -> list[Problem]:
     by_name = {p.stem: p for p in problems} | {p.key: p for p in problems}
     unknown = [n for n in only if n not in by_name]
     if unknown:
-        raise KernelBenchError(f"--only names no problem of the chosen levels: {', '.join(unknown)}")
+        raise KernelBenchError("--only names no problem of the chosen levels: "
+                               + ", ".join(unknown))
     return [by_name[n] for n in dict.fromkeys(only)]
 
 

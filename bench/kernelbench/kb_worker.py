@@ -128,6 +128,13 @@ def build(kernel: Any, backend: str, device: torch.device) -> Callable:
     return kernel.build(backend)
 
 
+def is_compile_error(e: BaseException) -> bool:
+    """A compiler's rejection at the first call (Triton compiles there; nvcc and hipcc at
+    build), as opposed to a failure of the compiled kernel."""
+    import kspec
+    return isinstance(e, kspec.ToolchainError) or type(e).__name__ == "CompilationError"
+
+
 def check_trial(setup: Setup, kernel: Any, header: Any, fn: Callable, bind: Callable,
                 trial: int) -> dict[str, Any]:
     """One trial: fresh inputs, the model's output, the kernel's, KernelBench's check."""
@@ -177,8 +184,9 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
     except torch.cuda.OutOfMemoryError as e:
         return {**row, "status": "error", "detail": f"out of memory: {short(e)}"}
     except Exception as e:  # noqa: BLE001
-        fatal = is_fatal(e)
-        return {**row, "status": "error", "detail": short(e), "fatal": fatal}
+        if is_compile_error(e):
+            return {**row, "status": "compile error", "detail": short(e)}
+        return {**row, "status": "error", "detail": short(e), "fatal": is_fatal(e)}
 
 
 def emit(row: dict[str, Any], job: dict[str, Any], started: float) -> None:

@@ -54,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="shrink the problems' size constants (README.md states the rule)")
     ap.add_argument("--only", default=None, help="comma-separated problem stems")
     ap.add_argument("--json", type=Path, default=None,
-                    help="the run's results (default on cuda: results/<card>-<date>.json)")
+                    help="the run's results (default on cuda: results/<card>-<date>-<hhmm>.json)")
     ap.add_argument("--results-md", type=Path, default=None,
                     help="write the results page here (default: RESULTS.md for a cuda run "
                          "at KernelBench's sizes)")
@@ -173,8 +173,10 @@ def checkout_commit(checkout: Path) -> str | None:
 
 
 def default_json(meta: dict[str, Any]) -> Path:
+    """results/<card>-<date>-<hhmm>.json: each GPU run keeps its own JSON."""
     card = meta["device_name"].lower().replace("nvidia", "").strip().replace(" ", "-")
-    return RESULTS_DIR / f"{card}-{meta['date'][:10]}.json"
+    stamp = meta["date"][:16].replace("T", "-").replace(":", "")
+    return RESULTS_DIR / f"{card}-{stamp}.json"
 
 
 def write_json(path: Path | None, data: dict[str, Any]) -> None:
