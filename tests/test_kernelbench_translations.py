@@ -269,19 +269,26 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
         (tmp_path / "page" / "RESULTS.md").read_text()
 
 
-def test_report_regenerates_the_page(tmp_path: Path, capsys) -> None:
+def run_json(rows: dict[int, float], backend: str = "triton") -> dict:
+    """A GPU run's JSON with problems level1/<n>_P at kspec times `rows` (eager 1 ms,
+    compile 0.5 ms)."""
     meta = {"date": "2026-12-02T00:00:00", "device": "cuda", "device_name": "NVIDIA H200",
-            "levels": [1], "backends": ["triton"], "small": False, "trials": 5,
+            "levels": [1], "backends": [backend], "small": False, "trials": 5,
             "allow_tf32": False, "command": "run.py", "torch": "2.13", "triton": "3.9"}
-    problems = [{"key": f"level1/{n}_P", "stem": f"{n}_P", "translated": True,
+    problems = [{"key": f"level1/{n}_P", "level": 1, "stem": f"{n}_P", "translated": True,
                  "base": {"eager_ms": 1.0, "compile_ms": 0.5},
-                 "backends": {"triton": {"status": "correct", "kspec_ms": ms,
-                                         "x_eager": 1.0 / ms, "x_compile": 0.5 / ms}}}
-                for n, ms in ((1, 0.5), (2, 2.0), (3, 0.25))]
-    data = tmp_path / "h200.json"
-    data.write_text(json.dumps({"meta": meta, "unsupported": {}, "problems": problems}))
+                 "backends": {backend: {"status": "correct", "kspec_ms": ms,
+                                        "x_eager": 1.0 / ms, "x_compile": 0.5 / ms}}}
+                for n, ms in rows.items()]
+    return {"meta": meta, "unsupported": {}, "problems": problems}
+
+
+def test_report_merges_runs_into_the_page(tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "h200-part1.json", tmp_path / "h200-part2.json"
+    first.write_text(json.dumps(run_json({1: 0.5, 2: 4.0})))
+    second.write_text(json.dumps(run_json({3: 0.25, 2: 2.0})))     # 2 run again: replaces
     page = tmp_path / "RESULTS.md"
-    assert run.main(["--report", str(data), "--results-md", str(page)]) == 0
+    assert run.main(["--report", str(first), str(second), "--results-md", str(page)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     # x eager 2, 0.5, 4: two faster, two more than 1.5x faster, geomean 2^(2/3)
     assert last == "SUMMARY translated=3 total=3 correct[triton]=3 fast1_eager[triton]=2 " \
@@ -289,6 +296,25 @@ def test_report_regenerates_the_page(tmp_path: Path, capsys) -> None:
     text = page.read_text()
     assert "# kspec on KernelBench (NVIDIA H200, 2026-12-02)" in text
     assert "| triton | 3/3 | 2 | 2 | 1.59 | 1 | 1 | 0.794 |" in text
+    assert text.index("| level1/2_P |") < text.index("| level1/3_P |")
+
+
+def test_resume_keeps_the_problems_done(tmp_path: Path, capsys) -> None:
+    checkout, translations = fake_checkout(tmp_path)
+    out = tmp_path / "run.json"
+    earlier = run_json({1: 0.5})
+    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU")
+    out.write_text(json.dumps(earlier))
+    assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
+                     "--backends", "triton",
+                     "--only", "4_Fake_Untranslated,1_Fake_ReLU", "--resume",
+                     "--translations", str(translations), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in printed[:-2]] == ["level1/4_Fake_Untranslated"]
+    data = json.loads(out.read_text())
+    assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
+        [("1_Fake_ReLU", "correct"), ("4_Fake_Untranslated", "untranslated")]
+    assert data["problems"][0]["backends"]["triton"]["kspec_ms"] == 0.5    # kept, not rerun
 
 
 FAKE_WORKER = """

@@ -4,7 +4,7 @@ torch.compile, the way KernelBench runs it.
 
     python3 bench/kernelbench/run.py --kernelbench DIR [--levels 1,2]
         [--backends triton,cuda,hip] [--device cuda|cpu] [--small] [--only NAMES] [--json FILE]
-    python3 bench/kernelbench/run.py --report FILE.json      # RESULTS.md from a run's JSON
+    python3 bench/kernelbench/run.py --report FILE.json...   # RESULTS.md from runs' JSONs
 
 DIR is a KernelBench checkout (the folder holding KernelBench/level1/...). Each problem runs in
 its own worker process (kb_worker.py; the protocol is described there): a crash or a hang in
@@ -58,8 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--results-md", type=Path, default=None,
                     help="write the results page here (default: RESULTS.md for a cuda run "
                          "at KernelBench's sizes)")
-    ap.add_argument("--report", type=Path, default=None,
-                    help="only regenerate the results page from this JSON")
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="only regenerate the results page from these JSONs (merged; a later "
+                         "file's entry replaces an earlier one's)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the problems already in --json FILE and run only the others")
     ap.add_argument("--translations", type=Path, default=HERE,
                     help="the folder of level<L>/*.kspec and UNSUPPORTED.md")
     ap.add_argument("--trials", type=int, default=5)
@@ -185,14 +188,35 @@ def write_json(path: Path | None, data: dict[str, Any]) -> None:
         path.write_text(json.dumps(data, indent=1))
 
 
-def report(json_path: Path, page: Path) -> int:
-    """Regenerate the results page from a run's JSON; print its summary line."""
+def read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(json_path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise KernelBenchError(f"cannot read {json_path}: {e}") from None
+        raise KernelBenchError(f"cannot read {path}: {e}") from None
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's data from several (a GPU run cut into parts): the first run's meta, every
+    backend, the problems in KernelBench's order, a later run's entry replacing an earlier's."""
+    data = dict(runs[0], meta=dict(runs[0]["meta"], backends=list(runs[0]["meta"]["backends"])))
+    entries: dict[str, dict] = {}
+    for run_data in runs:
+        entries.update({p["key"]: p for p in run_data["problems"]})
+        data["meta"]["backends"] += [b for b in run_data["meta"]["backends"]
+                                     if b not in data["meta"]["backends"]]
+        data["unsupported"] = {**data.get("unsupported", {}), **run_data.get("unsupported", {})}
+    data["problems"] = sorted(entries.values(),
+                              key=lambda p: (p["level"], int(p["stem"].split("_", 1)[0])))
+    return data
+
+
+def report(json_paths: list[Path], page: Path) -> int:
+    """Regenerate the results page from runs' JSONs; print the summary line."""
+    data = merge([read_json(p) for p in json_paths])
+    if len(json_paths) > 1:
+        data["meta"]["merged_from"] = [p.name for p in json_paths]
     data["summary"] = kb_report.summarize(data["problems"], data["meta"]["backends"])
-    kb_report.write_page(data, page, json_path)
+    kb_report.write_page(data, page, json_paths[0])
     print(f"wrote {page}", flush=True)
     print(kb_report.summary_line(data["summary"]), flush=True)
     return 0
@@ -248,14 +272,22 @@ def run(args: argparse.Namespace) -> int:
     json_path = args.json or (default_json(meta) if args.device == "cuda" else None)
     page = args.results_md or (PAGE if args.device == "cuda" and not args.small else None)
     data: dict[str, Any] = {"meta": meta, "unsupported": skip, "problems": []}
+    done: list[dict] = []
+    if args.resume and json_path is not None and json_path.exists():
+        previous = read_json(json_path)
+        keys = {p.key for p in problems}
+        done = [p for p in previous["problems"] if p["key"] in keys]
+        meta["resumed_from"] = previous["meta"]["date"]
+        problems = [p for p in problems if p.key not in {d["key"] for d in done}]
     t0 = time.time()
 
     def keep(entries: list[dict]) -> None:        # current in case the run is cut off
-        data["problems"] = entries
+        data["problems"] = done + entries
         write_json(json_path, data)
 
-    data["problems"] = run_all(problems, args, skip, keep)
+    data["problems"] = done + run_all(problems, args, skip, keep)
     meta["total_s"] = round(time.time() - t0, 1)
+    data = merge([data])                           # KernelBench's order
     data["summary"] = kb_report.summarize(data["problems"], args.backends)
     write_json(json_path, data)
     if page is not None and json_path is not None:
@@ -272,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.report is not None:
             return report(args.report, args.results_md or PAGE)
+        if args.resume and args.json is None:
+            raise KernelBenchError("--resume continues the run in --json FILE: give it")
         return run(args)
     except KspecError as e:
         print(f"run.py: {e}", file=sys.stderr)
