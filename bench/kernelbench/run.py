@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -183,9 +184,18 @@ def default_json(meta: dict[str, Any]) -> Path:
 
 
 def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    """Write through a temporary file: a run ended mid-write keeps its last whole JSON."""
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(data, indent=1))
+        os.replace(partial, path)
+
+
+def on_terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a time limit): end the workers too, keeping the JSON of the problems done."""
+    worker_driver.stop_all()
+    os._exit(128 + signum)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -301,6 +311,8 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:                  # the script, not a test calling main()
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         if args.report is not None:
             return report(args.report, args.results_md or PAGE)
