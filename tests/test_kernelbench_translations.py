@@ -25,7 +25,7 @@ from kspec.verify.tolerance import compare, magnitude
 ROOT = Path(__file__).resolve().parent.parent
 KB = ROOT / "bench" / "kernelbench"
 run = load("run", folder="kernelbench")
-from kb_load import read_header, shrink_source, small_value  # noqa: E402
+from kb_load import KernelBenchError, read_header, shrink_source, small_value  # noqa: E402
 
 TRANSLATIONS = sorted(KB.glob("level*/*.kspec"),
                       key=lambda p: (p.parent.name, int(p.stem.split("_", 1)[0])))
@@ -129,6 +129,18 @@ def test_backend_agrees_with_reference(path: Path) -> None:
     for o, g, w, mag in zip(kernel.ir.outputs, got, want, magnitude(kernel, args)):
         result = compare(g, w, o.dtype, mag)
         assert result.ok, f"{key(path)} output {o.name} ({backend}): {result}"
+
+
+def test_bad_headers_are_refused_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "19_ReLU.kspec"
+    path.write_text(KSPEC_RELU)
+    with pytest.raises(KernelBenchError, match=r"19_ReLU.kspec:1: the first line must be "
+                                               r"'# kernelbench: level<L>/<stem>.py'"):
+        read_header(path)
+    path.write_text("# kernelbench: level1/19_ReLU.py\n# small: B=3, D\n" + KSPEC_RELU)
+    with pytest.raises(KernelBenchError, match=r"19_ReLU.kspec:2: '# small:' wants SYM=V, "
+                                               r"SYM=V; got 'D'"):
+        read_header(path)
 
 
 # --- --small ----------------------------------------------------------------------------------
