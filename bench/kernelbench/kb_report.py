@@ -105,6 +105,22 @@ def _summary_table(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+def _level_table(data: dict[str, Any]) -> list[str]:
+    """correct / fast_1 over eager / geomean over eager per level and backend."""
+    backends = data["meta"]["backends"]
+    out = ["| level | translated | " + " | ".join(
+               f"{b} correct | {b} fast_1 eager | {b} geomean x eager" for b in backends) + " |",
+           "|" + "---|" * (2 + 3 * len(backends))]
+    for level in sorted({p["level"] for p in data["problems"]}):
+        summary = summarize([p for p in data["problems"] if p["level"] == level], backends)
+        cells = [f"level{level}", f"{summary['translated']}/{summary['total']}"]
+        for b in backends:
+            s = summary["backends"][b]
+            cells += [str(s["correct"]), str(s["fast1_eager"]), _num(s["geomean_eager"])]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def _problem_table(data: dict[str, Any]) -> list[str]:
     backends = data["meta"]["backends"]
     head = ["problem", "eager ms", "compile ms"]
@@ -186,6 +202,7 @@ def markdown(data: dict[str, Any], plot_paths: list[Path] | str, page: Path) -> 
            f"Translated {summary['translated']} of {summary['total']} problems "
            f"({len(data.get('unsupported', {}))} listed in UNSUPPORTED.md).", ""]
     out += _summary_table(summary) + ["", "```", summary_line(summary), "```", ""]
+    out += _level_table(data) + [""]
     if isinstance(plot_paths, str):
         out += [plot_paths, ""]
     elif not plot_paths:
