@@ -69,13 +69,16 @@ def compare(out: torch.Tensor, ref: torch.Tensor, atol: float = 1e-4,
 
 def median_ms(fn: Callable[[], Any], device: torch.device, reps: int, warmup: int = 0,
               flush_l2: bool = False, budget_s: float = TIME_BUDGET_S) -> float:
-    """Median of up to `reps` calls after `warmup` untimed ones (CUDA events on a GPU, the
-    host clock on the CPU). flush_l2 writes L2_FLUSH_BYTES before each timed call, as
+    """Median of up to `reps` calls after up to `warmup` untimed ones (CUDA events on a GPU,
+    the host clock on the CPU). flush_l2 writes L2_FLUSH_BYTES before each timed call, as
     KernelBench does to time a cold cache. Stops once `budget_s` is spent, so that a
     pathologically slow kernel costs a few seconds."""
+    started = time.perf_counter()
     for _ in range(warmup):
         fn()
         sync(device)
+        if time.perf_counter() - started > budget_s / 2:   # a slow callable is warm by now
+            break
     flush = (torch.empty(L2_FLUSH_BYTES // 8, dtype=torch.int64, device=device)
              if flush_l2 and device.type == "cuda" else None)
     times: list[float] = []

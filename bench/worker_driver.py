@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 STDERR_TAIL = 2000            # characters of a dead worker's stderr kept in its row
+LIVE: set[subprocess.Popen] = set()   # the workers running now (stop_all ends them)
 
 
 @dataclass
@@ -81,6 +82,7 @@ def run_worker(cmd: list[str], expected: int, timeout: float, mark: str,
             # own session: a kill reaches compilers and helpers the worker started
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
                                     start_new_session=True, env=env)
+            LIVE.add(proc)
             lines: queue.Queue = queue.Queue()
             threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
             rows, dead = _collect(lines, expected, timeout, mark, on_row)
@@ -88,4 +90,12 @@ def run_worker(cmd: list[str], expected: int, timeout: float, mark: str,
                 _kill(proc)
             else:
                 proc.wait()
+            LIVE.discard(proc)
         return WorkerExit(rows, dead, proc.returncode, _tail(err_path))
+
+
+def stop_all() -> None:
+    """Kill every running worker and what it started: they run in their own sessions, so a
+    signal that ends the driver does not reach them (and they would go on using a GPU)."""
+    for proc in list(LIVE):
+        _kill(proc)

@@ -25,7 +25,7 @@ from kspec.verify.tolerance import compare, magnitude
 ROOT = Path(__file__).resolve().parent.parent
 KB = ROOT / "bench" / "kernelbench"
 run = load("run", folder="kernelbench")
-from kb_load import read_header, shrink_source, small_value  # noqa: E402
+from kb_load import KernelBenchError, read_header, shrink_source, small_value  # noqa: E402
 
 TRANSLATIONS = sorted(KB.glob("level*/*.kspec"),
                       key=lambda p: (p.parent.name, int(p.stem.split("_", 1)[0])))
@@ -131,12 +131,24 @@ def test_backend_agrees_with_reference(path: Path) -> None:
         assert result.ok, f"{key(path)} output {o.name} ({backend}): {result}"
 
 
+def test_bad_headers_are_refused_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "19_ReLU.kspec"
+    path.write_text(KSPEC_RELU)
+    with pytest.raises(KernelBenchError, match=r"19_ReLU.kspec:1: the first line must be "
+                                               r"'# kernelbench: level<L>/<stem>.py'"):
+        read_header(path)
+    path.write_text("# kernelbench: level1/19_ReLU.py\n# small: B=3, D\n" + KSPEC_RELU)
+    with pytest.raises(KernelBenchError, match=r"19_ReLU.kspec:2: '# small:' wants SYM=V, "
+                                               r"SYM=V; got 'D'"):
+        read_header(path)
+
+
 # --- --small ----------------------------------------------------------------------------------
-def test_small_values_keep_structure_and_divisibility() -> None:
-    assert [small_value("in_channels", v) for v in (3, 8, 24, 64, 8205, 5921, 2949)] == \
-        [3, 8, 8, 16, 15, 9, 13]
-    assert small_value("kernel_size", 11) == 11 and small_value("pool_stride", 16) == 16
-    assert small_value("batch_size", 4096) == 2 and small_value("batch_size", 4) == 4
+def test_small_values_keep_divisibility_and_irregularity() -> None:
+    assert [small_value(v) for v in (3, 8, 12, 24, 64, 524280, 8205, 5921, 2949)] == \
+        [3, 8, 12, 8, 8, 8, 15, 31, 13]
+    assert [small_value(v, floor=16) for v in (24, 64, 524280, 8205, 2949)] == \
+        [24, 16, 24, 29, 21]
 
 
 def test_shrink_source_rewrites_literal_sizes_only() -> None:
@@ -144,18 +156,25 @@ def test_shrink_source_rewrites_literal_sizes_only() -> None:
         M = 1024 * 2
         height = width = 128
         depth, rows = 48, 5
-        input_shape = (4096,)
+        batch_size = 32768
+        input_shape = (32768,)
+        batch = 64
         kernel_size = (3, 11)
+        pool_stride = 16
         bias_shape = (M, 1, 1)
         eps = 1e-5
         def get_inputs():
             return [M]
         """)
     new, changed = shrink_source(text)
-    assert changed == {"M": 16, "height": 16, "width": 16, "depth": 16, "input_shape": (16,)}
+    # 32768 is a batch size and a feature size (a model may rely on their being equal):
+    # both names get the size rule's 8; 64 is only a batch size
+    assert changed == {"M": 8, "height": 8, "width": 8, "depth": 8, "batch_size": 8,
+                       "input_shape": (8,), "batch": 2}
     space: dict = {}
     exec(new, space)
-    assert (space["bias_shape"], space["kernel_size"], space["eps"]) == ((16, 1, 1), (3, 11), 1e-5)
+    assert (space["bias_shape"], space["kernel_size"], space["pool_stride"], space["eps"]) == \
+        ((8, 1, 1), (3, 11), 16, 1e-5)
 
 
 # --- the runner on a fake checkout ------------------------------------------------------------
@@ -238,7 +257,7 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
     checkout, translations = fake_checkout(tmp_path)
     out = tmp_path / "run.json"
     code = run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
-                     "--small", "--backends", "triton", "--trials", "2",
+                     "--small", "--backends", "triton", "--trials", "2", "--jobs", "2",
                      "--translations", str(translations), "--json", str(out),
                      "--results-md", str(tmp_path / "page" / "RESULTS.md")])
     assert code == 0
@@ -247,6 +266,7 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
                            "fast1_eager[triton]=0 geomean_eager[triton]=-")
     assert len([line for line in printed if line.startswith("level1/")]) == 7
     data = json.loads(out.read_text())
+    assert [p["stem"] for p in data["problems"]] == list(PROBLEMS)     # KernelBench's order
     rows = {p["stem"]: p["backends"]["triton"] for p in data["problems"]}
     assert {stem: r["status"] for stem, r in rows.items()} == {
         "1_Fake_ReLU": "correct", "2_Fake_Linear": "correct", "3_Fake_Scale": "wrong",
@@ -261,19 +281,26 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
         (tmp_path / "page" / "RESULTS.md").read_text()
 
 
-def test_report_regenerates_the_page(tmp_path: Path, capsys) -> None:
+def run_json(rows: dict[int, float], backend: str = "triton") -> dict:
+    """A GPU run's JSON with problems level1/<n>_P at kspec times `rows` (eager 1 ms,
+    compile 0.5 ms)."""
     meta = {"date": "2026-12-02T00:00:00", "device": "cuda", "device_name": "NVIDIA H200",
-            "levels": [1], "backends": ["triton"], "small": False, "trials": 5,
+            "levels": [1], "backends": [backend], "small": False, "trials": 5,
             "allow_tf32": False, "command": "run.py", "torch": "2.13", "triton": "3.9"}
-    problems = [{"key": f"level1/{n}_P", "stem": f"{n}_P", "translated": True,
+    problems = [{"key": f"level1/{n}_P", "level": 1, "stem": f"{n}_P", "translated": True,
                  "base": {"eager_ms": 1.0, "compile_ms": 0.5},
-                 "backends": {"triton": {"status": "correct", "kspec_ms": ms,
-                                         "x_eager": 1.0 / ms, "x_compile": 0.5 / ms}}}
-                for n, ms in ((1, 0.5), (2, 2.0), (3, 0.25))]
-    data = tmp_path / "h200.json"
-    data.write_text(json.dumps({"meta": meta, "unsupported": {}, "problems": problems}))
+                 "backends": {backend: {"status": "correct", "kspec_ms": ms,
+                                        "x_eager": 1.0 / ms, "x_compile": 0.5 / ms}}}
+                for n, ms in rows.items()]
+    return {"meta": meta, "unsupported": {}, "problems": problems}
+
+
+def test_report_merges_runs_into_the_page(tmp_path: Path, capsys) -> None:
+    first, second = tmp_path / "h200-part1.json", tmp_path / "h200-part2.json"
+    first.write_text(json.dumps(run_json({1: 0.5, 2: 4.0})))
+    second.write_text(json.dumps(run_json({3: 0.25, 2: 2.0})))     # 2 run again: replaces
     page = tmp_path / "RESULTS.md"
-    assert run.main(["--report", str(data), "--results-md", str(page)]) == 0
+    assert run.main(["--report", str(first), str(second), "--results-md", str(page)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     # x eager 2, 0.5, 4: two faster, two more than 1.5x faster, geomean 2^(2/3)
     assert last == "SUMMARY translated=3 total=3 correct[triton]=3 fast1_eager[triton]=2 " \
@@ -281,6 +308,25 @@ def test_report_regenerates_the_page(tmp_path: Path, capsys) -> None:
     text = page.read_text()
     assert "# kspec on KernelBench (NVIDIA H200, 2026-12-02)" in text
     assert "| triton | 3/3 | 2 | 2 | 1.59 | 1 | 1 | 0.794 |" in text
+    assert text.index("| level1/2_P |") < text.index("| level1/3_P |")
+
+
+def test_resume_keeps_the_problems_done(tmp_path: Path, capsys) -> None:
+    checkout, translations = fake_checkout(tmp_path)
+    out = tmp_path / "run.json"
+    earlier = run_json({1: 0.5})
+    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU")
+    out.write_text(json.dumps(earlier))
+    assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
+                     "--backends", "triton",
+                     "--only", "4_Fake_Untranslated,1_Fake_ReLU", "--resume",
+                     "--translations", str(translations), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert [line.split()[0] for line in printed[:-2]] == ["level1/4_Fake_Untranslated"]
+    data = json.loads(out.read_text())
+    assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
+        [("1_Fake_ReLU", "correct"), ("4_Fake_Untranslated", "untranslated")]
+    assert data["problems"][0]["backends"]["triton"]["kspec_ms"] == 0.5    # kept, not rerun
 
 
 FAKE_WORKER = """

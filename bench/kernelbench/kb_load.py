@@ -12,15 +12,16 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kspec.errors import KspecError
 
-HERE = Path(__file__).resolve().parent
 
 # --small: the sizes a shrunk constant may take, and the names whose values are kept
-SMALL_MAX = 16              # a shrunk size is at most this
-KEEP_AT_MOST = 8            # values up to this are structural (dims, kernel sizes, groups)
+SMALL_FLOORS = (8, 16, 32, 64)  # a shrunk size is at least the floor; a problem that fails
+                                # at one (a kernel wider than the input, channels fewer than
+                                # their groups) tries the next
+KEEP_AT_MOST = 8                # values up to this are structural (dims, kernel sizes, groups)
 BATCH_SMALL = 2
 STRUCTURAL = re.compile(r"kernel|stride|pad|dilation|pool_size", re.I)
 DIRECTIVE = re.compile(r"#\s*(kernelbench|bind|result|small)\s*:\s*(.*)$")
@@ -78,7 +79,8 @@ def select(problems: list[Problem], only: list[str] | None) -> list[Problem]:
     by_name = {p.stem: p for p in problems} | {p.key: p for p in problems}
     unknown = [n for n in only if n not in by_name]
     if unknown:
-        raise KernelBenchError(f"--only names no problem of the chosen levels: {', '.join(unknown)}")
+        raise KernelBenchError("--only names no problem of the chosen levels: "
+                               + ", ".join(unknown))
     return [by_name[n] for n in dict.fromkeys(only)]
 
 
@@ -99,19 +101,18 @@ def unsupported(translations: Path) -> dict[str, str]:
 
 
 # --- --small ----------------------------------------------------------------------------------
-def small_value(name: str, value: int) -> int:
-    """A size constant at --small: kept when structural (small or named so), else at most
-    SMALL_MAX, keeping the factors of 2 up to 16 (channels stay divisible by their groups,
-    embeddings by their heads) and leaving irregular sizes irregular."""
-    if value <= KEEP_AT_MOST or STRUCTURAL.search(name):
+def small_value(value: int, floor: int = SMALL_FLOORS[0]) -> int:
+    """A size at --small: the value itself up to `floor`; else its smallest divisor in
+    [floor, 4 floor] with the same factor of 2 up to `floor` (channels stay divisible by
+    their groups, embeddings by their heads), else floor + value % floor (irregular sizes
+    stay irregular). `floor` is a power of 2."""
+    if value <= floor:
         return value
-    if "batch" in name.lower():
-        return BATCH_SMALL
-    power = math.gcd(value, SMALL_MAX)
-    if power >= KEEP_AT_MOST:
-        return power
-    divisors = [d for d in range(KEEP_AT_MOST, SMALL_MAX + 1) if value % d == 0]
-    return divisors[-1] if divisors else KEEP_AT_MOST + value % KEEP_AT_MOST
+    twos = math.gcd(value, floor)
+    for d in range(floor, 4 * floor + 1):
+        if value % d == 0 and math.gcd(d, floor) == twos:
+            return d
+    return floor + value % floor
 
 
 def _literal(node: ast.expr) -> Any:
@@ -124,53 +125,73 @@ def _literal(node: ast.expr) -> Any:
         return None
 
 
-def _shrunk(name: str, node: ast.expr) -> tuple[ast.expr, Any] | None:
-    """The replacement for `name = node` at --small and its value, or None to keep it."""
-    value = _literal(node)
-    if isinstance(value, bool) or not isinstance(value, (int, tuple)):
-        return None
-    if isinstance(value, int):
-        new: Any = small_value(name, value)
-    elif STRUCTURAL.search(name) or not all(isinstance(v, int) and not isinstance(v, bool)
-                                            for v in value):
-        return None
-    else:
-        new = tuple(small_value(name, v) for v in value)
-    if new == value:
-        return None
-    return ast.parse(repr(new), mode="eval").body, new
+def _sizes(value: Any) -> tuple[int, ...] | None:
+    """The integers of a literal size constant (an int or a tuple of ints), else None."""
+    values = value if isinstance(value, tuple) else (value,)
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values) and values:
+        return values
+    return None
 
 
-def shrink_source(text: str, file: str = "<problem>") -> tuple[str, dict[str, Any]]:
-    """The problem's source with its module-level literal size constants shrunk (see
-    small_value), and what changed (name -> new value). Constants computed from others
-    (`bias_shape = (out_channels, 1, 1)`, `groups = in_channels`) follow the shrunk ones."""
-    tree = ast.parse(text, file)
-    changed: dict[str, Any] = {}
+def _size_assignments(tree: ast.Module) -> list[tuple[str, ast.expr, Callable]]:
+    """(name, value node, setter) of each module-level `name = literal sizes`, also for
+    `a = b = 128` (both names) and `a, b = 1, 2` (element by element)."""
+    found = []
     for stmt in tree.body:
         if not isinstance(stmt, ast.Assign):
             continue
-        original = stmt.value         # `height = width = 128`: both names see 128
         for target in stmt.targets:
             if isinstance(target, ast.Name):
-                new = _shrunk(target.id, original)
-                if new is not None:
-                    stmt.value, changed[target.id] = new
+                found.append((target.id, stmt.value,
+                              lambda node, stmt=stmt: setattr(stmt, "value", node)))
             elif isinstance(target, ast.Tuple) and isinstance(stmt.value, ast.Tuple) \
                     and len(target.elts) == len(stmt.value.elts):
                 for i, (t, v) in enumerate(zip(target.elts, stmt.value.elts)):
-                    new = _shrunk(t.id, v) if isinstance(t, ast.Name) else None
-                    if new is not None:
-                        stmt.value.elts[i], changed[t.id] = new
+                    if isinstance(t, ast.Name):
+                        found.append((t.id, v, lambda node, elts=stmt.value.elts, i=i:
+                                      elts.__setitem__(i, node)))
+    return [(n, v, set_) for n, v, set_ in found if _sizes(_literal(v)) is not None]
+
+
+def shrink_source(text: str, file: str = "<problem>",
+                  floor: int = SMALL_FLOORS[0]) -> tuple[str, dict[str, Any]]:
+    """The problem's source with its module-level literal size constants shrunk, and what
+    changed (name -> new value). A value is kept when it is at most KEEP_AT_MOST or its name
+    is STRUCTURAL; a value that only batch-named constants hold becomes BATCH_SMALL; every
+    other value becomes small_value(value, floor), the same for every name holding it (a
+    model that relies on batch_size == dim keeps working). Constants computed from others
+    (`bias_shape = (out_channels, 1, 1)`) follow the shrunk ones."""
+    tree = ast.parse(text, file)
+    found = _size_assignments(tree)
+    holders: dict[int, set[str]] = {}
+    for name, node, _ in found:
+        for v in _sizes(_literal(node)):
+            holders.setdefault(v, set()).add(name)
+
+    def shrunk(name: str, v: int) -> int:
+        if v <= KEEP_AT_MOST or STRUCTURAL.search(name):
+            return v
+        if all("batch" in n.lower() for n in holders[v]):
+            return BATCH_SMALL
+        return small_value(v, floor)
+
+    changed: dict[str, Any] = {}
+    for name, node, set_node in found:
+        old = _literal(node)
+        new = tuple(shrunk(name, v) for v in old) if isinstance(old, tuple) else shrunk(name, old)
+        if new != old:
+            set_node(ast.parse(repr(new), mode="eval").body)
+            changed[name] = new
     return ast.unparse(ast.fix_missing_locations(tree)), changed
 
 
-def exec_problem(problem: Problem, small: bool) -> dict[str, Any]:
+def exec_problem(problem: Problem, floor: int | None = None) -> dict[str, Any]:
     """The problem file's namespace (Model, get_inputs, get_init_inputs, its constants), as
-    KernelBench loads it: the file's text exec'ed in a fresh dict."""
+    KernelBench loads it: the file's text exec'ed in a fresh dict; with a floor, its sizes
+    shrunk first (shrink_source)."""
     text = problem.path.read_text()
-    if small:
-        text, _ = shrink_source(text, str(problem.path))
+    if floor is not None:
+        text, _ = shrink_source(text, str(problem.path), floor)
     namespace: dict[str, Any] = {"__name__": f"kernelbench_{problem.level}_{problem.number}"}
     exec(compile(text, str(problem.path), "exec"), namespace)
     missing = [n for n in ("Model", "get_inputs", "get_init_inputs") if n not in namespace]

@@ -75,11 +75,11 @@ def progress_line(entry: dict[str, Any]) -> str:
         row = next(iter(entry["backends"].values()), {})
         return f"{entry['key']:<58} {row.get('status')} ({row.get('detail')})"
     base = entry.get("base", {})
-    text = f"{entry['key']:<58}"
+    parts = []
     if base.get("eager_ms"):
-        text += f" eager {_num(base['eager_ms'])} ms compile {_num(base.get('compile_ms'))} ms"
+        parts.append(f"eager {_num(base['eager_ms'])} ms compile {_num(base.get('compile_ms'))} ms")
     for backend, row in entry["backends"].items():
-        text += f" | {backend} {row['status']}"
+        text = f"{backend} {row['status']}"
         if row.get("kspec_ms"):
             text += f" {_num(row['kspec_ms'])} ms"
         if row.get("x_eager"):
@@ -88,7 +88,8 @@ def progress_line(entry: dict[str, Any]) -> str:
             text += f" (err {_num(row['max_abs_err'])} at {row.get('where')})"
         elif row.get("detail"):
             text += f" ({row['detail'].splitlines()[0][:100]})"
-    return text
+        parts.append(text)
+    return f"{entry['key']:<58} " + " | ".join(parts)
 
 
 def _summary_table(summary: dict[str, Any]) -> list[str]:
@@ -101,6 +102,22 @@ def _summary_table(summary: dict[str, Any]) -> list[str]:
                    f"{s['fast1.5_eager']} | {_num(s['geomean_eager'])} | {s['fast1_compile']} | "
                    f"{s['fast1.5_compile']} | {_num(s['geomean_compile'])} | {st['wrong']} | "
                    f"{st['compile error']} | {st['error']} | {st['timeout']} |")
+    return out
+
+
+def _level_table(data: dict[str, Any]) -> list[str]:
+    """correct / fast_1 over eager / geomean over eager per level and backend."""
+    backends = data["meta"]["backends"]
+    out = ["| level | translated | " + " | ".join(
+               f"{b} correct | {b} fast_1 eager | {b} geomean x eager" for b in backends) + " |",
+           "|" + "---|" * (2 + 3 * len(backends))]
+    for level in sorted({p["level"] for p in data["problems"]}):
+        summary = summarize([p for p in data["problems"] if p["level"] == level], backends)
+        cells = [f"level{level}", f"{summary['translated']}/{summary['total']}"]
+        for b in backends:
+            s = summary["backends"][b]
+            cells += [str(s["correct"]), str(s["fast1_eager"]), _num(s["geomean_eager"])]
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
@@ -185,8 +202,12 @@ def markdown(data: dict[str, Any], plot_paths: list[Path] | str, page: Path) -> 
            f"Translated {summary['translated']} of {summary['total']} problems "
            f"({len(data.get('unsupported', {}))} listed in UNSUPPORTED.md).", ""]
     out += _summary_table(summary) + ["", "```", summary_line(summary), "```", ""]
+    out += _level_table(data) + [""]
     if isinstance(plot_paths, str):
         out += [plot_paths, ""]
+    elif not plot_paths:
+        out += ["No plots: no correct problem was timed (a CPU run times nothing unless "
+                "--time).", ""]
     else:
         out += [f"![{p.stem}]({p.relative_to(page.parent).as_posix()})" for p in plot_paths]
         out += [""]

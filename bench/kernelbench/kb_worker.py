@@ -29,7 +29,7 @@ sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 import torch  # noqa: E402
 
 import kb_bind  # noqa: E402
-from kb_load import Problem, exec_problem, read_header  # noqa: E402
+from kb_load import SMALL_FLOORS, Problem, exec_problem, read_header  # noqa: E402
 from worker_common import compare, is_fatal, median_ms, short, sync  # noqa: E402
 
 MARK = "@@kb-run "
@@ -49,12 +49,29 @@ def to_device(x: Any, device: torch.device) -> Any:
 
 
 class Setup:
-    """The problem's objects in this process: model, init inputs, trial seeds."""
+    """The problem's objects in this process: model, init inputs, trial seeds. At --small
+    the sizes are shrunk to the first floor at which the model runs (kb_load.SMALL_FLOORS:
+    a dilated kernel may be wider than the smallest input)."""
 
     def __init__(self, job: dict[str, Any]):
         self.device = torch.device(job["device"])
-        problem = Problem(job["level"], job["stem"], Path(job["path"]))
-        self.ns = exec_problem(problem, job["small"])
+        self.problem = Problem(job["level"], job["stem"], Path(job["path"]))
+        self.floor: int | None = None
+        if not job["small"]:
+            self._make(job, None)
+            return
+        for i, floor in enumerate(SMALL_FLOORS):
+            try:
+                self._make(job, floor)
+                self.eager(self.inputs(0))
+                self.floor = floor
+                return
+            except Exception:  # noqa: BLE001 - too small for this problem: the next floor
+                if i == len(SMALL_FLOORS) - 1:
+                    raise
+
+    def _make(self, job: dict[str, Any], floor: int | None) -> None:
+        self.ns = exec_problem(self.problem, floor)
         set_seed(job["seed"])
         self.init = [to_device(x, self.device) for x in self.ns["get_init_inputs"]()]
         set_seed(job["seed"])
@@ -63,6 +80,7 @@ class Setup:
         set_seed(job["seed"])                 # the trials' seeds, as KernelBench draws them
         self.seeds = [int(torch.randint(0, 2**32 - 1, (1,)).item())
                       for _ in range(job["trials"])]
+        self.n_inputs = len(self.inputs(0))    # forward's arguments, for the binding
 
     def inputs(self, trial: int) -> list[Any]:
         """get_inputs() under the trial's seed, made on the device (multi-GB inputs made on
@@ -84,7 +102,7 @@ def time_ms(fn: Callable[[], Any], device: torch.device, job: dict[str, Any]) ->
 
 def base_row(setup: Setup, job: dict[str, Any]) -> dict[str, Any]:
     """Eager and torch.compile (default mode) times of the model on trial 0's inputs."""
-    row: dict[str, Any] = {"backend": "eager", "status": "ok"}
+    row: dict[str, Any] = {"backend": "eager", "status": "ok", "small_floor": setup.floor}
     if not job["time"]:
         return row
     inputs = setup.inputs(0)
@@ -108,6 +126,13 @@ def build(kernel: Any, backend: str, device: torch.device) -> Callable:
         from kspec.backends.cxx import emulate
         return emulate.build(kernel.ir)
     return kernel.build(backend)
+
+
+def is_compile_error(e: BaseException) -> bool:
+    """A compiler's rejection at the first call (Triton compiles there; nvcc and hipcc at
+    build), as opposed to a failure of the compiled kernel."""
+    import kspec
+    return isinstance(e, kspec.ToolchainError) or type(e).__name__ == "CompilationError"
 
 
 def check_trial(setup: Setup, kernel: Any, header: Any, fn: Callable, bind: Callable,
@@ -136,7 +161,7 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
     try:
         header = read_header(path)
         kernel = next(iter(kspec.load(path)))
-        bind = kb_bind.binder(kernel, header, setup.model, setup.init, len(setup.inputs(0)))
+        bind = kb_bind.binder(kernel, header, setup.model, setup.init, setup.n_inputs)
         t0 = time.perf_counter()
         fn = build(kernel, backend, setup.device)
         row: dict[str, Any] = {"build_s": round(time.perf_counter() - t0, 2)}
@@ -159,8 +184,9 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
     except torch.cuda.OutOfMemoryError as e:
         return {**row, "status": "error", "detail": f"out of memory: {short(e)}"}
     except Exception as e:  # noqa: BLE001
-        fatal = is_fatal(e)
-        return {**row, "status": "error", "detail": short(e), "fatal": fatal}
+        if is_compile_error(e):
+            return {**row, "status": "compile error", "detail": short(e)}
+        return {**row, "status": "error", "detail": short(e), "fatal": is_fatal(e)}
 
 
 def emit(row: dict[str, Any], job: dict[str, Any], started: float) -> None:

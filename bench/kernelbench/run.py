@@ -4,7 +4,7 @@ torch.compile, the way KernelBench runs it.
 
     python3 bench/kernelbench/run.py --kernelbench DIR [--levels 1,2]
         [--backends triton,cuda,hip] [--device cuda|cpu] [--small] [--only NAMES] [--json FILE]
-    python3 bench/kernelbench/run.py --report FILE.json      # RESULTS.md from a run's JSON
+    python3 bench/kernelbench/run.py --report FILE.json...   # RESULTS.md from runs' JSONs
 
 DIR is a KernelBench checkout (the folder holding KernelBench/level1/...). Each problem runs in
 its own worker process (kb_worker.py; the protocol is described there): a crash or a hang in
@@ -17,12 +17,16 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
+import queue
 import shlex
+import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
@@ -51,12 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="shrink the problems' size constants (README.md states the rule)")
     ap.add_argument("--only", default=None, help="comma-separated problem stems")
     ap.add_argument("--json", type=Path, default=None,
-                    help="the run's results (default on cuda: results/<card>-<date>.json)")
+                    help="the run's results (default on cuda: results/<card>-<date>-<hhmm>.json)")
     ap.add_argument("--results-md", type=Path, default=None,
                     help="write the results page here (default: RESULTS.md for a cuda run "
                          "at KernelBench's sizes)")
-    ap.add_argument("--report", type=Path, default=None,
-                    help="only regenerate the results page from this JSON")
+    ap.add_argument("--report", type=Path, nargs="+", default=None,
+                    help="only regenerate the results page from these JSONs (merged; a later "
+                         "file's entry replaces an earlier one's)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the problems already in --json FILE and run only the others")
     ap.add_argument("--translations", type=Path, default=HERE,
                     help="the folder of level<L>/*.kspec and UNSUPPORTED.md")
     ap.add_argument("--trials", type=int, default=5)
@@ -69,6 +76,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True,
                     help="time torch.compile(model) beside eager")
     ap.add_argument("--allow-tf32", action="store_true", help="TF32 on for both sides")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="problems run at once; on cuda each worker gets one GPU "
+                         "(CUDA_VISIBLE_DEVICES), in turn")
     args = ap.parse_args(argv)
     if args.report is None and args.kernelbench is None:
         ap.error("--kernelbench DIR is required (or --report FILE.json)")
@@ -96,7 +106,8 @@ def dead_row(dead: str, done: worker_driver.WorkerExit) -> dict[str, Any]:
                                       + done.stderr_tail}
 
 
-def run_translated(problem: Problem, translation: Path, args: argparse.Namespace) -> dict:
+def run_translated(problem: Problem, translation: Path, args: argparse.Namespace,
+                   env: dict[str, str] | None) -> dict:
     """The base row and every backend's row; a fresh worker after each crash or timeout."""
     entry: dict[str, Any] = {"base": None, "backends": {}}
     pending = ["eager"] + list(args.backends)
@@ -105,7 +116,7 @@ def run_translated(problem: Problem, translation: Path, args: argparse.Namespace
         backends = pending[1:] if base else pending
         cmd = [sys.executable, str(WORKER),
                json.dumps(job_for(problem, backends, base, args, translation))]
-        done = worker_driver.run_worker(cmd, len(pending), args.timeout, MARK)
+        done = worker_driver.run_worker(cmd, len(pending), args.timeout, MARK, env=env)
         rows = done.rows
         if done.dead:
             rows.append({"backend": pending[len(rows)], **dead_row(done.dead, done)})
@@ -120,7 +131,8 @@ def run_translated(problem: Problem, translation: Path, args: argparse.Namespace
     return entry
 
 
-def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str]) -> dict:
+def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str],
+                env: dict[str, str] | None = None) -> dict:
     """One problem's entry: unsupported / untranslated, or its rows with speed-ups."""
     entry: dict[str, Any] = {"key": problem.key, "level": problem.level, "stem": problem.stem}
     translation = translation_path(args.translations, problem)
@@ -130,7 +142,7 @@ def run_problem(problem: Problem, args: argparse.Namespace, skip: dict[str, str]
         entry.update(translated=False, base={},
                      backends={b: {"status": status, "detail": detail} for b in args.backends})
         return entry
-    entry.update(translated=True, **run_translated(problem, translation, args))
+    entry.update(translated=True, **run_translated(problem, translation, args, env))
     entry["base"] = entry["base"] or {}
     for row in entry["backends"].values():
         row.update(kb_report.speedups(row, entry["base"]))
@@ -165,27 +177,97 @@ def checkout_commit(checkout: Path) -> str | None:
 
 
 def default_json(meta: dict[str, Any]) -> Path:
+    """results/<card>-<date>-<hhmm>.json: each GPU run keeps its own JSON."""
     card = meta["device_name"].lower().replace("nvidia", "").strip().replace(" ", "-")
-    return RESULTS_DIR / f"{card}-{meta['date'][:10]}.json"
+    stamp = meta["date"][:16].replace("T", "-").replace(":", "")
+    return RESULTS_DIR / f"{card}-{stamp}.json"
 
 
 def write_json(path: Path | None, data: dict[str, Any]) -> None:
+    """Write through a temporary file: a run ended mid-write keeps its last whole JSON."""
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(data, indent=1))
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(data, indent=1))
+        os.replace(partial, path)
 
 
-def report(json_path: Path, page: Path) -> int:
-    """Regenerate the results page from a run's JSON; print its summary line."""
+def on_terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a time limit): end the workers too, keeping the JSON of the problems done."""
+    worker_driver.stop_all()
+    os._exit(128 + signum)
+
+
+def read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(json_path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise KernelBenchError(f"cannot read {json_path}: {e}") from None
+        raise KernelBenchError(f"cannot read {path}: {e}") from None
+
+
+def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's data from several (a GPU run cut into parts): the first run's meta, every
+    backend, the problems in KernelBench's order, a later run's entry replacing an earlier's."""
+    data = dict(runs[0], meta=dict(runs[0]["meta"], backends=list(runs[0]["meta"]["backends"])))
+    entries: dict[str, dict] = {}
+    for run_data in runs:
+        entries.update({p["key"]: p for p in run_data["problems"]})
+        data["meta"]["backends"] += [b for b in run_data["meta"]["backends"]
+                                     if b not in data["meta"]["backends"]]
+        data["unsupported"] = {**data.get("unsupported", {}), **run_data.get("unsupported", {})}
+    data["problems"] = sorted(entries.values(),
+                              key=lambda p: (p["level"], int(p["stem"].split("_", 1)[0])))
+    return data
+
+
+def report(json_paths: list[Path], page: Path) -> int:
+    """Regenerate the results page from runs' JSONs; print the summary line."""
+    data = merge([read_json(p) for p in json_paths])
+    if len(json_paths) > 1:
+        data["meta"]["merged_from"] = [p.name for p in json_paths]
     data["summary"] = kb_report.summarize(data["problems"], data["meta"]["backends"])
-    kb_report.write_page(data, page, json_path)
+    kb_report.write_page(data, page, json_paths[0])
     print(f"wrote {page}", flush=True)
     print(kb_report.summary_line(data["summary"]), flush=True)
     return 0
+
+
+def gpu_slots(args: argparse.Namespace) -> list[dict[str, str] | None]:
+    """One environment per concurrent worker: on cuda each sees one GPU, in turn over the
+    visible ones; on the CPU they share it."""
+    if args.device != "cuda" or args.jobs <= 1:
+        return [None] * max(1, args.jobs)
+    import torch
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
+    gpus = gpus or ["0"]
+    return [{**os.environ, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}
+            for i in range(args.jobs)]
+
+
+def run_all(problems: list[Problem], args: argparse.Namespace, skip: dict[str, str],
+            on_entry: Callable[[list[dict]], None]) -> list[dict]:
+    """Every problem's entry, in KernelBench's order, --jobs at a time; on_entry gets the
+    entries finished so far after each one (for the progress line and the JSON)."""
+    slots: queue.Queue = queue.Queue()
+    for env in gpu_slots(args):
+        slots.put(env)
+
+    def one(problem: Problem) -> dict:
+        env = slots.get()
+        try:
+            return run_problem(problem, args, skip, env)
+        finally:
+            slots.put(env)
+
+    entries: dict[int, dict] = {}
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        futures = {pool.submit(one, p): i for i, p in enumerate(problems)}
+        for future in as_completed(futures):
+            entries[futures[future]] = future.result()
+            print(kb_report.progress_line(entries[futures[future]]), flush=True)
+            on_entry([entries[i] for i in sorted(entries)])
+    return [entries[i] for i in sorted(entries)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,18 +277,27 @@ def run(args: argparse.Namespace) -> int:
             "command": shlex.join(["python3", "bench/kernelbench/run.py", *args.argv]),
             "device": args.device, "levels": args.levels, "backends": args.backends,
             "small": args.small, "trials": args.trials, "seed": args.seed, "reps": args.reps,
-            "timed": args.time, "allow_tf32": args.allow_tf32,
+            "timed": args.time, "allow_tf32": args.allow_tf32, "jobs": args.jobs,
             "kernelbench_commit": checkout_commit(args.kernelbench), **device_meta(args.device)}
     json_path = args.json or (default_json(meta) if args.device == "cuda" else None)
     page = args.results_md or (PAGE if args.device == "cuda" and not args.small else None)
     data: dict[str, Any] = {"meta": meta, "unsupported": skip, "problems": []}
+    done: list[dict] = []
+    if args.resume and json_path is not None and json_path.exists():
+        previous = read_json(json_path)
+        keys = {p.key for p in problems}
+        done = [p for p in previous["problems"] if p["key"] in keys]
+        meta["resumed_from"] = previous["meta"]["date"]
+        problems = [p for p in problems if p.key not in {d["key"] for d in done}]
     t0 = time.time()
-    for problem in problems:
-        entry = run_problem(problem, args, skip)
-        data["problems"].append(entry)
-        print(kb_report.progress_line(entry), flush=True)
-        write_json(json_path, data)           # kept current in case the run is cut off
+
+    def keep(entries: list[dict]) -> None:        # current in case the run is cut off
+        data["problems"] = done + entries
+        write_json(json_path, data)
+
+    data["problems"] = done + run_all(problems, args, skip, keep)
     meta["total_s"] = round(time.time() - t0, 1)
+    data = merge([data])                           # KernelBench's order
     data["summary"] = kb_report.summarize(data["problems"], args.backends)
     write_json(json_path, data)
     if page is not None and json_path is not None:
@@ -220,9 +311,13 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:                  # the script, not a test calling main()
+        signal.signal(signal.SIGTERM, on_terminate)
     try:
         if args.report is not None:
             return report(args.report, args.results_md or PAGE)
+        if args.resume and args.json is None:
+            raise KernelBenchError("--resume continues the run in --json FILE: give it")
         return run(args)
     except KspecError as e:
         print(f"run.py: {e}", file=sys.stderr)
