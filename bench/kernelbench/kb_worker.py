@@ -29,6 +29,7 @@ sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 import torch  # noqa: E402
 
 import kb_bind  # noqa: E402
+from gpu_lock import GpuLock  # noqa: E402
 from kb_load import SMALL_FLOORS, Problem, exec_problem, read_header  # noqa: E402
 from worker_common import compare, is_fatal, median_ms, short, sync  # noqa: E402
 
@@ -36,6 +37,7 @@ MARK = "@@kb-run "
 TOLERANCE = {torch.float32: 1e-4, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 WARMUP = 3                  # KernelBench's time_execution_with_cuda_event defaults
 REPS = 100                  # KernelBench's num_perf_trials
+GPU = GpuLock()             # workers sharing a GPU: timed loops have it to themselves
 
 
 def set_seed(seed: int) -> None:
@@ -97,7 +99,8 @@ class Setup:
 
 
 def time_ms(fn: Callable[[], Any], device: torch.device, job: dict[str, Any]) -> float:
-    return median_ms(fn, device, job["reps"], warmup=WARMUP, flush_l2=True)
+    with GPU.exclusive():
+        return median_ms(fn, device, job["reps"], warmup=WARMUP, flush_l2=True)
 
 
 def base_row(setup: Setup, job: dict[str, Any]) -> dict[str, Any]:
@@ -105,14 +108,16 @@ def base_row(setup: Setup, job: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"backend": "eager", "status": "ok", "small_floor": setup.floor}
     if not job["time"]:
         return row
-    inputs = setup.inputs(0)
+    with GPU.shared():
+        inputs = setup.inputs(0)
     row["eager_ms"] = time_ms(lambda: setup.model(*inputs), setup.device, job)
     if job["compile"]:
         try:
             compiled = torch.compile(setup.model)
             t0 = time.perf_counter()
-            compiled(*inputs)
-            sync(setup.device)
+            with GPU.shared():
+                compiled(*inputs)
+                sync(setup.device)
             row["compile_first_call_s"] = round(time.perf_counter() - t0, 2)
             row["compile_ms"] = time_ms(lambda: compiled(*inputs), setup.device, job)
         except Exception as e:  # noqa: BLE001 - torch.compile failing is a finding, not ours
@@ -163,13 +168,15 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
         kernel = next(iter(kspec.load(path)))
         bind = kb_bind.binder(kernel, header, setup.model, setup.init, setup.n_inputs)
         t0 = time.perf_counter()
-        fn = build(kernel, backend, setup.device)
+        with GPU.shared():
+            fn = build(kernel, backend, setup.device)
         row: dict[str, Any] = {"build_s": round(time.perf_counter() - t0, 2)}
     except Exception as e:  # noqa: BLE001 - a build failure is a finding
         return {"status": "compile error", "detail": short(e)}
     try:
         for trial in range(job["trials"]):
-            check = check_trial(setup, kernel, header, fn, bind, trial)
+            with GPU.shared():
+                check = check_trial(setup, kernel, header, fn, bind, trial)
             if not check["correct"]:
                 row.update(check)
                 return row
@@ -177,8 +184,9 @@ def run_backend(setup: Setup, job: dict[str, Any], backend: str) -> dict[str, An
         row.pop("where", None)
         row.pop("correct", None)
         if job["time"]:
-            inputs = setup.inputs(0)
-            args = bind(inputs)                       # binding once, outside the timing
+            with GPU.shared():
+                inputs = setup.inputs(0)
+                args = bind(inputs)                   # binding once, outside the timing
             row["kspec_ms"] = time_ms(lambda: fn(*args), setup.device, job)
         return row
     except torch.cuda.OutOfMemoryError as e:
@@ -201,7 +209,8 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     with torch.no_grad():
         try:
-            setup = Setup(job)
+            with GPU.shared():
+                setup = Setup(job)
             base = base_row(setup, job) if job["base"] else None
         except Exception as e:  # noqa: BLE001 - the problem itself fails here
             for backend in (["eager"] if job["base"] else []) + job["backends"]:

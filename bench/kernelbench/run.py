@@ -23,6 +23,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
@@ -33,6 +34,7 @@ sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 
 import kb_report  # noqa: E402
 import worker_driver  # noqa: E402
+from gpu_lock import ENV as GPU_LOCK_ENV  # noqa: E402
 from kb_load import (KernelBenchError, Problem, find_problems, select,  # noqa: E402
                      translation_path, unsupported)
 from kb_worker import MARK  # noqa: E402
@@ -78,7 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--allow-tf32", action="store_true", help="TF32 on for both sides")
     ap.add_argument("--jobs", type=int, default=1,
                     help="problems run at once; on cuda each worker gets one GPU "
-                         "(CUDA_VISIBLE_DEVICES), in turn")
+                         "(CUDA_VISIBLE_DEVICES), in turn; more jobs than GPUs share them, "
+                         "compiling side by side while timed loops take turns")
     args = ap.parse_args(argv)
     if args.report is None and args.kernelbench is None:
         ap.error("--kernelbench DIR is required (or --report FILE.json)")
@@ -241,8 +244,12 @@ def gpu_slots(args: argparse.Namespace) -> list[dict[str, str] | None]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     gpus = visible.split(",") if visible else [str(i) for i in range(torch.cuda.device_count())]
     gpus = gpus or ["0"]
-    return [{**os.environ, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]}
-            for i in range(args.jobs)]
+    envs = [{**os.environ, "CUDA_VISIBLE_DEVICES": gpus[i % len(gpus)]} for i in range(args.jobs)]
+    if args.jobs > len(gpus):   # workers share a GPU: their timed loops take turns (gpu_lock.py)
+        lock_dir = tempfile.mkdtemp(prefix="kb-gpu-lock-")
+        for env in envs:
+            env[GPU_LOCK_ENV] = f"{lock_dir}/gpu{env['CUDA_VISIBLE_DEVICES']}.lock"
+    return envs
 
 
 def run_all(problems: list[Problem], args: argparse.Namespace, skip: dict[str, str],
