@@ -48,6 +48,8 @@ SIZES = [{"M": 37, "N": 29, "K": 45, "B": 3}, {"M": 48, "N": 40, "K": 64, "B": 2
 needs_cxx = pytest.mark.skipif(emulate.compiler() is None, reason="no host C++ compiler")
 needs_nvcc = pytest.mark.skipif(nv.nvcc_path() is None, reason="nvcc is not installed")
 needs_hipcc = pytest.mark.skipif(amd.hipcc_path() is None, reason="hipcc is not installed")
+# the tensor-core split, which the tests ask for by name (the default is "ieee": precision.py)
+TF32X3 = {"precision": "tf32x3"}
 
 
 def _env(kernel, sizes: dict[str, int]) -> dict[str, int]:
@@ -68,11 +70,12 @@ def _relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
 @pytest.mark.parametrize("schedule", [{}, {"splitk": 3}], ids=["direct", "splitk3"])
 @pytest.mark.parametrize("name", LAYOUTS)
 def test_emulated_tf32x3_agrees_with_reference(name: str, schedule: dict) -> None:
-    """The default precision, through the tensor-core template (not the loop nest), at odd
-    sizes, chunk multiples and 1 x 1 x 1, with contiguous and transposed-in-memory operands
-    (which the element-wise variant stages), directly and split-K (compensated partials)."""
+    """tf32x3, through the tensor-core template (not the loop nest), at odd sizes, chunk
+    multiples and 1 x 1 x 1, with contiguous and transposed-in-memory operands (which the
+    element-wise variant stages), directly and split-K (compensated partials)."""
     kernel = KERNELS[name]
-    units = _units(kernel)
+    schedule = {**TF32X3, **schedule}
+    units = _units(kernel, schedule=schedule)
     assert units["contraction"].data["precision"] == "tf32x3"
     fn = emulate.build(kernel.ir, schedule=schedule)
     for n, sizes in enumerate(SIZES):
@@ -138,25 +141,41 @@ def test_infinite_operands_stay_infinite() -> None:
     a, b = torch.randn(4, 8), torch.rand(8, 5) + 0.5
     a[1, 3] = float("inf")
     a[2, 0] = float("-inf")
-    got = emulate.build(kernel.ir)(a, b)
+    got = emulate.build(kernel.ir, schedule=TF32X3)(a, b)
     want = kernel.reference(a, b)
     assert compare(got, want, DType.f32, magnitude(kernel, [a, b])[0]).ok
     assert got[1].isposinf().all() and got[2].isneginf().all()
 
 
 # --- the policy ---------------------------------------------------------------------------------
+def test_precision_defaults_to_the_ieee_loop_nest() -> None:
+    """No precision key: f32 contractions keep the generic loop nest (IEEE products and sums)
+    on every NVIDIA target and in the CPU emulation, whose result is then within the gate's
+    f32 tolerance of the float64 reference."""
+    kernel = KERNELS["matmul_bias_gelu_f32"]
+    for d, arch in ((CUDA, "sm_90a"), (CUDA, "sm_80"), (HIP, "sm_90a"), (emulate.CPU, None)):
+        assert list(_units(kernel, d, arch)) == ["loop_nest"], (d.name, arch)
+    if emulate.compiler() is None:
+        return
+    args = random_arguments(kernel.ir, {"M": 20, "N": 24, "K": 300}, seed=3)
+    got = emulate.build(kernel.ir)(*args)
+    assert compare(got, kernel.reference(*args), DType.f32, magnitude(kernel, args)[0]).ok
+
+
 def test_precision_policy_is_carried_by_the_schedule() -> None:
-    """tf32x3 by default, tf32 with allow_tf32 (or the key), ieee: the loop nest; per launch
+    """tf32x3 and tf32 by the key, tf32 with allow_tf32, ieee: the loop nest; per launch
     ("0.precision") over the kernel's key; f16 operands are not affected."""
     kernel = KERNELS["matmul_f32"]
     for arch in ("sm_90a", "sm_80"):
-        assert _units(kernel, CUDA, arch)["contraction"].data["precision"] == "tf32x3"
+        assert _units(kernel, CUDA, arch, TF32X3)["contraction"].data["precision"] == "tf32x3"
         assert _units(kernel, CUDA, arch, {"allow_tf32": True})["contraction"].data[
             "precision"] == "tf32"
         assert "contraction" not in _units(kernel, CUDA, arch, {"precision": "ieee"})
         assert _units(kernel, CUDA, arch, {"precision": "ieee", "0.precision": "tf32"})[
             "contraction"].data["precision"] == "tf32"
-    wgmma = _units(kernel, CUDA, "sm_90a")["contraction"]
+        assert _units(kernel, CUDA, arch, {"precision": "ieee", "0.precision": "tf32x3"})[
+            "contraction"].data["precision"] == "tf32x3"
+    wgmma = _units(kernel, CUDA, "sm_90a", TF32X3)["contraction"]
     assert wgmma.data["kind"] == "wgmma_tf32"
     assert all("_128x128x32w8s4_" in v or "_128x64x32w8s4_" in v or "_64x64x32w4s4_" in v
                for v in wgmma.variants)
@@ -184,8 +203,8 @@ def test_cuda_and_hip_builds_take_allow_tf32() -> None:
 
 def test_amd_keeps_f32_on_the_loop_nest() -> None:
     kernel = KERNELS["matmul_f32"]
-    assert "contraction" not in _units(kernel, HIP, "gfx90a")
-    assert "contraction" not in _units(kernel, HIP, "gfx942")
+    assert "contraction" not in _units(kernel, HIP, "gfx90a", TF32X3)
+    assert "contraction" not in _units(kernel, HIP, "gfx942", TF32X3)
 
 
 @pytest.mark.parametrize("arch,tile", [("sm_90a", SPLIT_TILES["wgmma_tf32"]),
@@ -195,7 +214,7 @@ def test_deep_f32_contractions_launch_split_k(arch: str, tile: str) -> None:
     split-K kernel (element-wise staging: K is odd) and the sum kernel; 4096 deep: the direct
     kernel with 16-byte copies."""
     kernel = KERNELS["matmul_bias_gelu_f32"]
-    unit = _units(kernel, CUDA, arch)["contraction"]
+    unit = _units(kernel, CUDA, arch, TF32X3)["contraction"]
 
     def launches(env: dict[str, int]) -> list[tuple]:
         meta = {t.name: torch.empty(tuple(x.evaluate(env) for x in t.dims), device="meta")
@@ -232,7 +251,7 @@ def test_f32_kernels_compile_to_tf32_tensor_core_instructions(name: str, arch: s
     spills nothing; the split-K sum kernel has no tensor cores."""
     from kspec.backends.cuda import disassemble
 
-    c = get_backend("cuda").compile(KERNELS[name].ir, arch, ptx=True)
+    c = get_backend("cuda").compile(KERNELS[name].ir, arch, ptx=True, schedule=TF32X3)
     entries = _entries(c.asm)
     contraction = [f for f in entries if "_contraction_" in f]
     assert len(contraction) == 5, sorted(entries)   # 2 tiles x copies + element-wise + 2 split
@@ -253,14 +272,14 @@ def test_f32_kernels_compile_to_tf32_tensor_core_instructions(name: str, arch: s
 @pytest.mark.parametrize("arch,instruction", [("sm_90a", "wgmma.mma_async"),
                                               ("sm_80", "mma.sync.aligned.m16n8k8")])
 def test_hip_source_for_nvidia_takes_the_tf32_path(arch: str, instruction: str) -> None:
-    c = get_backend("hip").compile(KERNELS["matmul_nt_f32"].ir, arch, asm=True)
+    c = get_backend("hip").compile(KERNELS["matmul_nt_f32"].ir, arch, asm=True, schedule=TF32X3)
     assert re.search(instruction + r"\S*\.tf32", c.asm)
 
 
 @needs_hipcc
 def test_hipcc_compiles_f32_for_gfx90a() -> None:
     """AMD's f32 contraction stays on the loop nest, and keeps compiling."""
-    c = get_backend("hip").compile(KERNELS["matmul_bias_gelu_f32"].ir, "gfx90a")
+    c = get_backend("hip").compile(KERNELS["matmul_bias_gelu_f32"].ir, "gfx90a", schedule=TF32X3)
     assert c.binary and list(c.resources) == ["matmul_bias_gelu_f32_0_c"]
 
 

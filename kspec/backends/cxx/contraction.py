@@ -10,7 +10,7 @@ padded by PAD elements so that ldmatrix's eight 16-byte rows hit distinct banks)
 CDNA, on request). CUDA and HIP source compiled for NVIDIA share the NVIDIA paths; other
 targets keep the generic loop nest.
 
-f32 operands follow the launch's precision policy (precision.py): `tf32x3` (the default) and
+f32 operands follow the launch's precision policy (precision.py): `tf32x3` and
 `tf32` take the NVIDIA paths' f32 variants, templates/tensor_cores/<path>_tf32.j2, in which
 shared memory holds plain f32 and each operand value is split after its shared-memory load
 into TF32 parts (a = hi + lo); `ieee` keeps the loop nest, as do AMD targets (MFMA's xf32 is
