@@ -15,6 +15,8 @@ Patterns:
 - split:       a reduction to a scalar (a loss, a norm), or per row of `outer` (a rows
                fallback): partial results from several programs per row, then a second pass
                combines them and evaluates the statement.
+- contraction: (see below) its `fallback` is the same statement as a rows launch, for
+               products with too few rows or columns for a tensor-core tile (matvec).
 - loop_nest:   the always-correct fallback: one statement; each reduction loops over its
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
@@ -159,6 +161,8 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
     for launch in launches:
         if launch.pattern == "rows":
             launch.fallback = split_rows(launch)
+        elif launch.pattern == "contraction":
+            launch.fallback = [contraction_as_rows(launch)]
     launches = fuse_attention(program, launches)
     return Plan(program, launches)
 
@@ -254,6 +258,17 @@ def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str],
         if isinstance(node, ir.ScalarRef) and node.name in vecs:
             return False
     return True
+
+
+def contraction_as_rows(launch: Launch) -> Launch:
+    """A contraction as a rows launch (one reduction per output element, over the depth): what
+    a matrix-vector product needs, where a tensor-core tile would idle all but one column."""
+    (stmt,) = launch.statements
+    kv = launch.contraction.kv
+    rows = Launch("rows", [stmt], outer=stmt.index, inner=kv[0], reduced=kv,
+                  stores=launch.stores)
+    rows.fallback = split_rows(rows)
+    return rows
 
 
 def split_rows(launch: Launch) -> list[Launch]:

@@ -10,7 +10,7 @@ import jinja2
 
 from ... import ir
 from ...lowering import Launch, Plan, plan_kernel
-from .common import JitKernel, torch_dtype
+from .common import JitKernel, extent_code, torch_dtype
 from .expressions import shape_code
 from .tensorcore import TensorCorePatterns
 from .rows import RowPatterns
@@ -37,6 +37,8 @@ def _write_launch(ctx: _Ctx, n: int | str, launch: Launch) -> None:
         _write_attention(ctx, n, launch)
     elif launch.pattern == "rows" and launch.fallback:
         _write_rows(ctx, n, launch)
+    elif launch.pattern == "contraction" and launch.fallback:
+        _write_contraction(ctx, n, launch)
     else:
         _LaunchWriter(ctx, n, launch).write()
 
@@ -70,6 +72,20 @@ def _write_rows(ctx: _Ctx, n: int | str, launch: Launch) -> None:
     _indented(ctx, writer.write)
     ctx.host.append("else:")
     _indented(ctx, lambda: _write_parts(ctx, n, launch, split))
+
+
+NARROW_GEMM = 4   # at most this many rows or columns: a contraction runs as rows
+
+
+def _write_contraction(ctx: _Ctx, n: int | str, launch: Launch) -> None:
+    """On the tensor cores, or (`N.rows`, by default when the product has at most NARROW_GEMM
+    rows or columns: a matrix-vector product) as the rows launch of the plan's fallback."""
+    c = launch.contraction
+    narrow = " or ".join(f"{extent_code(vs)} <= {NARROW_GEMM}" for vs in (c.iv, c.jv))
+    ctx.host.append(f"if schedule.get('{n}.rows', {narrow}):")
+    _indented(ctx, lambda: _write_launch(ctx, f"{n}r", launch.fallback[0]))
+    ctx.host.append("else:")
+    _indented(ctx, _LaunchWriter(ctx, n, launch).write)
 
 
 def _write_parts(ctx: _Ctx, n: int | str, launch: Launch, split: str | None) -> None:

@@ -32,18 +32,22 @@ class RowPatterns:
         return product([v.extent for v in self.launch.reduced])
 
     def strided_code(self) -> str:
-        """Host test for the STRIDED orientation: the first input read inside a reduction
-        with the innermost reduced index bare in some dim has a stride there other than 1."""
+        """Host test for the STRIDED orientation: of the tensors read inside a reduction with
+        its innermost reduced index bare in some dim, the largest has a stride there other
+        than 1 (a vector-matrix product reads the matrix, not the vector, down a column)."""
         in_memory = {name for name, _ in self.buffers()}
+        tests: list[str] = []
         for stmt in self.launch.statements:
             for r in reduces_of(stmt.value):
                 for node in ir.walk(r.body):
-                    if not (isinstance(node, ir.Load) and node.tensor in in_memory):
-                        continue
-                    for d, a in enumerate(node.index):
-                        if a.bare == r.vars[-1]:
-                            return f"{node.tensor}.stride({d}) != 1"
-        return "False"
+                    if isinstance(node, ir.Load) and node.tensor in in_memory:
+                        tests += [f"({node.tensor}.numel(), {node.tensor}.stride({d}) != 1)"
+                                  for d, a in enumerate(node.index) if a.bare == r.vars[-1]]
+        tests = list(dict.fromkeys(tests))
+        if not tests:
+            return "False"
+        return tests[0][1:-1].split(", ", 1)[1] if len(tests) == 1 else \
+            f"max({', '.join(tests)})[1]"
 
     def kept_tile_code(self, strided: str) -> str:
         """Host code: BLOCK_P, kept elements per program (STRIDED: a tile of the last kept
