@@ -243,3 +243,27 @@ def test_the_branch_taken_at_kernelbench_sizes(kernel: str, env, expect: list[st
     assert len(launches) == len(expect), launches
     for line, start in zip(launches, expect):
         assert line.startswith(start), (line, start)
+
+
+def test_a_variance_after_its_mean_shares_the_mean_s_loop() -> None:
+    """Welford per lane in the mean's loop: BatchNorm's looped pass reads x twice (statistics,
+    output), not three times; a mean far from 0 keeps the variance accurate."""
+    src = MODULE.batchnorm_train.source("triton")
+    rows = src[src.index("def batchnorm_train_0_rows"):src.index("def batchnorm_train_0a")]
+    looped = rows[rows.index("    else:\n        red"):]
+    assert looped.count("for r0 in range(") == 2 and "_welford, keep_dims=True)" in looped
+    x = torch.randn(3, 4, 5, 6) * 1e-2 + 1e3
+    _check(MODULE.batchnorm_train, x, torch.rand(4), torch.rand(4), schedule={"0.BLOCK_R": 8})
+    _check(MODULE.layernorm_rows, x.view(3, -1)[:, :90], torch.rand(90), torch.rand(90),
+           schedule={"0.BLOCK_R": 8})
+
+
+def test_the_fused_variance_keeps_inf_and_nan() -> None:
+    x = torch.randn(4, 90)
+    x[0, 7] = float("inf")
+    x[1, 3] = float("-inf")
+    x[2, 50] = float("nan")
+    args = (x, torch.ones(90), torch.zeros(90))
+    y = MODULE.layernorm_rows.build("triton", schedule={"0.BLOCK_R": 16})(*args)
+    want = MODULE.layernorm_rows.reference(*args)
+    assert torch.equal(y.isnan(), want.isnan()) and not y[3].isnan().any()

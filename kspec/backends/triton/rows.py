@@ -143,7 +143,8 @@ class RowPatterns:
     def rows_pass(self, outer_codes: list[str], single: bool) -> None:
         scope = Scope(self.lines, "    ")
         mask = "pmask & rmask"
-        self.em.registers = {}
+        self.em.registers, self.em.replace = {}, {}
+        self.moments = {} if single else self.moment_pairs()
         outer_ext = tuple(v.extent for v in self.launch.outer)
         inner_ext = tuple(v.extent for v in self.launch.reduced)
         n = shape_code(self.row_extent())
@@ -172,6 +173,26 @@ class RowPatterns:
             value = self.em.expr(stmt.value, inner, mask)
             codes = [self.em.var_code[v] for v in stmt.index]
             self.store(stmt.target, codes, value, mask, inner.indent)
+
+    def moment_pairs(self) -> dict[int, ir.Reduce]:
+        """id(r) -> s for a statement `mu = mean(E)` of the group and a later reduction
+        `s = mean((E - mu) ** 2)` (or sum) over the same indices: the looped pass computes s
+        in mu's loop (writer.welford), one read of the row for both."""
+        pairs: dict[int, ir.Reduce] = {}
+        stmts = self.launch.statements
+        for k, first in enumerate(stmts):
+            mean = first.value
+            if not (isinstance(mean, ir.Reduce) and mean.op == "mean" and mean.dtype.is_float):
+                continue
+            for later in stmts[k + 1:]:
+                for r in reduces_of(later.value):
+                    if r.op in ("sum", "mean") and id(r) not in pairs.values() and \
+                            _is_centred_square(r, mean, first, later.index):
+                        pairs[id(mean)] = r
+                        break
+                if id(mean) in pairs:
+                    break
+        return pairs
 
     # --- split -----------------------------------------------------------------------------
     def write_split(self) -> None:
@@ -302,3 +323,53 @@ class RowPatterns:
         yield e
         for c in ir.children(e):
             yield from RowPatterns.outside_reduces(c)
+
+
+def _is_centred_square(r: ir.Reduce, mean: ir.Reduce, mu_stmt: ir.Assign,
+                       outer: tuple[ir.IndexVar, ...]) -> bool:
+    """r's body is (E - mu[outer]) ** 2 (or the product of two such), E being mean's body
+    with r's indices (reduced, and outer: r's statement's) in place of mean's."""
+    mu = mu_stmt.target
+    body = r.body
+    if isinstance(body, ir.Op) and body.op == "pow" and isinstance(body.args[1], ir.Const) \
+            and body.args[1].value in (2, 2.0):
+        diff = body.args[0]
+    elif isinstance(body, ir.Op) and body.op == "mul" and body.args[0] == body.args[1]:
+        diff = body.args[0]
+    else:
+        return False
+    if not (isinstance(diff, ir.Op) and diff.op == "sub" and len(r.vars) == len(mean.vars)):
+        return False
+    e, m = diff.args
+    if not (isinstance(m, ir.Load) and m.tensor == mu and
+            tuple(a.bare for a in m.index) == tuple(outer)):
+        return False
+    if tuple(v.extent for v in r.vars) != tuple(v.extent for v in mean.vars):
+        return False
+    rename = {**dict(zip(r.vars, mean.vars)), **dict(zip(outer, mu_stmt.index))}
+    return _same(e, mean.body, rename)
+
+
+def _same(a: ir.Expr, b: ir.Expr, rename: dict[ir.IndexVar, ir.IndexVar]) -> bool:
+    """a equals b once a's variables are renamed."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, ir.Load):
+        return a.tensor == b.tensor and a.dtype == b.dtype and len(a.index) == len(b.index) \
+            and all(_same_affine(x, y, rename) for x, y in zip(a.index, b.index))
+    if isinstance(a, ir.IndexValue):
+        return rename.get(a.var, a.var) == b.var
+    if isinstance(a, ir.Op):
+        return a.op == b.op and a.dtype == b.dtype and len(a.args) == len(b.args) and \
+            all(_same(x, y, rename) for x, y in zip(a.args, b.args))
+    if isinstance(a, ir.Cast):
+        return a.dtype == b.dtype and _same(a.arg, b.arg, rename)
+    if isinstance(a, ir.Reduce):
+        return False
+    return a == b
+
+
+def _same_affine(a: ir.Affine, b: ir.Affine, rename: dict[ir.IndexVar, ir.IndexVar]) -> bool:
+    return a.offset == b.offset and \
+        sorted((rename.get(v, v).uid, c) for v, c in a.terms) == \
+        sorted((v.uid, c) for v, c in b.terms)

@@ -29,6 +29,7 @@ class LaunchWriterBase:
         self.program_ids: dict[str, int] = {}   # variable -> grid axis, set by the prologue
         self.spaces: list[str] = []             # flattened index spaces the kernel walks
         self.split_default: str | None = None   # host code of a rows fallback's SPLIT
+        self.moments: dict[int, ir.Reduce] = {}  # id(mean) -> the centred sum it computes too
 
     # --- buffers and arguments -------------------------------------------------------------
     def buffers(self) -> list[tuple[str, int]]:
@@ -200,6 +201,7 @@ class LaunchWriterBase:
         # Each lane of a looped f32 sum adds extent / BLOCK_R terms (2.5M-element groups: 20k);
         # Kahan compensation keeps its error at a few ulp of the sum (the C++ loops do the same)
         compensated = not single and r.op in ("sum", "mean") and acc_dt == DType.f32
+        centred = self.moments.get(id(r)) if not single else None
         ident = self.identity(r.op, acc_dt)
         tl_acc = TL_DTYPE[acc_dt]
         indent = scope.indent
@@ -210,6 +212,7 @@ class LaunchWriterBase:
             if compensated:
                 self.lines.append(f"{indent}{acc}_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})")
             start, end = span or ("0", self.space(shape_code(loop_ext)))
+            loop_at = len(self.lines)
             self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
             inner = Scope(self.lines, indent + "    ")
             self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
@@ -220,6 +223,10 @@ class LaunchWriterBase:
         body = f"{body}.to({tl_acc})" if compute_dtype(r.body.dtype) != acc_dt and \
             not body.replace(".", "").isdigit() else body
         val = f"tl.where({mask}, {body}, {ident})"
+        if centred is not None:
+            init, update, finish = self.welford(acc, tl_acc, body, mask, centred, loop_ext)
+            self.lines[loop_at:loop_at] = [indent + x for x in init]
+            self.lines += [inner.indent + x for x in update]
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
                    "max": "_max({a}, {v})", "min": "_min({a}, {v})"}[r.op]
         # tl.reduce with the module's own combiners, not tl.sum/tl.max: those are @triton.jit
@@ -236,11 +243,31 @@ class LaunchWriterBase:
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
+        if centred is not None:
+            self.lines += [indent + x for x in finish]
         if r.op == "mean" and finish_mean:
             self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
         if r.body.dtype == DType.bool and r.op in ("max", "min"):
             self.lines.append(f"{indent}{acc} = {acc} != 0")
         return acc
+
+    def welford(self, acc: str, tl_acc: str, body: str, mask: str, centred: ir.Reduce,
+                ext: Shape) -> tuple[list[str], list[str], list[str]]:
+        """In a mean's loop, also the centred sum of squares of the same terms (Welford per
+        lane, lanes merged by Chan's formula): a variance `mean((x - mu) ** 2)` after
+        `mu = mean(x)` then needs no second pass over the row. Inf and NaN give NaN, as the
+        two passes do. Lines before the loop, in it, and after it (unindented)."""
+        n, m, q = f"{acc}_n", f"{acc}_m", f"{acc}_q"
+        init = [f"{v} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})" for v in (n, m, q)]
+        update = [f"{n} = {n} + tl.where({mask}, 1.0, 0.0)",
+                  f"{acc}_d = tl.where({mask}, {body} - {m}, 0.0)",
+                  f"{m} = {m} + {acc}_d / tl.maximum({n}, 1.0)",
+                  f"{q} = {q} + {acc}_d * tl.where({mask}, {body} - {m}, 0.0)"]
+        total = f"{q} / {shape_code(ext)}" if centred.op == "mean" else q
+        finish = [f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)",
+                  f"{acc}_centred = {total}"]
+        self.em.replace[id(centred)] = f"{acc}_centred"
+        return init, update, finish
 
     def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
         self.bind_vars(r.vars, scope, offs)
@@ -275,7 +302,7 @@ class LaunchWriterBase:
     def statement_value(self, stmt: ir.Assign, scope: Scope, mask: str, offs: str,
                         loop_ext: Shape | None, single: bool) -> str:
         for node in ir.walk(stmt.value):
-            if isinstance(node, ir.Reduce):
+            if isinstance(node, ir.Reduce) and id(node) not in self.em.replace:  # not fused
                 ext = loop_ext if loop_ext is not None else product([v.extent for v in node.vars])
                 self.em.replace[id(node)] = self.reduce_into(node, scope, mask, offs, ext, single)
         # outside its reductions a per-row value reads only per-row operands: with the row

@@ -47,6 +47,15 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _welford(n1, m1, q1, n2, m2, q2):
+    # two (count, mean, centred sum of squares) triples as one (Chan, Golub and LeVeque)
+    n = n1 + n2
+    f = tl.where(n > 0, n2 / tl.maximum(n, 1.0), 0.0)
+    d = m2 - m1
+    return n, m1 + d * f, q1 + q2 + d * d * n1 * f
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -90,34 +99,33 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
     else:
         red7 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         red7_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_n = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_m = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_q = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            red7_n = red7_n + tl.where(pmask & rmask, 1.0, 0.0)
+            red7_d = tl.where(pmask & rmask, x_8 - red7_m, 0.0)
+            red7_m = red7_m + red7_d / tl.maximum(red7_n, 1.0)
+            red7_q = red7_q + red7_d * tl.where(pmask & rmask, x_8 - red7_m, 0.0)
             red7, red7_lost = _kahan_add(red7, red7_lost, tl.where(pmask & rmask, x_8, 0.0))
         red7 = tl.reduce(red7 - red7_lost, 1, _add, keep_dims=True)
+        red7_n, red7_m, red7_q = tl.reduce((red7_n, red7_m, red7_q), 1, _welford, keep_dims=True)
+        red7_centred = red7_q / (N)
         red7 = red7 / (N)
         mu_row = red7
         tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
-        red9 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red9_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        for r0 in range(0, (N), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (N)
-            x_10 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            t11 = (x_10 - mu_row)
-            red9, red9_lost = _kahan_add(red9, red9_lost, tl.where(pmask & rmask, (t11 * t11), 0.0))
-        red9 = tl.reduce(red9 - red9_lost, 1, _add, keep_dims=True)
-        red9 = red9 / (N)
-        rstd_row = tl.rsqrt((red9 + eps))
+        rstd_row = tl.rsqrt((red7_centred + eps))
         tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
-            x_12 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            w_13 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            b_14 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_12 - mu_row) * rstd_row) * w_13) + b_14)).to(tl.bfloat16), mask=pmask & rmask)
+            x_9 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            w_10 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            b_11 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_9 - mu_row) * rstd_row) * w_10) + b_11)).to(tl.bfloat16), mask=pmask & rmask)
 
 
 @triton.jit
