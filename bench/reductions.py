@@ -62,9 +62,7 @@ def agreement(got: torch.Tensor, want: torch.Tensor) -> dict[str, Any]:
 def copy_ms(nbytes: int, device: torch.device, budget: Budget) -> float:
     """The median time of cloning a tensor of nbytes / 2 bytes (reads and writes nbytes)."""
     src = torch.empty(max(1, nbytes // 8), dtype=torch.float32, device=device)
-    ms = bench(lambda: src.clone(), [[]], device, budget).ms
-    del src
-    return ms
+    return bench(lambda: src.clone(), [[]], device, budget).ms
 
 
 def timed(fn: Callable[[], torch.Tensor], want: torch.Tensor, device: torch.device,
@@ -114,9 +112,6 @@ def run_problem(problem: Problem, args: argparse.Namespace, device: torch.device
             compile_ms = row["compile"].get("ms")
             entry["x_compile"] = compile_ms / entry["ms"] if compile_ms else None
         row[backend] = entry
-    del inputs, tensors, want
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return row
 
 
@@ -153,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name in args.problems.split(","):
         rows.append(run_problem(BY_NAME[name], args, device, budget))
+        if device.type == "cuda":   # the problem's tensors are gone: give their memory back
+            torch.cuda.empty_cache()
         print(json.dumps(rows[-1]), flush=True)
     result = {"meta": {**device_info(device), "date": datetime.date.today().isoformat(),
                        "scale": "small" if args.small else "full",

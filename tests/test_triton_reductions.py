@@ -267,3 +267,68 @@ def test_the_fused_variance_keeps_inf_and_nan() -> None:
     y = MODULE.layernorm_rows.build("triton", schedule={"0.BLOCK_R": 16})(*args)
     want = MODULE.layernorm_rows.reference(*args)
     assert torch.equal(y.isnan(), want.isnan()) and not y[3].isnan().any()
+
+
+SOFTMAX_LIKE = """
+kernel logsumexp(x: f32[M, N]) -> y: f32[M] {
+    m[i] = max(x[i, j] for j)
+    y[i] = m[i] + log(sum(exp(x[i, j] - m[i]) for j))
+}
+"""
+
+
+def test_a_sum_of_exp_after_its_max_shares_the_max_s_loop() -> None:
+    """Online softmax in the looped pass: softmax reads x twice; -inf, +inf and NaN rows come
+    out as the two passes (and the reference) make them."""
+    src = MODULE.softmax.source("triton")
+    rows = src[src.index("def softmax_0_rows"):src.index("def softmax_0a")]
+    looped = rows[rows.index("    else:\n        red"):]
+    assert looped.count("for r0 in range(") == 2 and "_exp_sum, keep_dims=True)" in looped
+    lse = kspec.loads(SOFTMAX_LIKE).logsumexp
+    x = torch.randn(6, 90) * 30
+    x[0, :] = float("-inf")
+    x[1, :50] = float("-inf")
+    x[2, 7] = float("inf")
+    x[3, 60] = float("nan")
+    x[4, 89] = float("-inf")
+    for kernel in (MODULE.softmax, lse):
+        got = kernel.build("triton", schedule={"0.BLOCK_R": 16})(x)
+        want = kernel.reference(x)
+        assert torch.equal(got.isnan(), want.isnan()), kernel.name
+        finite = want.isfinite()
+        assert torch.allclose(got[finite].double(), want[finite], rtol=1e-5, atol=1e-6)
+    _check(MODULE.softmax, torch.randn(3, 90) * 30, schedule={"0.BLOCK_R": 16})
+
+
+# (kernel, sizes, the launches made there): each new branch, as the GPU compilers get it
+AHEAD_OF_TIME = [
+    ("sum_mid", {"B": 3, "M": 37, "N": 21}, ["sum_mid_0_rows"]),                  # STRIDED single
+    ("sum_mid", {"B": 1, "M": 10 ** 6, "N": 16}, ["sum_mid_0a_split_partial",    # STRIDED split
+                                                  "sum_mid_0a_split_finish"]),
+    ("col_sum", {"M": 10 ** 6, "N": 16}, ["col_sum_0a_split_partial", "col_sum_0a_split_finish"]),
+    ("rms_channels", {"N": 2, "C": 64, "H": 7, "W": 33}, ["rms_channels_0_rows"]),
+    ("batchnorm_train", {"N": 1, "C": 4, "H": 90, "W": 100}, ["batchnorm_train_0_rows"]),
+    ("batchnorm_train", {"N": 64, "C": 64, "H": 512, "W": 512},
+     ["batchnorm_train_0a_split_partial", "batchnorm_train_0a_split_finish",
+      "batchnorm_train_0b_split_partial", "batchnorm_train_0b_split_finish",
+      "batchnorm_train_0c_pointwise"]),
+    ("softmax", {"M": 4096, "N": 393216}, ["softmax_0_rows"]),                    # online, looped
+    ("matvec", {"M": 2048, "K": 2 ** 20, "N": 1}, ["matvec_0r_rows"]),
+    ("matvec", {"M": 4, "K": 2 ** 20, "N": 1}, ["matvec_0ra_split_partial",
+                                                "matvec_0ra_split_finish"]),
+    ("frobenius", {"M": 4096, "N": 4096}, ["frobenius_0_split_partial", "frobenius_0_split_finish",
+                                           "frobenius_1_pointwise"]),
+]
+
+
+@pytest.mark.parametrize("arch", ["sm_90", "gfx942"])
+@pytest.mark.parametrize("kernel,env,names", AHEAD_OF_TIME,
+                         ids=[f"{k}-{'-'.join(map(str, e.values()))}" for k, e, _ in AHEAD_OF_TIME])
+def test_every_new_branch_compiles_for_the_gpus(kernel: str, env, names, arch: str) -> None:
+    from kspec.backends import get_backend
+
+    files = get_backend("triton").compile_asm(MODULE[kernel].ir, arch=arch, shape=env)
+    launches = files[f"{kernel}.{arch}.launches.txt"].splitlines()[1:]
+    assert [line.split(":")[0] for line in launches] == names, launches
+    ext = "ptx" if arch.startswith("sm") else "amdgcn"
+    assert all(any(f.startswith(n) and f.endswith(ext) for f in files) for n in names)

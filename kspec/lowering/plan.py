@@ -27,6 +27,7 @@ Patterns:
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from .. import ir
@@ -201,8 +202,6 @@ def vector_axes(stmt: ir.Assign, outer: tuple[Shape, ...], inner: tuple[Shape, .
     """(outer vars, inner vars) of a row vector: stmt's indices split into a subsequence with
     the group's outer extents and the rest with its inner ones, the inner indices last when
     that fits (`y[i, j]`), else anywhere with `any_axes` (`y[n, c, h, w]` over r[n, h, w])."""
-    import itertools
-
     index = stmt.index
     if len(index) != len(outer) + len(inner):
         return None

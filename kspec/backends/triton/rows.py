@@ -144,7 +144,7 @@ class RowPatterns:
         scope = Scope(self.lines, "    ")
         mask = "pmask & rmask"
         self.em.registers, self.em.replace = {}, {}
-        self.moments = {} if single else self.moment_pairs()
+        self.fused = {} if single else self.fused_pairs()
         outer_ext = tuple(v.extent for v in self.launch.outer)
         inner_ext = tuple(v.extent for v in self.launch.reduced)
         n = shape_code(self.row_extent())
@@ -174,24 +174,24 @@ class RowPatterns:
             codes = [self.em.var_code[v] for v in stmt.index]
             self.store(stmt.target, codes, value, mask, inner.indent)
 
-    def moment_pairs(self) -> dict[int, ir.Reduce]:
-        """id(r) -> s for a statement `mu = mean(E)` of the group and a later reduction
-        `s = mean((E - mu) ** 2)` (or sum) over the same indices: the looped pass computes s
-        in mu's loop (writer.welford), one read of the row for both."""
-        pairs: dict[int, ir.Reduce] = {}
+    def fused_pairs(self) -> dict[int, tuple[str, ir.Reduce]]:
+        """Reductions the looped pass computes in an earlier one's loop (one read of the row
+        for both): after `mu = mean(E)`, a `mean((E - mu) ** 2)` or sum of it ("centred",
+        writer.welford); after `m = max(E)`, a `sum(exp(E - m))` ("exp_sum", writer.
+        online_exp_sum). Each earlier reduction takes the first such later one."""
+        pairs: dict[int, tuple[str, ir.Reduce]] = {}
+        taken: set[int] = set()
         stmts = self.launch.statements
         for k, first in enumerate(stmts):
-            mean = first.value
-            if not (isinstance(mean, ir.Reduce) and mean.op == "mean" and mean.dtype.is_float):
+            r = first.value
+            if not (isinstance(r, ir.Reduce) and r.op in FUSED and r.dtype.is_float):
                 continue
-            for later in stmts[k + 1:]:
-                for r in reduces_of(later.value):
-                    if r.op in ("sum", "mean") and id(r) not in pairs.values() and \
-                            _is_centred_square(r, mean, first, later.index):
-                        pairs[id(mean)] = r
-                        break
-                if id(mean) in pairs:
-                    break
+            kind, ops, match = FUSED[r.op]
+            later = [s for st in stmts[k + 1:] for s in reduces_of(st.value)
+                     if id(s) not in taken and s.op in ops and match(s, r, first, st.index)]
+            if later:
+                pairs[id(r)] = (kind, later[0])
+                taken.add(id(later[0]))
         return pairs
 
     # --- split -----------------------------------------------------------------------------
@@ -325,29 +325,41 @@ class RowPatterns:
             yield from RowPatterns.outside_reduces(c)
 
 
+def _is_exp_of_shifted(r: ir.Reduce, top: ir.Reduce, m_stmt: ir.Assign,
+                       outer: tuple[ir.IndexVar, ...]) -> bool:
+    """r's body is exp(E - m[outer]), E being top's body (renamed as _is_centred_square)."""
+    body = r.body
+    if not (isinstance(body, ir.Op) and body.op == "exp"):
+        return False
+    return _shifted(body.args[0], r, top, m_stmt, outer)
+
+
+def _shifted(diff: ir.Expr, r: ir.Reduce, top: ir.Reduce, stmt: ir.Assign,
+             outer: tuple[ir.IndexVar, ...]) -> bool:
+    """diff is E - t[outer]: t is stmt's target, E top's body with r's indices."""
+    if not (isinstance(diff, ir.Op) and diff.op == "sub" and len(r.vars) == len(top.vars)):
+        return False
+    e, t = diff.args
+    if not (isinstance(t, ir.Load) and t.tensor == stmt.target and
+            tuple(a.bare for a in t.index) == tuple(outer)):
+        return False
+    if tuple(v.extent for v in r.vars) != tuple(v.extent for v in top.vars):
+        return False
+    rename = {**dict(zip(r.vars, top.vars)), **dict(zip(outer, stmt.index))}
+    return _same(e, top.body, rename)
+
+
 def _is_centred_square(r: ir.Reduce, mean: ir.Reduce, mu_stmt: ir.Assign,
                        outer: tuple[ir.IndexVar, ...]) -> bool:
     """r's body is (E - mu[outer]) ** 2 (or the product of two such), E being mean's body
     with r's indices (reduced, and outer: r's statement's) in place of mean's."""
-    mu = mu_stmt.target
     body = r.body
     if isinstance(body, ir.Op) and body.op == "pow" and isinstance(body.args[1], ir.Const) \
             and body.args[1].value in (2, 2.0):
-        diff = body.args[0]
-    elif isinstance(body, ir.Op) and body.op == "mul" and body.args[0] == body.args[1]:
-        diff = body.args[0]
-    else:
-        return False
-    if not (isinstance(diff, ir.Op) and diff.op == "sub" and len(r.vars) == len(mean.vars)):
-        return False
-    e, m = diff.args
-    if not (isinstance(m, ir.Load) and m.tensor == mu and
-            tuple(a.bare for a in m.index) == tuple(outer)):
-        return False
-    if tuple(v.extent for v in r.vars) != tuple(v.extent for v in mean.vars):
-        return False
-    rename = {**dict(zip(r.vars, mean.vars)), **dict(zip(outer, mu_stmt.index))}
-    return _same(e, mean.body, rename)
+        return _shifted(body.args[0], r, mean, mu_stmt, outer)
+    if isinstance(body, ir.Op) and body.op == "mul" and body.args[0] == body.args[1]:
+        return _shifted(body.args[0], r, mean, mu_stmt, outer)
+    return False
 
 
 def _same(a: ir.Expr, b: ir.Expr, rename: dict[ir.IndexVar, ir.IndexVar]) -> bool:
@@ -373,3 +385,8 @@ def _same_affine(a: ir.Affine, b: ir.Affine, rename: dict[ir.IndexVar, ir.IndexV
     return a.offset == b.offset and \
         sorted((rename.get(v, v).uid, c) for v, c in a.terms) == \
         sorted((v.uid, c) for v, c in b.terms)
+
+
+# reduction op -> (kind, ops of the later reduction, its matcher) for fused_pairs
+FUSED = {"mean": ("centred", ("sum", "mean"), _is_centred_square),
+         "max": ("exp_sum", ("sum",), _is_exp_of_shifted)}

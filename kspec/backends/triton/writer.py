@@ -9,7 +9,7 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch
 from ...shapes import Shape
-from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, torch_dtype, tuple_code
+from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, tuple_code
 from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
 
 
@@ -29,7 +29,8 @@ class LaunchWriterBase:
         self.program_ids: dict[str, int] = {}   # variable -> grid axis, set by the prologue
         self.spaces: list[str] = []             # flattened index spaces the kernel walks
         self.split_default: str | None = None   # host code of a rows fallback's SPLIT
-        self.moments: dict[int, ir.Reduce] = {}  # id(mean) -> the centred sum it computes too
+        # id(r) -> (kind, s): a reduction whose loop also computes s (rows.fused_pairs)
+        self.fused: dict[int, tuple[str, ir.Reduce]] = {}
 
     # --- buffers and arguments -------------------------------------------------------------
     def buffers(self) -> list[tuple[str, int]]:
@@ -201,7 +202,7 @@ class LaunchWriterBase:
         # Each lane of a looped f32 sum adds extent / BLOCK_R terms (2.5M-element groups: 20k);
         # Kahan compensation keeps its error at a few ulp of the sum (the C++ loops do the same)
         compensated = not single and r.op in ("sum", "mean") and acc_dt == DType.f32
-        centred = self.moments.get(id(r)) if not single else None
+        partner = self.fused.get(id(r)) if not single else None
         ident = self.identity(r.op, acc_dt)
         tl_acc = TL_DTYPE[acc_dt]
         indent = scope.indent
@@ -223,8 +224,9 @@ class LaunchWriterBase:
         body = f"{body}.to({tl_acc})" if compute_dtype(r.body.dtype) != acc_dt and \
             not body.replace(".", "").isdigit() else body
         val = f"tl.where({mask}, {body}, {ident})"
-        if centred is not None:
-            init, update, finish = self.welford(acc, tl_acc, body, mask, centred, loop_ext)
+        if partner is not None:
+            make = {"centred": self.welford, "exp_sum": self.online_exp_sum}[partner[0]]
+            init, update, finish = make(acc, tl_acc, body, mask, partner[1], loop_ext)
             self.lines[loop_at:loop_at] = [indent + x for x in init]
             self.lines += [inner.indent + x for x in update]
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
@@ -243,7 +245,7 @@ class LaunchWriterBase:
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
-        if centred is not None:
+        if partner is not None:
             self.lines += [indent + x for x in finish]
         if r.op == "mean" and finish_mean:
             self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
@@ -267,6 +269,29 @@ class LaunchWriterBase:
         finish = [f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)",
                   f"{acc}_centred = {total}"]
         self.em.replace[id(centred)] = f"{acc}_centred"
+        return init, update, finish
+
+    def online_exp_sum(self, acc: str, tl_acc: str, body: str, mask: str, exp_sum: ir.Reduce,
+                       ext: Shape) -> tuple[list[str], list[str], list[str]]:
+        """In a max's loop, also sum(exp(x - max)) of the same terms (online softmax: each
+        lane's sum rescaled when its running max grows, Kahan-compensated; lanes merged the
+        same way): softmax's looped pass then reads the row twice, not three times. Running
+        maxima of -inf add nothing; a row whose max is -inf gives NaN, as exp(-inf + inf)
+        does in the two passes, and +inf or NaN propagate as there."""
+        m, s, lost, new = f"{acc}_m", f"{acc}_s", f"{acc}_s_lost", f"{acc}_new"
+        init = [f"{m} = tl.full([BLOCK_P, BLOCK_R], float('-inf'), {tl_acc})",
+                f"{s} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})",
+                f"{lost} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})"]
+        update = [f"{new} = tl.where({mask}, _max({m}, {body}), {m})",
+                  f"{acc}_scale = tl.where({new} == float('-inf'), 1.0, tl.exp({m} - {new}))",
+                  f"{acc}_term = tl.where(({mask}) & ({new} != float('-inf')), "
+                  f"tl.exp({body} - {new}), 0.0)",
+                  f"{s}, {lost} = _kahan_add({s} * {acc}_scale, {lost} * {acc}_scale, "
+                  f"{acc}_term)",
+                  f"{m} = {new}"]
+        finish = [f"{m}, {s} = tl.reduce(({m}, {s} - {lost}), 1, _exp_sum, keep_dims=True)",
+                  f"{acc}_exp_sum = tl.where({m} == float('-inf'), float('nan'), {s})"]
+        self.em.replace[id(exp_sum)] = f"{acc}_exp_sum"
         return init, update, finish
 
     def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:

@@ -48,6 +48,14 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _exp_sum(m1, s1, m2, s2):
+    # two (max, sum of exp(x - max)) pairs as one, each sum rescaled to the larger max
+    m = _max(m1, m2)
+    lost = m == float("-inf")
+    return m, tl.where(lost, 0.0, s1 * tl.exp(m1 - m) + s2 * tl.exp(m2 - m))
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -84,27 +92,29 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
         tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_2 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
     else:
         red4 = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+        red4_m = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+        red4_s = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red4_s_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_5 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+            red4_new = tl.where(pmask & rmask, _max(red4_m, x_5), red4_m)
+            red4_scale = tl.where(red4_new == float('-inf'), 1.0, tl.exp(red4_m - red4_new))
+            red4_term = tl.where((pmask & rmask) & (red4_new != float('-inf')), tl.exp(x_5 - red4_new), 0.0)
+            red4_s, red4_s_lost = _kahan_add(red4_s * red4_scale, red4_s_lost * red4_scale, red4_term)
+            red4_m = red4_new
             red4 = _max(red4, tl.where(pmask & rmask, x_5, float('-inf')))
         red4 = tl.reduce(red4, 1, _max, keep_dims=True)
+        red4_m, red4_s = tl.reduce((red4_m, red4_s - red4_s_lost), 1, _exp_sum, keep_dims=True)
+        red4_exp_sum = tl.where(red4_m == float('-inf'), float('nan'), red4_s)
         m_row = red4
-        red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red6_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        y_r0_row = red4_exp_sum
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
-            x_7 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            red6, red6_lost = _kahan_add(red6, red6_lost, tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0))
-        red6 = tl.reduce(red6 - red6_lost, 1, _add, keep_dims=True)
-        y_r0_row = red6
-        for r0 in range(0, (N), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (N)
-            x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_8 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
+            x_6 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_6 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
 
 
 @triton.jit
