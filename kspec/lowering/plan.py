@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from .. import ir
 from ..shapes import Shape
 from .normalize import Program, has_reduce, normalize
+from .pairs import fused_pairs
 
 
 @dataclass
@@ -273,13 +274,19 @@ def contraction_as_rows(launch: Launch) -> Launch:
 def split_rows(launch: Launch) -> list[Launch]:
     """The rows launch as separate launches for rows too long for one program each: every
     reduction a split over its outer indices (several programs per row, then a combining
-    pass), every row vector a pointwise launch reading the per-row values from memory."""
+    pass), every row vector a pointwise launch reading the per-row values from memory. A
+    statement whose one reduction rides in the previous statement's loop (pairs.py: a
+    variance after its mean, a sum of exponentials after its max) joins that split."""
     parts: list[Launch] = []
+    pairs = fused_pairs(launch.statements)
     for stmt in launch.statements:
-        if has_reduce(stmt.value):
-            reduced = reduces_of(stmt.value)[0].vars
-            parts.append(Launch("split", [stmt], outer=stmt.index, inner=reduced[0],
-                                reduced=reduced))
+        reds = reduces_of(stmt.value)
+        before = parts[-1].statements[-1].value if parts else None
+        if len(reds) == 1 and id(before) in pairs and pairs[id(before)][1] is reds[0]:
+            parts[-1].statements.append(stmt)
+        elif reds:
+            parts.append(Launch("split", [stmt], outer=stmt.index, inner=reds[0].vars[0],
+                                reduced=reds[0].vars))
         else:
             parts.append(Launch("pointwise", [stmt], outer=stmt.index[:-1],
                                 inner=stmt.index[-1]))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ... import ir
 from ...dtypes import DType
 from ...lowering.normalize import has_reduce
+from ...lowering.pairs import fused_pairs
 from ...lowering.plan import reduces_of, vector_axes
 from ...shapes import Shape
 from .common import TRITON_SIG, JitKernel, product, torch_dtype
@@ -144,7 +145,7 @@ class RowPatterns:
         scope = Scope(self.lines, "    ")
         mask = "pmask & rmask"
         self.em.registers, self.em.replace = {}, {}
-        self.fused = {} if single else self.fused_pairs()
+        self.fused = {} if single else fused_pairs(self.launch.statements)
         outer_ext = tuple(v.extent for v in self.launch.outer)
         inner_ext = tuple(v.extent for v in self.launch.reduced)
         n = shape_code(self.row_extent())
@@ -174,105 +175,104 @@ class RowPatterns:
             codes = [self.em.var_code[v] for v in stmt.index]
             self.store(stmt.target, codes, value, mask, inner.indent)
 
-    def fused_pairs(self) -> dict[int, tuple[str, ir.Reduce]]:
-        """Reductions the looped pass computes in an earlier one's loop (one read of the row
-        for both): after `mu = mean(E)`, a `mean((E - mu) ** 2)` or sum of it ("centred",
-        writer.welford); after `m = max(E)`, a `sum(exp(E - m))` ("exp_sum", writer.
-        online_exp_sum). Each earlier reduction takes the first such later one."""
-        pairs: dict[int, tuple[str, ir.Reduce]] = {}
-        taken: set[int] = set()
-        stmts = self.launch.statements
-        for k, first in enumerate(stmts):
-            r = first.value
-            if not (isinstance(r, ir.Reduce) and r.op in FUSED and r.dtype.is_float):
-                continue
-            kind, ops, match = FUSED[r.op]
-            later = [s for st in stmts[k + 1:] for s in reduces_of(st.value)
-                     if id(s) not in taken and s.op in ops and match(s, r, first, st.index)]
-            if later:
-                pairs[id(r)] = (kind, later[0])
-                taken.add(id(later[0]))
-        return pairs
-
     # --- split -----------------------------------------------------------------------------
     def write_split(self) -> None:
-        """A reduction per row of `outer` (none: to a scalar) in two kernels. Phase 1: program
+        """Reductions per row of `outer` (none: to a scalar) in two kernels. Phase 1: program
         (pid, sid) reduces slice `sid` of every reduction's range for its rows into
-        part_k[sid, row]; many programs keep the GPU busy, and short per-lane chains keep f32
-        sums accurate over 10^8 terms. Phase 2: a program per block of rows combines the
-        partials and evaluates the statement."""
-        (stmt,) = self.launch.statements
-        reds = reduces_of(stmt.value)
+        part_k[sid, row] (with a fused partner, pairs.py, also the running state it needs);
+        many programs keep the GPU busy, and short per-lane chains keep f32 sums accurate
+        over 10^8 terms. Phase 2: a program per block of rows combines the partials and
+        evaluates the statements in order."""
+        stmts = self.launch.statements
+        self.fused = fused_pairs(stmts)
+        partners = {id(s) for _, s in self.fused.values()}
+        reds = [r for st in stmts for r in reduces_of(st.value) if id(r) not in partners]
         exts = [self.space(shape_code(product([v.extent for v in r.vars]))) for r in reds]
         rows = shape_code(product([v.extent for v in self.launch.outer]))
         self.space(f"SPLIT * {rows}")
+        targets = {st.target for st in stmts}
         tail, tail_args, tail_sig = self.scalar_and_symbol_params()
         params, args, signature = self.buffer_params(
-            [(n, rank) for n, rank in self.buffers() if n != stmt.target])
-        parts = self.part_params(reds, params, args, signature)
-        self.split_partial(stmt, reds, exts, rows, {**signature, **tail_sig})
+            [(n, rank) for n, rank in self.buffers() if n not in targets])
+        slots = self.part_params(reds, params, args, signature)
+        self.split_partial(reds, exts, rows, {**signature, **tail_sig})
         consts = ["BLOCK_P", "BLOCK_R", "SPLIT", "STRIDED", "INDEX64"]
+        names = ", ".join(sorted(targets))
         self.ctx.kernels.append(JitKernel(
             f"{self.name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
-            self.lines, f"split reduction, phase 1 -> partials of {stmt.target}",
+            self.lines, f"split reduction, phase 1 -> partials of {names}",
             {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
             {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "STRIDED": False, "INDEX64": False}))
         outside = {x.tensor if isinstance(x, ir.Load) else x.name
-                   for x in self.outside_reduces(stmt.value)
+                   for st in stmts for x in self.outside_reduces(st.value)
                    if isinstance(x, (ir.Load, ir.ScalarRef))}
-        loads = [(n, rank) for n, rank in self.buffers() if n != stmt.target and n in outside]
-        params2, args2, sig2 = self.buffer_params(loads + [(stmt.target, len(stmt.index))])
+        loads = [(n, rank) for n, rank in self.buffers() if n not in targets and n in outside]
+        stored = [(st.target, len(st.index)) for st in stmts if st.target in self.launch.stores]
+        params2, args2, sig2 = self.buffer_params(loads + stored)
         self.part_params(reds, params2, args2, sig2)
-        self.split_finish(stmt, reds, exts, rows, {**sig2, **tail_sig})
+        self.split_finish(reds, exts, rows, {**sig2, **tail_sig})
         consts = ["BLOCK_P", "SPLIT", "SPLIT_BLOCK", "STRIDED", "INDEX64"]
         self.ctx.kernels.append(JitKernel(
             f"{self.name}_finish", params2 + tail + [f"{c}: tl.constexpr" for c in consts],
-            self.lines, f"split reduction, phase 2 -> {stmt.target}",
+            self.lines, f"split reduction, phase 2 -> {names}",
             {**sig2, **tail_sig, **{c: "constexpr" for c in consts}},
             {"BLOCK_P": 1, "SPLIT": 512, "SPLIT_BLOCK": 512, "STRIDED": False,
              "INDEX64": False}))
-        self.split_host(stmt, reds, exts, rows, parts, args + tail_args, args2 + tail_args)
+        self.split_host(exts, rows, slots, args + tail_args, args2 + tail_args)
+
+    def state_fields(self, r: ir.Reduce) -> tuple[tuple[str, str], ...]:
+        """(field, identity) of the running state a fused partner of r needs in phase 2."""
+        kind = self.fused[id(r)][0] if id(r) in self.fused else None
+        return STATE.get(kind, ())
 
     def part_params(self, reds: list[ir.Reduce], params: list[str], args: list[str],
-                    signature: dict[str, str]) -> list[str]:
-        """Add the partials' buffers (one per reduction) to a kernel's parameters."""
-        names = [f"part{k}_{self.n}" for k in range(len(reds))]
+                    signature: dict[str, str]) -> list[tuple[str, DType]]:
+        """Add the partials' buffers (one per reduction, and its partner's state) to a
+        kernel's parameters; returns (host name, dtype) of each."""
+        slots: list[tuple[str, DType]] = []
         for k, r in enumerate(reds):
-            params.append(f"part{k}_ptr")
-            args.append(names[k])
-            signature[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
-        return names
+            dt = self.accumulator(r)
+            for field in [""] + [f"_{f}" for f, _ in self.state_fields(r)]:
+                params.append(f"part{k}{field}_ptr")
+                args.append(f"part{k}{field}_{self.n}")
+                signature[f"part{k}{field}_ptr"] = "*" + TRITON_SIG[dt]
+                slots.append((f"part{k}{field}_{self.n}", dt))
+        return slots
 
-    def split_partial(self, stmt: ir.Assign, reds: list[ir.Reduce], exts: list[str],
-                      rows: str, signature: dict[str, str]) -> None:
+    def split_partial(self, reds: list[ir.Reduce], exts: list[str], rows: str,
+                      signature: dict[str, str]) -> None:
         self.lines = []
         codes = self.outer_setup_rows(list(self.launch.outer), "BLOCK_P")
         self.program_id("sid", 1)
-        for v, c in zip(stmt.index, codes):
-            self.em.var_code[v] = c
+        for st in self.launch.statements:
+            for v, c in zip(st.index, codes):
+                self.em.var_code[v] = c
         scope = Scope(self.lines, "")
         for k, (r, ext) in enumerate(zip(reds, exts)):
             self.lines.append(f"chunk{k} = (({ext} + SPLIT - 1) // SPLIT + BLOCK_R - 1) "
                               f"// BLOCK_R * BLOCK_R")
             self.lines.append(f"end{k} = tl.minimum(sid * chunk{k} + chunk{k}, {ext})")
-            part = self.reduce_into(r, scope, "pmask", "offs_r", Shape.const(0), single=False,
+            part = self.reduce_into(r, scope, "pmask", "offs_r",
+                                    product([v.extent for v in r.vars]), single=False,
                                     span=(f"sid * chunk{k}", f"end{k}"), finish_mean=False)
-            self.lines.append(f"tl.store(part{k}_ptr + sid * {rows} + offs_p, {part}, "
-                              f"mask=pmask)")
+            for field, value in [("", part)] + [(f"_{f}", f"{part}_{f}")
+                                                for f, _ in self.state_fields(r)]:
+                self.lines.append(f"tl.store(part{k}{field}_ptr + sid * {rows} + offs_p, "
+                                  f"{value}, mask=pmask)")
         self.lines = self.index_prologue(signature) + self.lines
 
-    def split_finish(self, stmt: ir.Assign, reds: list[ir.Reduce], exts: list[str],
-                     rows: str, signature: dict[str, str]) -> None:
+    def split_finish(self, reds: list[ir.Reduce], exts: list[str], rows: str,
+                     signature: dict[str, str]) -> None:
         self.lines, self.program_ids = [], {}
+        self.em.registers = {}
         codes = self.outer_setup_rows(list(self.launch.outer), "BLOCK_P")
-        for v, c in zip(stmt.index, codes):
-            self.em.var_code[v] = c
         self.lines.append("offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]")
-        scope = Scope(self.lines, "")
+        tile = f"offs_s * {rows} + offs_p"
+        mask = "pmask & (offs_s < SPLIT)"
         for k, (r, ext) in enumerate(zip(reds, exts)):
             ident = self.identity(r.op, self.accumulator(r))
-            self.lines.append(f"vals{k} = tl.load(part{k}_ptr + offs_s * {rows} + offs_p, "
-                              f"mask=pmask & (offs_s < SPLIT), other={ident})")
+            self.lines.append(f"vals{k} = tl.load(part{k}_ptr + {tile}, mask={mask}, "
+                              f"other={ident})")
             red = f"tl.reduce(vals{k}, 1, {COMBINER[r.op]}, keep_dims=True)"
             if r.op == "mean":
                 red = f"{red} / {ext}"
@@ -280,14 +280,33 @@ class RowPatterns:
                 red = f"({red} != 0)"
             self.lines.append(f"red{k} = {red}")
             self.em.replace[id(r)] = f"red{k}"
-        value = self.em.expr(stmt.value, scope, "pmask")
-        self.store(stmt.target, codes, value, "pmask")
+            fields = self.state_fields(r)
+            if fields:
+                names = [f"state{k}_{f}" for f, _ in fields]
+                self.lines += [f"{n} = tl.load(part{k}_{f}_ptr + {tile}, mask={mask}, "
+                               f"other={ident})" for n, (f, ident) in zip(names, fields)]
+                kind, partner = self.fused[id(r)]
+                self.lines.append(f"{', '.join(names)} = tl.reduce(({', '.join(names)}), 1, "
+                                  f"_{'welford' if kind == 'centred' else 'exp_sum'}, "
+                                  f"keep_dims=True)")
+                self.em.replace[id(partner)] = f"partner{k}"
+                self.lines.append(f"partner{k} = {partner_value(kind, partner, names, ext)}")
+        scope = Scope(self.lines, "")
+        for st in self.launch.statements:
+            for v, c in zip(st.index, codes):
+                self.em.var_code[v] = c
+            reg = f"{st.target}_row"
+            self.lines.append(f"{reg} = {self.em.expr(st.value, scope, 'pmask')}")
+            self.em.registers[st.target] = reg
+            if st.target in self.launch.stores:
+                self.store(st.target, codes, reg, "pmask")
         self.lines = self.index_prologue(signature) + self.lines
 
-    def split_host(self, stmt: ir.Assign, reds: list[ir.Reduce], exts: list[str], rows: str,
-                   parts: list[str], args1: list[str], args2: list[str]) -> None:
+    def split_host(self, exts: list[str], rows: str, slots: list[tuple[str, DType]],
+                   args1: list[str], args2: list[str]) -> None:
         host = self.ctx.host
-        host.append(f"# launch {self.n}: split reduction -> {stmt.target}")
+        targets = ", ".join(st.target for st in self.launch.statements)
+        host.append(f"# launch {self.n}: split reduction -> {targets}")
         longest = f"max({', '.join(exts)}, 1)"
         strided = self.strided_code() if self.launch.outer else "False"
         split = self.split_default or f"max(1, min(1024, {longest} // 16384))"
@@ -301,9 +320,9 @@ class RowPatterns:
             "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
-        for name, r in zip(parts, reds):
-            host.append(f"{name} = torch.empty((SPLIT * {rows},), dtype="
-                        f"{torch_dtype(self.accumulator(r))}, device=device)")
+        for name, dt in slots:
+            host.append(f"{name} = torch.empty((SPLIT * {rows},), dtype={torch_dtype(dt)}, "
+                        f"device=device)")
         grid = self.outer_grid("BLOCK_P")
         host.append(f"{self.name}_partial[({grid}, SPLIT)]({', '.join(args1)}, "
                     f"BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, "
@@ -325,68 +344,14 @@ class RowPatterns:
             yield from RowPatterns.outside_reduces(c)
 
 
-def _is_exp_of_shifted(r: ir.Reduce, top: ir.Reduce, m_stmt: ir.Assign,
-                       outer: tuple[ir.IndexVar, ...]) -> bool:
-    """r's body is exp(E - m[outer]), E being top's body (renamed as _is_centred_square)."""
-    body = r.body
-    if not (isinstance(body, ir.Op) and body.op == "exp"):
-        return False
-    return _shifted(body.args[0], r, top, m_stmt, outer)
+# the running state a fused partner (pairs.py) carries from phase 1 to phase 2 of a split:
+# (field, identity); the fields are the names writer.welford / online_exp_sum give them
+STATE = {"centred": (("n", "0.0"), ("m", "0.0"), ("q", "0.0")),
+         "exp_sum": (("m", "float('-inf')"), ("s", "0.0"))}
 
 
-def _shifted(diff: ir.Expr, r: ir.Reduce, top: ir.Reduce, stmt: ir.Assign,
-             outer: tuple[ir.IndexVar, ...]) -> bool:
-    """diff is E - t[outer]: t is stmt's target, E top's body with r's indices."""
-    if not (isinstance(diff, ir.Op) and diff.op == "sub" and len(r.vars) == len(top.vars)):
-        return False
-    e, t = diff.args
-    if not (isinstance(t, ir.Load) and t.tensor == stmt.target and
-            tuple(a.bare for a in t.index) == tuple(outer)):
-        return False
-    if tuple(v.extent for v in r.vars) != tuple(v.extent for v in top.vars):
-        return False
-    rename = {**dict(zip(r.vars, top.vars)), **dict(zip(outer, stmt.index))}
-    return _same(e, top.body, rename)
-
-
-def _is_centred_square(r: ir.Reduce, mean: ir.Reduce, mu_stmt: ir.Assign,
-                       outer: tuple[ir.IndexVar, ...]) -> bool:
-    """r's body is (E - mu[outer]) ** 2 (or the product of two such), E being mean's body
-    with r's indices (reduced, and outer: r's statement's) in place of mean's."""
-    body = r.body
-    if isinstance(body, ir.Op) and body.op == "pow" and isinstance(body.args[1], ir.Const) \
-            and body.args[1].value in (2, 2.0):
-        return _shifted(body.args[0], r, mean, mu_stmt, outer)
-    if isinstance(body, ir.Op) and body.op == "mul" and body.args[0] == body.args[1]:
-        return _shifted(body.args[0], r, mean, mu_stmt, outer)
-    return False
-
-
-def _same(a: ir.Expr, b: ir.Expr, rename: dict[ir.IndexVar, ir.IndexVar]) -> bool:
-    """a equals b once a's variables are renamed."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, ir.Load):
-        return a.tensor == b.tensor and a.dtype == b.dtype and len(a.index) == len(b.index) \
-            and all(_same_affine(x, y, rename) for x, y in zip(a.index, b.index))
-    if isinstance(a, ir.IndexValue):
-        return rename.get(a.var, a.var) == b.var
-    if isinstance(a, ir.Op):
-        return a.op == b.op and a.dtype == b.dtype and len(a.args) == len(b.args) and \
-            all(_same(x, y, rename) for x, y in zip(a.args, b.args))
-    if isinstance(a, ir.Cast):
-        return a.dtype == b.dtype and _same(a.arg, b.arg, rename)
-    if isinstance(a, ir.Reduce):
-        return False
-    return a == b
-
-
-def _same_affine(a: ir.Affine, b: ir.Affine, rename: dict[ir.IndexVar, ir.IndexVar]) -> bool:
-    return a.offset == b.offset and \
-        sorted((rename.get(v, v).uid, c) for v, c in a.terms) == \
-        sorted((v.uid, c) for v, c in b.terms)
-
-
-# reduction op -> (kind, ops of the later reduction, its matcher) for fused_pairs
-FUSED = {"mean": ("centred", ("sum", "mean"), _is_centred_square),
-         "max": ("exp_sum", ("sum",), _is_exp_of_shifted)}
+def partner_value(kind: str, partner: ir.Reduce, state: list[str], ext: str) -> str:
+    """The partner reduction's value from its merged state."""
+    if kind == "centred":
+        return f"{state[2]} / {ext}" if partner.op == "mean" else state[2]
+    return f"tl.where({state[0]} == float('-inf'), float('nan'), {state[1]})"

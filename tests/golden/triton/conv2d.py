@@ -292,7 +292,8 @@ def conv2d_0ra_split_finish(bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, pa
     vals0 = tl.load(part0_ptr + offs_s * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
     red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
     bias_7 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
-    tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, ((red0 + bias_7)).to(tl.float32), mask=pmask)
+    y_row = (red0 + bias_7)
+    tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
 
 
 @triton.jit

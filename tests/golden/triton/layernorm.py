@@ -129,8 +129,8 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
 
 
 @triton.jit
-def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of mu
+def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_n_ptr, part0_m_ptr, part0_q_ptr, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 1 -> partials of mu, rstd
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -146,68 +146,34 @@ def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, M, N, BLOCK_P: tl.c
     end0 = tl.minimum(sid * chunk0 + chunk0, (N))
     red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
     red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_n = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_m = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_q = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
     for r0 in range(sid * chunk0, end0, BLOCK_R):
         offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
         rmask = offs_r < end0
         x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+        red1_n = red1_n + tl.where(pmask & rmask, 1.0, 0.0)
+        red1_d = tl.where(pmask & rmask, x_2 - red1_m, 0.0)
+        red1_m = red1_m + red1_d / tl.maximum(red1_n, 1.0)
+        red1_q = red1_q + red1_d * tl.where(pmask & rmask, x_2 - red1_m, 0.0)
         red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, x_2, 0.0))
     red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    red1_n, red1_m, red1_q = tl.reduce((red1_n, red1_m, red1_q), 1, _welford, keep_dims=True)
+    red1_centred = red1_q / (N)
     tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
+    tl.store(part0_n_ptr + sid * (M) + offs_p, red1_n, mask=pmask)
+    tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)
+    tl.store(part0_q_ptr + sid * (M) + offs_p, red1_q, mask=pmask)
 
 
 @triton.jit
-def layernorm_0a_split_finish(mu_ptr, mu_s0, part0_ptr, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> mu
+def layernorm_0a_split_finish(mu_ptr, mu_s0, rstd_ptr, rstd_s0, part0_ptr, part0_n_ptr, part0_m_ptr, part0_q_ptr, eps, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 2 -> mu, rstd
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
         pid = pid.to(tl.int64)
         mu_s0 = tl.cast(mu_s0, tl.int64)
-        M = tl.cast(M, tl.int64)
-        N = tl.cast(N, tl.int64)
-    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-    pmask = offs_p < (M)
-    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
-    vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
-    red0 = tl.reduce(vals0, 1, _add, keep_dims=True) / (N)
-    tl.store(mu_ptr + (offs_p) * mu_s0, (red0).to(tl.float32), mask=pmask)
-
-
-@triton.jit
-def layernorm_0b_split_partial(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, part0_ptr, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of rstd
-    pid = tl.program_id(0)
-    sid = tl.program_id(1)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        sid = sid.to(tl.int64)
-        x_s0 = tl.cast(x_s0, tl.int64)
-        x_s1 = tl.cast(x_s1, tl.int64)
-        mu_s0 = tl.cast(mu_s0, tl.int64)
-        M = tl.cast(M, tl.int64)
-        N = tl.cast(N, tl.int64)
-    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-    pmask = offs_p < (M)
-    chunk0 = (((N) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
-    end0 = tl.minimum(sid * chunk0 + chunk0, (N))
-    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    for r0 in range(sid * chunk0, end0, BLOCK_R):
-        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < end0
-        x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-        mu_3 = tl.load(mu_ptr + (offs_p) * mu_s0, mask=pmask & rmask, other=0.0)
-        t4 = (x_2 - mu_3)
-        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (t4 * t4), 0.0))
-    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
-    tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
-
-
-@triton.jit
-def layernorm_0b_split_finish(rstd_ptr, rstd_s0, part0_ptr, eps, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> rstd
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
         rstd_s0 = tl.cast(rstd_s0, tl.int64)
         M = tl.cast(M, tl.int64)
         N = tl.cast(N, tl.int64)
@@ -216,11 +182,19 @@ def layernorm_0b_split_finish(rstd_ptr, rstd_s0, part0_ptr, eps, M, N, BLOCK_P: 
     offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
     vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
     red0 = tl.reduce(vals0, 1, _add, keep_dims=True) / (N)
-    tl.store(rstd_ptr + (offs_p) * rstd_s0, (tl.rsqrt((red0 + eps))).to(tl.float32), mask=pmask)
+    state0_n = tl.load(part0_n_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_m = tl.load(part0_m_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_q = tl.load(part0_q_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_n, state0_m, state0_q = tl.reduce((state0_n, state0_m, state0_q), 1, _welford, keep_dims=True)
+    partner0 = state0_q / (N)
+    mu_row = red0
+    tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
+    rstd_row = tl.rsqrt((partner0 + eps))
+    tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
 
 
 @triton.jit
-def layernorm_0c_pointwise(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
+def layernorm_0b_pointwise(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
     # pointwise -> y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -263,34 +237,25 @@ def launch(x, w, b, eps, M, N, schedule=None):
         INDEX64 = schedule.get('0.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
         layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
     else:
-        # launch 0a: split reduction -> mu
+        # launch 0a: split reduction -> mu, rstd
         STRIDED = schedule.get('0a.STRIDED', x.stride(1) != 1)
         SPLIT = schedule.get('0a.SPLIT', SPLIT_0)
         BLOCK_P = schedule.get('0a.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
         BLOCK_R = schedule.get('0a.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 1024, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
         WARPS = schedule.get('0a.WARPS', 4)
-        INDEX64 = schedule.get('0a.INDEX64', _index64((x, mu), ((N), SPLIT * (M), (M))))
+        INDEX64 = schedule.get('0a.INDEX64', _index64((x, mu, rstd), ((N), SPLIT * (M), (M))))
         part0_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
-        layernorm_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+        part0_n_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_m_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_q_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        layernorm_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, part0_n_0a, part0_m_0a, part0_q_0a, eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
         SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
         BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-        layernorm_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](mu, mu.stride(0), part0_0a, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
-        # launch 0b: split reduction -> rstd
-        STRIDED = schedule.get('0b.STRIDED', x.stride(1) != 1)
-        SPLIT = schedule.get('0b.SPLIT', SPLIT_0)
-        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
-        BLOCK_R = schedule.get('0b.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 1024, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
+        layernorm_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](mu, mu.stride(0), rstd, rstd.stride(0), part0_0a, part0_n_0a, part0_m_0a, part0_q_0a, eps, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+        # launch 0b: pointwise -> y
+        BLOCK_I = schedule.get('0b.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
+        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
         WARPS = schedule.get('0b.WARPS', 4)
-        INDEX64 = schedule.get('0b.INDEX64', _index64((x, mu, rstd), ((N), SPLIT * (M), (M))))
-        part0_0b = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
-        layernorm_0b_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), mu, mu.stride(0), part0_0b, eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
-        SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
-        BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-        layernorm_0b_split_finish[(triton.cdiv((M), BLOCK_P),)](rstd, rstd.stride(0), part0_0b, eps, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
-        # launch 0c: pointwise -> y
-        BLOCK_I = schedule.get('0c.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
-        BLOCK_P = schedule.get('0c.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
-        WARPS = schedule.get('0c.WARPS', 4)
-        INDEX64 = schedule.get('0c.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
-        layernorm_0c_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
+        INDEX64 = schedule.get('0b.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
+        layernorm_0b_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
     return (y, mu, rstd)

@@ -213,7 +213,8 @@ def matmul_bias_gelu_0ra_split_finish(bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part
     red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
     bias_4 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0).to(tl.float32)
     t5 = (red0 + bias_4)
-    tl.store(c_ptr + (p0) * c_s0 + (p1) * c_s1, ((0.5 * t5 * (1.0 + tl.erf(t5 * 0.7071067811865476)))).to(tl.float16), mask=pmask)
+    c_row = (0.5 * t5 * (1.0 + tl.erf(t5 * 0.7071067811865476)))
+    tl.store(c_ptr + (p0) * c_s0 + (p1) * c_s1, (c_row).to(tl.float16), mask=pmask)
 
 
 @triton.jit

@@ -118,8 +118,8 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
 
 
 @triton.jit
-def softmax_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of m
+def softmax_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_m_ptr, part0_s_ptr, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 1 -> partials of m, y_r0
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -134,78 +134,53 @@ def softmax_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, M, N, BLOCK_P: tl.con
     chunk0 = (((N) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
     end0 = tl.minimum(sid * chunk0 + chunk0, (N))
     red1 = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+    red1_m = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+    red1_s = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_s_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
     for r0 in range(sid * chunk0, end0, BLOCK_R):
         offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
         rmask = offs_r < end0
         x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+        red1_new = tl.where(pmask & rmask, _max(red1_m, x_2), red1_m)
+        red1_scale = tl.where(red1_new == float('-inf'), 1.0, tl.exp(red1_m - red1_new))
+        red1_term = tl.where((pmask & rmask) & (red1_new != float('-inf')), tl.exp(x_2 - red1_new), 0.0)
+        red1_s, red1_s_lost = _kahan_add(red1_s * red1_scale, red1_s_lost * red1_scale, red1_term)
+        red1_m = red1_new
         red1 = _max(red1, tl.where(pmask & rmask, x_2, float('-inf')))
     red1 = tl.reduce(red1, 1, _max, keep_dims=True)
+    red1_m, red1_s = tl.reduce((red1_m, red1_s - red1_s_lost), 1, _exp_sum, keep_dims=True)
+    red1_exp_sum = tl.where(red1_m == float('-inf'), float('nan'), red1_s)
     tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
+    tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)
+    tl.store(part0_s_ptr + sid * (M) + offs_p, red1_s, mask=pmask)
 
 
 @triton.jit
-def softmax_0a_split_finish(m_ptr, m_s0, part0_ptr, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> m
+def softmax_0a_split_finish(m_ptr, m_s0, y_r0_ptr, y_r0_s0, part0_ptr, part0_m_ptr, part0_s_ptr, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 2 -> m, y_r0
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
         pid = pid.to(tl.int64)
         m_s0 = tl.cast(m_s0, tl.int64)
+        y_r0_s0 = tl.cast(y_r0_s0, tl.int64)
         M = tl.cast(M, tl.int64)
     offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
     pmask = offs_p < (M)
     offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
     vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=float('-inf'))
     red0 = tl.reduce(vals0, 1, _max, keep_dims=True)
-    tl.store(m_ptr + (offs_p) * m_s0, (red0).to(tl.float32), mask=pmask)
+    state0_m = tl.load(part0_m_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=float('-inf'))
+    state0_s = tl.load(part0_s_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_m, state0_s = tl.reduce((state0_m, state0_s), 1, _exp_sum, keep_dims=True)
+    partner0 = tl.where(state0_m == float('-inf'), float('nan'), state0_s)
+    m_row = red0
+    tl.store(m_ptr + (offs_p) * m_s0, (m_row).to(tl.float32), mask=pmask)
+    y_r0_row = partner0
+    tl.store(y_r0_ptr + (offs_p) * y_r0_s0, (y_r0_row).to(tl.float32), mask=pmask)
 
 
 @triton.jit
-def softmax_0b_split_partial(x_ptr, x_s0, x_s1, m_ptr, m_s0, part0_ptr, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of y_r0
-    pid = tl.program_id(0)
-    sid = tl.program_id(1)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        sid = sid.to(tl.int64)
-        x_s0 = tl.cast(x_s0, tl.int64)
-        x_s1 = tl.cast(x_s1, tl.int64)
-        m_s0 = tl.cast(m_s0, tl.int64)
-        M = tl.cast(M, tl.int64)
-        N = tl.cast(N, tl.int64)
-    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-    pmask = offs_p < (M)
-    chunk0 = (((N) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
-    end0 = tl.minimum(sid * chunk0 + chunk0, (N))
-    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    for r0 in range(sid * chunk0, end0, BLOCK_R):
-        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < end0
-        x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-        m_3 = tl.load(m_ptr + (offs_p) * m_s0, mask=pmask & rmask, other=0.0)
-        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, tl.exp((x_2 - m_3)), 0.0))
-    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
-    tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
-
-
-@triton.jit
-def softmax_0b_split_finish(y_r0_ptr, y_r0_s0, part0_ptr, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> y_r0
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        y_r0_s0 = tl.cast(y_r0_s0, tl.int64)
-        M = tl.cast(M, tl.int64)
-    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-    pmask = offs_p < (M)
-    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
-    vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
-    red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
-    tl.store(y_r0_ptr + (offs_p) * y_r0_s0, (red0).to(tl.float32), mask=pmask)
-
-
-@triton.jit
-def softmax_0c_pointwise(x_ptr, x_s0, x_s1, m_ptr, m_s0, y_r0_ptr, y_r0_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
+def softmax_0b_pointwise(x_ptr, x_s0, x_s1, m_ptr, m_s0, y_r0_ptr, y_r0_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
     # pointwise -> y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -243,35 +218,25 @@ def launch(x, M, N, schedule=None):
         softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
     else:
         m = torch.empty(((M),), dtype=torch.float32, device=device)
-        # launch 0a: split reduction -> m
+        y_r0 = torch.empty(((M),), dtype=torch.float32, device=device)
+        # launch 0a: split reduction -> m, y_r0
         STRIDED = schedule.get('0a.STRIDED', x.stride(1) != 1)
         SPLIT = schedule.get('0a.SPLIT', SPLIT_0)
         BLOCK_P = schedule.get('0a.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
         BLOCK_R = schedule.get('0a.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 1024, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
         WARPS = schedule.get('0a.WARPS', 4)
-        INDEX64 = schedule.get('0a.INDEX64', _index64((x, m), ((N), SPLIT * (M), (M))))
+        INDEX64 = schedule.get('0a.INDEX64', _index64((x, m, y_r0), ((N), SPLIT * (M), (M))))
         part0_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
-        softmax_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+        part0_m_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_s_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        softmax_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, part0_m_0a, part0_s_0a, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
         SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
         BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-        softmax_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](m, m.stride(0), part0_0a, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
-        y_r0 = torch.empty(((M),), dtype=torch.float32, device=device)
-        # launch 0b: split reduction -> y_r0
-        STRIDED = schedule.get('0b.STRIDED', x.stride(1) != 1)
-        SPLIT = schedule.get('0b.SPLIT', SPLIT_0)
-        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
-        BLOCK_R = schedule.get('0b.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 1024, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
+        softmax_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](m, m.stride(0), y_r0, y_r0.stride(0), part0_0a, part0_m_0a, part0_s_0a, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+        # launch 0b: pointwise -> y
+        BLOCK_I = schedule.get('0b.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
+        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
         WARPS = schedule.get('0b.WARPS', 4)
-        INDEX64 = schedule.get('0b.INDEX64', _index64((x, m, y_r0), ((N), SPLIT * (M), (M))))
-        part0_0b = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
-        softmax_0b_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), m, m.stride(0), part0_0b, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
-        SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
-        BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-        softmax_0b_split_finish[(triton.cdiv((M), BLOCK_P),)](y_r0, y_r0.stride(0), part0_0b, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
-        # launch 0c: pointwise -> y
-        BLOCK_I = schedule.get('0c.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
-        BLOCK_P = schedule.get('0c.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
-        WARPS = schedule.get('0c.WARPS', 4)
-        INDEX64 = schedule.get('0c.INDEX64', _index64((x, m, y_r0, y), ((M), (N))))
-        softmax_0c_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), m, m.stride(0), y_r0, y_r0.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
+        INDEX64 = schedule.get('0b.INDEX64', _index64((x, m, y_r0, y), ((M), (N))))
+        softmax_0b_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), m, m.stride(0), y_r0, y_r0.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
     return y
