@@ -196,13 +196,14 @@ class RowPatterns:
             [(n, rank) for n, rank in self.buffers() if n not in targets])
         slots = self.part_params(reds, params, args, signature)
         self.split_partial(reds, exts, rows, {**signature, **tail_sig})
-        consts = ["BLOCK_P", "BLOCK_R", "SPLIT", "STRIDED", "INDEX64"]
+        consts = ["BLOCK_P", "BLOCK_R", "SPLIT", "STRIDED", *self.divisors.values(), "INDEX64"]
         names = ", ".join(sorted(targets))
         self.ctx.kernels.append(JitKernel(
             f"{self.name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
             self.lines, f"split reduction, phase 1 -> partials of {names}",
             {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
-            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "STRIDED": False, "INDEX64": False}))
+            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "STRIDED": False, "INDEX64": False,
+             **{d: 7 for d in self.divisors.values()}}))
         outside = {x.tensor if isinstance(x, ir.Load) else x.name
                    for st in stmts for x in self.outside_reduces(st.value)
                    if isinstance(x, (ir.Load, ir.ScalarRef))}
@@ -324,9 +325,10 @@ class RowPatterns:
             host.append(f"{name} = torch.empty((SPLIT * {rows},), dtype={torch_dtype(dt)}, "
                         f"device=device)")
         grid = self.outer_grid("BLOCK_P")
+        divisors = "".join(f"{d}={code}, " for code, d in self.divisors.items())
         host.append(f"{self.name}_partial[({grid}, SPLIT)]({', '.join(args1)}, "
                     f"BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, "
-                    f"INDEX64=INDEX64, num_warps=WARPS)")
+                    f"{divisors}INDEX64=INDEX64, num_warps=WARPS)")
         # phase 2 holds BLOCK_P x SPLIT partials: at most 4096 in registers
         host.append("SPLIT_BLOCK = triton.next_power_of_2(SPLIT)")
         host.append("BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))")

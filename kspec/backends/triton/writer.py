@@ -29,6 +29,7 @@ class LaunchWriterBase:
         self.program_ids: dict[str, int] = {}   # variable -> grid axis, set by the prologue
         self.spaces: list[str] = []             # flattened index spaces the kernel walks
         self.split_default: str | None = None   # host code of a rows fallback's SPLIT
+        self.divisors: dict[str, str] = {}      # extent code -> constexpr (flattened indices)
         # id(r) -> (kind, s): a reduction whose loop also computes s (rows.fused_pairs)
         self.fused: dict[int, tuple[str, ir.Reduce]] = {}
 
@@ -85,13 +86,14 @@ class LaunchWriterBase:
         self.host_args = args
         getattr(self, f"body_{self.launch.pattern}")()
         self.lines = self.index_prologue(signature) + self.lines
-        self.constexprs.append("INDEX64")
+        self.constexprs += list(self.divisors.values()) + ["INDEX64"]
         signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
         self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
                                           f"{self.launch.pattern} -> {targets}", signature,
-                                          SAMPLES[self.launch.pattern]))
+                                          {**SAMPLES[self.launch.pattern],
+                                           **{d: 7 for d in self.divisors.values()}}))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
                     warps: str, prelude: tuple[str, ...] = ()) -> None:
@@ -107,7 +109,8 @@ class LaunchWriterBase:
         schedule = {**schedule, "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
-        constexprs = {**constexprs, "INDEX64": "INDEX64"}
+        constexprs = {**constexprs, **{d: code for code, d in self.divisors.items()},
+                      "INDEX64": "INDEX64"}
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
         host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
                     f"num_warps={warps})")
@@ -146,15 +149,17 @@ class LaunchWriterBase:
         return f"_index64({tuple_code(tensors)}, {tuple_code(self.spaces)})"
 
     # --- shared pieces ---------------------------------------------------------------------
-    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> list[str]:
-        """Row-major decomposition of a flat offset into one code per variable."""
+    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str],
+                  extent=shape_code) -> list[str]:
+        """Row-major decomposition of a flat offset into one code per variable (`extent`
+        gives each divisor's code)."""
         out = []
         rest = offs
         for k in range(len(vars_) - 1, -1, -1):
             if k == 0:
                 out.append(rest)
             else:
-                ext = shape_code(vars_[k].extent)
+                ext = extent(vars_[k].extent)
                 name = codes[k]
                 self.lines.append(f"{name} = {rest} % {ext}")
                 rest_name = f"{name}_q"
@@ -226,7 +231,7 @@ class LaunchWriterBase:
         val = f"tl.where({mask}, {body}, {ident})"
         if partner is not None:
             make = {"centred": self.welford, "exp_sum": self.online_exp_sum}[partner[0]]
-            init, update, finish = make(acc, tl_acc, body, mask, partner[1], loop_ext)
+            init, update, finish = make(acc, tl_acc, body, mask, partner[1], loop_ext, start)
             self.lines[loop_at:loop_at] = [indent + x for x in init]
             self.lines += [inner.indent + x for x in update]
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
@@ -254,16 +259,18 @@ class LaunchWriterBase:
         return acc
 
     def welford(self, acc: str, tl_acc: str, body: str, mask: str, centred: ir.Reduce,
-                ext: Shape) -> tuple[list[str], list[str], list[str]]:
+                ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
         """In a mean's loop, also the centred sum of squares of the same terms (Welford per
         lane, lanes merged by Chan's formula): a variance `mean((x - mu) ** 2)` after
         `mu = mean(x)` then needs no second pass over the row. Inf and NaN give NaN, as the
-        two passes do. Lines before the loop, in it, and after it (unindented)."""
+        two passes do. Lines before the loop, in it, and after it (unindented). A lane is
+        masked only from some iteration on, so every lane still counting has the loop's
+        iteration count: one scalar division per iteration, not one per element."""
         n, m, q = f"{acc}_n", f"{acc}_m", f"{acc}_q"
         init = [f"{v} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})" for v in (n, m, q)]
         update = [f"{n} = {n} + tl.where({mask}, 1.0, 0.0)",
                   f"{acc}_d = tl.where({mask}, {body} - {m}, 0.0)",
-                  f"{m} = {m} + {acc}_d / tl.maximum({n}, 1.0)",
+                  f"{m} = {m} + {acc}_d * (1.0 / ((r0 - {start}) // BLOCK_R + 1))",
                   f"{q} = {q} + {acc}_d * tl.where({mask}, {body} - {m}, 0.0)"]
         total = f"{q} / {shape_code(ext)}" if centred.op == "mean" else q
         finish = [f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)",
@@ -272,7 +279,7 @@ class LaunchWriterBase:
         return init, update, finish
 
     def online_exp_sum(self, acc: str, tl_acc: str, body: str, mask: str, exp_sum: ir.Reduce,
-                       ext: Shape) -> tuple[list[str], list[str], list[str]]:
+                       ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
         """In a max's loop, also sum(exp(x - max)) of the same terms (online softmax: each
         lane's sum rescaled when its running max grows, Kahan-compensated; lanes merged the
         same way): softmax's looped pass then reads the row twice, not three times. Running
@@ -297,6 +304,16 @@ class LaunchWriterBase:
     def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
         self.bind_vars(r.vars, scope, offs)
 
+    def divisor(self, extent: Shape) -> str:
+        """A symbolic extent that divides every element's flat offset, as a compile-time
+        constant (one compile per distinct value): division by a runtime 32-bit value costs
+        some 20 instructions, by a constant 2-4, which keeps BatchNorm's n, h, w
+        decomposition under the memory time."""
+        code = shape_code(extent)
+        if extent.is_const:
+            return code
+        return self.divisors.setdefault(code, f"DIV{len(self.divisors)}")
+
     def bind_vars(self, vars_: tuple[ir.IndexVar, ...], scope: Scope, offs: str) -> None:
         """Codes for indices walked as one flattened offset: the offset itself for one index,
         else its row-major decomposition, emitted once per scope and offset (a row vector
@@ -308,7 +325,7 @@ class LaunchWriterBase:
         if key not in scope.values:
             codes = [self.em.fresh("r") for _ in vars_]
             saved, self.lines = self.lines, []
-            parts = self.decompose(offs, list(vars_), codes)
+            parts = self.decompose(offs, list(vars_), codes, self.divisor)
             saved += [scope.indent + line for line in self.lines]
             self.lines = saved
             scope.lines = saved

@@ -95,7 +95,7 @@ def _add(a, b):
 
 
 @triton.jit
-def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
     # rows -> y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -149,10 +149,10 @@ def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3,
     if SINGLE:
         offs_r = tl.arange(0, BLOCK_R)[None, :]
         rmask = offs_r < (C * KH * KW)
-        r4 = offs_r % (KW)
-        r4_q = offs_r // (KW)
-        r3 = r4_q % (KH)
-        r3_q = r4_q // (KH)
+        r4 = offs_r % DIV0
+        r4_q = offs_r // DIV0
+        r3 = r4_q % DIV1
+        r3_q = r4_q // DIV1
         x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
         w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
         red1 = tl.reduce(tl.where(pmask & rmask, (x_5 * w_6), 0.0), 1, _add, keep_dims=True)
@@ -165,10 +165,10 @@ def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3,
         for r0 in range(0, (C * KH * KW), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (C * KH * KW)
-            r11 = offs_r % (KW)
-            r11_q = offs_r // (KW)
-            r10 = r11_q % (KH)
-            r10_q = r11_q // (KH)
+            r11 = offs_r % DIV0
+            r11_q = offs_r // DIV0
+            r10 = r11_q % DIV1
+            r10_q = r11_q // DIV1
             x_12 = tl.load(x_ptr + (p0) * x_s0 + (r10_q) * x_s1 + (p2 + r10) * x_s2 + (p3 + r11) * x_s3, mask=pmask & rmask, other=0.0)
             w_13 = tl.load(w_ptr + (p1) * w_s0 + (r10_q) * w_s1 + (r10) * w_s2 + (r11) * w_s3, mask=pmask & rmask, other=0.0)
             red8, red8_lost = _kahan_add(red8, red8_lost, tl.where(pmask & rmask, (x_12 * w_13), 0.0))
@@ -179,7 +179,7 @@ def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3,
 
 
 @triton.jit
-def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
     # split reduction, phase 1 -> partials of y
     pid = tl.program_id(0)
     sid = tl.program_id(1)
@@ -234,10 +234,10 @@ def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w
     for r0 in range(sid * chunk0, end0, BLOCK_R):
         offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
         rmask = offs_r < end0
-        r4 = offs_r % (KW)
-        r4_q = offs_r // (KW)
-        r3 = r4_q % (KH)
-        r3_q = r4_q // (KH)
+        r4 = offs_r % DIV0
+        r4_q = offs_r // DIV0
+        r3 = r4_q % DIV1
+        r3_q = r4_q // DIV1
         x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
         w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
         red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (x_5 * w_6), 0.0))
@@ -372,7 +372,7 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
             BLOCK_P = schedule.get('0r.BLOCK_P', min(triton.next_power_of_2((W - KW + 1) if STRIDED else (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
             WARPS = schedule.get('0r.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
             INDEX64 = schedule.get('0r.INDEX64', _index64((x, w, bias, y), ((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (C * KH * KW))))
-            conv2d_0r_rows[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(C * KH * KW) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+            conv2d_0r_rows[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(C * KH * KW) <= BLOCK_R, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
         else:
             # launch 0ra: split reduction -> y
             STRIDED = schedule.get('0ra.STRIDED', w.stride(3) != 1)
@@ -382,7 +382,7 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
             WARPS = schedule.get('0ra.WARPS', 4)
             INDEX64 = schedule.get('0ra.INDEX64', _index64((x, w, bias, y), ((C * KH * KW), SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W))))
             part0_0ra = torch.empty((SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W),), dtype=torch.float32, device=device)
-            conv2d_0ra_split_partial[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)), SPLIT)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+            conv2d_0ra_split_partial[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)), SPLIT)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
             SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
             BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
             conv2d_0ra_split_finish[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
