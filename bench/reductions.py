@@ -52,7 +52,7 @@ def agreement(got: torch.Tensor, want: torch.Tensor) -> dict[str, Any]:
     """Elementwise agreement of got with the eager reference (shapes equal up to kept 1s)."""
     if got.numel() != want.numel():
         return {"status": "wrong", "detail": f"shape {tuple(got.shape)} != {tuple(want.shape)}"}
-    g, w = got.reshape(want.shape).double().cpu(), want.double().cpu()
+    g, w = got.reshape(want.shape).double(), want.double()   # on the device: GBs at full size
     err = (g - w).abs()
     ok = bool(torch.allclose(g, w, atol=TOLERANCE, rtol=TOLERANCE))
     worst = float(err.nan_to_num(float("inf")).max()) if err.numel() else 0.0
