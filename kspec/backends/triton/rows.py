@@ -315,9 +315,12 @@ class RowPatterns:
             "STRIDED": strided,
             "SPLIT": split,
             "BLOCK_P": self.kept_tile_code("STRIDED"),
-            "BLOCK_R": f"min({STRIDED_TILE} // BLOCK_P if STRIDED else 1024, "
+            # 2048 contiguous elements (or a 4096-element STRIDED tile) per step, 8 per
+            # thread: with 4 programs per multiprocessor some 32 KB in flight on each, what
+            # an H200's latency x bandwidth asks (not yet measured)
+            "BLOCK_R": f"min({STRIDED_TILE} // BLOCK_P if STRIDED else 2048, "
                        f"triton.next_power_of_2(max(1, -(-{longest} // SPLIT))))",
-            "WARPS": "4",
+            "WARPS": "max(4, min(16, BLOCK_P * BLOCK_R // 256))",
             "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
