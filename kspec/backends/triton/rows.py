@@ -37,18 +37,18 @@ class RowPatterns:
         its innermost reduced index bare in some dim, the largest has a stride there other
         than 1 (a vector-matrix product reads the matrix, not the vector, down a column)."""
         in_memory = {name for name, _ in self.buffers()}
-        tests: list[str] = []
+        reads: list[tuple[str, int]] = []   # (tensor, dim of the innermost reduced index)
         for stmt in self.launch.statements:
             for r in reduces_of(stmt.value):
                 for node in ir.walk(r.body):
                     if isinstance(node, ir.Load) and node.tensor in in_memory:
-                        tests += [f"({node.tensor}.numel(), {node.tensor}.stride({d}) != 1)"
-                                  for d, a in enumerate(node.index) if a.bare == r.vars[-1]]
-        tests = list(dict.fromkeys(tests))
-        if not tests:
-            return "False"
-        return tests[0][1:-1].split(", ", 1)[1] if len(tests) == 1 else \
-            f"max({', '.join(tests)})[1]"
+                        reads += [(node.tensor, d) for d, a in enumerate(node.index)
+                                  if a.bare == r.vars[-1]]
+        reads = list(dict.fromkeys(reads))
+        if len(reads) < 2:
+            return f"{reads[0][0]}.stride({reads[0][1]}) != 1" if reads else "False"
+        return "max(" + ", ".join(f"({t}.numel(), {t}.stride({d}) != 1)" for t, d in reads) + \
+            ")[1]"
 
     def kept_tile_code(self, strided: str) -> str:
         """Host code: BLOCK_P, kept elements per program (STRIDED: a tile of the last kept
