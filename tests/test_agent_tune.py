@@ -80,7 +80,9 @@ def test_autotune_on_the_interpreter_and_store_round_trip(tmp_path):
     env = {"M": 8, "N": 200}
     r = tune(k, env=env, device="cpu", store=store, limit=3, examples=3, max_elements=1024, progress=False)
     assert r.device == "cpu" and r.arch == "cpu" and r.baseline_ms is None
-    assert r.baseline_schedule == {"0.BLOCK_R": 256, "0.BLOCK_P": 8, "0.WARPS": 4}
+    # the rows launch picks one program per row block (SPLIT 1) and reads along rows (not STRIDED)
+    assert r.baseline_schedule == {"0.SPLIT": 1, "0.STRIDED": False, "0.BLOCK_R": 256,
+                                   "0.BLOCK_P": 8, "0.WARPS": 4}
     assert len(r.candidates) == 3 and r.pruned > 0
     # every candidate verified; picked deterministically by the cost model
     assert all(c.verification.get("status") == "accepted" for c in r.candidates)

@@ -6,9 +6,17 @@ Patterns:
 - rows:        statements sharing outer indices P, whose reductions run over one inner index
                of one extent (softmax, layernorm, rmsnorm chains). One program handles BLOCK_P
                rows; per-row results stay in registers for the statements after them; the whole
-               row is read once when it fits in one tile (single pass), else in chunks.
-- split:       a reduction to a scalar (a loss, a norm): partial results from many programs,
-               then one program combines them and evaluates the statement.
+               row is read once when it fits in one tile (single pass), else in chunks. With
+               `rows_any_axes` (Triton) the reductions may run over several indices (flattened:
+               batchnorm's n, h, w) and a row vector may put its inner index anywhere
+               (rmsnorm over channels: y[n, c, h, w] beside r[n, h, w]). Its `fallback` is the
+               same group split for rows too long for one program: each reduction a split
+               launch over its outer indices, each row vector a pointwise launch.
+- split:       a reduction to a scalar (a loss, a norm), or per row of `outer` (a rows
+               fallback): partial results from several programs per row, then a second pass
+               combines them and evaluates the statement.
+- contraction: (see below) its `fallback` is the same statement as a rows launch, for
+               products with too few rows or columns for a tensor-core tile (matvec).
 - loop_nest:   the always-correct fallback: one statement; each reduction loops over its
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
@@ -19,11 +27,13 @@ Patterns:
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 from .. import ir
 from ..shapes import Shape
 from .normalize import Program, has_reduce, normalize
+from .pairs import fused_pairs
 
 
 @dataclass
@@ -32,6 +42,7 @@ class Launch:
     statements: list[ir.Assign]
     outer: tuple[ir.IndexVar, ...] = ()        # indices spread over programs (flattened)
     inner: ir.IndexVar | None = None           # rows/pointwise: the index along a tile row
+    reduced: tuple[ir.IndexVar, ...] = ()      # rows/split: the reduced indices (flattened)
     contraction: "Contraction | None" = None
     attention: "Attention | None" = None
     fallback: list["Launch"] = field(default_factory=list)
@@ -41,7 +52,9 @@ class Launch:
     def __str__(self) -> str:
         targets = ", ".join(s.target for s in self.statements)
         outer = ", ".join(f"{v.name}<{v.extent}" for v in self.outer)
-        inner = f" inner {self.inner.name}<{self.inner.extent}" if self.inner else ""
+        inner_vars = self.reduced if len(self.reduced) > 1 else (self.inner,) * bool(self.inner)
+        inner = " inner " + ", ".join(f"{v.name}<{v.extent}" for v in inner_vars) \
+            if inner_vars else ""
         sched = " ".join(f"{k}={v}" for k, v in self.schedule.items())
         return (f"{self.pattern:11s} -> {targets}  [outer {outer or '-'}{inner}]  "
                 f"stores {', '.join(self.stores)}  {sched}".rstrip())
@@ -117,7 +130,10 @@ def reduces_of(e: ir.Expr) -> list[ir.Reduce]:
     return [n for n in ir.walk(e) if isinstance(n, ir.Reduce)]
 
 
-def plan_kernel(kernel: ir.Kernel) -> Plan:
+def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
+    """The launches of a kernel. `rows_any_axes` lets row groups reduce over several indices
+    and hold row vectors with the inner index anywhere (the Triton writer renders both; the C++
+    rows pattern takes one reduced index, the last of every row vector)."""
     program = normalize(kernel)
     launches: list[Launch] = []
     pending: list[ir.Assign] = list(program.body)
@@ -128,7 +144,7 @@ def plan_kernel(kernel: ir.Kernel) -> Plan:
             launches.append(Launch("contraction", [stmt], contraction=contraction))
             pending.pop(0)
             continue
-        group = take_row_group(pending)
+        group = take_row_group(pending, rows_any_axes)
         if group is not None:
             launches.append(group)
             del pending[:len(group.statements)]
@@ -144,6 +160,11 @@ def plan_kernel(kernel: ir.Kernel) -> Plan:
         else:
             launches.append(Launch("loop_nest", [stmt], outer=stmt.index))
     _assign_stores(program, launches)
+    for launch in launches:
+        if launch.pattern == "rows":
+            launch.fallback = split_rows(launch)
+        elif launch.pattern == "contraction":
+            launch.fallback = [contraction_as_rows(launch)]
     launches = fuse_attention(program, launches)
     return Plan(program, launches)
 
@@ -167,47 +188,67 @@ def _reads(e: ir.Expr) -> set[str]:
 
 
 # --- rows ---------------------------------------------------------------------------------------
-def _row_shape(stmt: ir.Assign) -> tuple[tuple[Shape, ...], Shape, bool] | None:
-    """(outer extents, inner extent, is_reduction) when stmt fits a row group, else None."""
+def _reduced_extents(stmt: ir.Assign, any_axes: bool) -> tuple[Shape, ...] | None:
+    """The extents of the indices every reduction of stmt runs over, when they agree."""
     reds = reduces_of(stmt.value)
-    if reds:
-        if any(len(r.vars) != 1 for r in reds):
-            return None
-        inner = {r.vars[0].extent for r in reds}
-        if len(inner) != 1:
-            return None
-        return tuple(v.extent for v in stmt.index), inner.pop(), True
-    if not stmt.index:
+    if not any_axes and any(len(r.vars) != 1 for r in reds):
         return None
-    return tuple(v.extent for v in stmt.index[:-1]), stmt.index[-1].extent, False
+    shapes = {tuple(v.extent for v in r.vars) for r in reds}
+    return shapes.pop() if len(shapes) == 1 else None
 
 
-def take_row_group(pending: list[ir.Assign]) -> Launch | None:
-    first = _row_shape(pending[0])
-    if first is None or not first[2] or not pending[0].index:
+def vector_axes(stmt: ir.Assign, outer: tuple[Shape, ...], inner: tuple[Shape, ...],
+                any_axes: bool = True
+                ) -> tuple[tuple[ir.IndexVar, ...], tuple[ir.IndexVar, ...]] | None:
+    """(outer vars, inner vars) of a row vector: stmt's indices split into a subsequence with
+    the group's outer extents and the rest with its inner ones, the inner indices last when
+    that fits (`y[i, j]`), else anywhere with `any_axes` (`y[n, c, h, w]` over r[n, h, w])."""
+    index = stmt.index
+    if len(index) != len(outer) + len(inner):
         return None
-    outer_ext, inner_ext, _ = first
+    positions = list(itertools.combinations(range(len(index)), len(inner)))
+    if not any_axes:
+        positions = positions[-1:]
+    for picked in reversed(positions):   # the trailing positions first
+        ins = tuple(index[k] for k in picked)
+        outs = tuple(v for k, v in enumerate(index) if k not in picked)
+        if tuple(v.extent for v in ins) == inner and tuple(v.extent for v in outs) == outer:
+            return outs, ins
+    return None
+
+
+def take_row_group(pending: list[ir.Assign], any_axes: bool = False) -> Launch | None:
+    first = pending[0]
+    inner_ext = _reduced_extents(first, any_axes) if has_reduce(first.value) else None
+    if inner_ext is None or not first.index:
+        return None
+    outer_ext = tuple(v.extent for v in first.index)
     group: list[ir.Assign] = []
     produced_rows: set[str] = set()     # per-row values made by the group, readable as [outer]
     produced_vecs: set[str] = set()     # row vectors made by the group: not readable in it
     for stmt in pending:
-        shape = _row_shape(stmt)
-        if shape is None or shape[0] != outer_ext or shape[1] != inner_ext:
-            break
-        if not _reads_rows_ok(stmt, produced_rows, produced_vecs, len(outer_ext)):
+        if has_reduce(stmt.value):
+            if _reduced_extents(stmt, any_axes) != inner_ext or \
+                    tuple(v.extent for v in stmt.index) != outer_ext:
+                break
+            outer_vars = stmt.index
+        else:
+            axes = vector_axes(stmt, outer_ext, inner_ext, any_axes)
+            if axes is None:
+                break
+            outer_vars = axes[0]
+        if not _reads_rows_ok(stmt, produced_rows, produced_vecs, outer_vars):
             break
         if match_contraction(stmt) is not None:
             break
         group.append(stmt)
-        (produced_rows if shape[2] else produced_vecs).add(stmt.target)
-    first_stmt = group[0]
-    outer = first_stmt.index
-    inner = reduces_of(first_stmt.value)[0].vars[0]
-    return Launch("rows", group, outer=outer, inner=inner)
+        (produced_rows if has_reduce(stmt.value) else produced_vecs).add(stmt.target)
+    reduced = reduces_of(group[0].value)[0].vars
+    return Launch("rows", group, outer=group[0].index, inner=reduced[0], reduced=reduced)
 
 
-def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str], n_outer: int) -> bool:
-    outer = stmt.index[:n_outer]
+def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str],
+                   outer: tuple[ir.IndexVar, ...]) -> bool:
     for node in ir.walk(stmt.value):
         if isinstance(node, ir.Load) and node.tensor in vecs:
             return False
@@ -217,6 +258,43 @@ def _reads_rows_ok(stmt: ir.Assign, rows: set[str], vecs: set[str], n_outer: int
         if isinstance(node, ir.ScalarRef) and node.name in vecs:
             return False
     return True
+
+
+def contraction_as_rows(launch: Launch) -> Launch:
+    """A contraction as a rows launch (one reduction per output element, over the depth): what
+    a matrix-vector product needs, where a tensor-core tile would idle all but one column."""
+    (stmt,) = launch.statements
+    kv = launch.contraction.kv
+    rows = Launch("rows", [stmt], outer=stmt.index, inner=kv[0], reduced=kv,
+                  stores=launch.stores)
+    rows.fallback = split_rows(rows)
+    return rows
+
+
+def split_rows(launch: Launch) -> list[Launch]:
+    """The rows launch as separate launches for rows too long for one program each: every
+    reduction a split over its outer indices (several programs per row, then a combining
+    pass), every row vector a pointwise launch reading the per-row values from memory. A
+    statement whose one reduction rides in the previous statement's loop (pairs.py: a
+    variance after its mean, a sum of exponentials after its max) joins that split."""
+    parts: list[Launch] = []
+    pairs = fused_pairs(launch.statements)
+    for stmt in launch.statements:
+        reds = reduces_of(stmt.value)
+        before = parts[-1].statements[-1].value if parts else None
+        if len(reds) == 1 and id(before) in pairs and pairs[id(before)][1] is reds[0]:
+            parts[-1].statements.append(stmt)
+        elif reds:
+            parts.append(Launch("split", [stmt], outer=stmt.index, inner=reds[0].vars[0],
+                                reduced=reds[0].vars))
+        else:
+            parts.append(Launch("pointwise", [stmt], outer=stmt.index[:-1],
+                                inner=stmt.index[-1]))
+    for n, part in enumerate(parts):
+        later = set().union(*(_reads(s.value) for p in parts[n + 1:] for s in p.statements))
+        part.stores = tuple(s.target for s in part.statements
+                            if s.target in launch.stores or s.target in later)
+    return parts
 
 
 # --- contractions -----------------------------------------------------------------------------

@@ -9,10 +9,11 @@ from pathlib import Path
 import jinja2
 
 from ... import ir
-from ...lowering import Plan, plan_kernel
-from .common import JitKernel, torch_dtype
+from ...lowering import Launch, Plan, plan_kernel
+from .common import JitKernel, extent_code, torch_dtype
 from .expressions import shape_code
 from .tensorcore import TensorCorePatterns
+from .rows import RowPatterns
 from .writer import LaunchWriterBase
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -28,32 +29,84 @@ class _Ctx:
 
 def _write_launches(ctx: _Ctx) -> None:
     for n, launch in enumerate(ctx.plan.launches):
-        if launch.pattern != "attention":
-            _LaunchWriter(ctx, n, launch).write()
-            continue
-        # The fused kernel when its tiles fit the device's shared memory (the whole head dims
-        # in one tile, up to 256), else the three unfused launches.
-        att = launch.attention
-        dk, dv = shape_code(att.scores.k.extent), shape_code(att.out.j.extent)
-        writer = _LaunchWriter(ctx, n, launch)
-        ctx.host += [f"ATTENTION_D = max(16, triton.next_power_of_2({dk}))",
-                     f"ATTENTION_DV = max(16, triton.next_power_of_2({dv}))",
-                     f"ATTENTION_TILE = _fit_attention_tile(device, "
-                     f"{writer.operand_bytes(writer.operand_dtype(att.scores))}, ATTENTION_D, "
-                     f"ATTENTION_DV, 128, 64, 3)"]
-        ctx.host.append(f"if schedule.get('{n}.fuse', True) and max(ATTENTION_D, ATTENTION_DV) "
-                        f"<= 256 and ATTENTION_TILE is not None:")
-        start = len(ctx.host)
-        writer.write()
-        ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
-        ctx.host.append("else:")
-        start = len(ctx.host)
-        for m, part in enumerate(launch.fallback):
-            for target in part.stores:
-                if target not in launch.stores:
-                    ctx.host.append(_alloc(target, ctx.plan.program.buffers[target]))
-            _LaunchWriter(ctx, f"{n}{'abc'[m]}", part).write()
-        ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
+        _write_launch(ctx, n, launch)
+
+
+def _write_launch(ctx: _Ctx, n: int | str, launch: Launch) -> None:
+    if launch.pattern == "attention":
+        _write_attention(ctx, n, launch)
+    elif launch.pattern == "rows" and launch.fallback:
+        _write_rows(ctx, n, launch)
+    elif launch.pattern == "contraction" and launch.fallback:
+        _write_contraction(ctx, n, launch)
+    else:
+        _LaunchWriter(ctx, n, launch).write()
+
+
+def _write_attention(ctx: _Ctx, n: int | str, launch: Launch) -> None:
+    """The fused kernel when its tiles fit the device's shared memory (the whole head dims in
+    one tile, up to 256), else the three unfused launches."""
+    att = launch.attention
+    dk, dv = shape_code(att.scores.k.extent), shape_code(att.out.j.extent)
+    writer = _LaunchWriter(ctx, n, launch)
+    ctx.host += [f"ATTENTION_D = max(16, triton.next_power_of_2({dk}))",
+                 f"ATTENTION_DV = max(16, triton.next_power_of_2({dv}))",
+                 f"ATTENTION_TILE = _fit_attention_tile(device, "
+                 f"{writer.operand_bytes(writer.operand_dtype(att.scores))}, ATTENTION_D, "
+                 f"ATTENTION_DV, 128, 64, 3)"]
+    ctx.host.append(f"if schedule.get('{n}.fuse', True) and max(ATTENTION_D, ATTENTION_DV) "
+                    f"<= 256 and ATTENTION_TILE is not None:")
+    _indented(ctx, writer.write)
+    ctx.host.append("else:")
+    _indented(ctx, lambda: _write_parts(ctx, n, launch, None))
+
+
+def _write_rows(ctx: _Ctx, n: int | str, launch: Launch) -> None:
+    """One program per block of rows, or, when that leaves the GPU idle on long rows (chosen
+    at launch from the sizes, `N.SPLIT` overrides), the plan's split fallback: several
+    programs per row, each reading a slice."""
+    writer = _LaunchWriter(ctx, n, launch)
+    split = f"SPLIT_{n}"
+    ctx.host.append(f"{split} = schedule.get('{n}.SPLIT', {writer.row_split_code()})")
+    ctx.host.append(f"if {split} <= 1:")
+    _indented(ctx, writer.write)
+    ctx.host.append("else:")
+    _indented(ctx, lambda: _write_parts(ctx, n, launch, split))
+
+
+NARROW_GEMM = 4   # at most this many rows or columns: a contraction runs as rows
+
+
+def _write_contraction(ctx: _Ctx, n: int | str, launch: Launch) -> None:
+    """On the tensor cores, or (`N.rows`, by default when the product has at most NARROW_GEMM
+    rows or columns: a matrix-vector product) as the rows launch of the plan's fallback."""
+    c = launch.contraction
+    narrow = " or ".join(f"{extent_code(vs)} <= {NARROW_GEMM}" for vs in (c.iv, c.jv))
+    ctx.host.append(f"if schedule.get('{n}.rows', {narrow}):")
+    _indented(ctx, lambda: _write_launch(ctx, f"{n}r", launch.fallback[0]))
+    ctx.host.append("else:")
+    _indented(ctx, _LaunchWriter(ctx, n, launch).write)
+
+
+def _write_parts(ctx: _Ctx, n: int | str, launch: Launch, split: str | None) -> None:
+    """A launch's fallback launches, with the temporaries they keep in memory."""
+    for m, part in enumerate(launch.fallback):
+        for target in part.stores:
+            if target not in launch.stores:
+                ctx.host.append(_alloc(target, ctx.plan.program.buffers[target]))
+        name = f"{n}{chr(ord('a') + m)}"
+        if part.pattern == "split":
+            writer = _LaunchWriter(ctx, name, part)
+            writer.split_default = split
+            writer.write()
+        else:
+            _write_launch(ctx, name, part)
+
+
+def _indented(ctx: _Ctx, write) -> None:
+    start = len(ctx.host)
+    write()
+    ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,13 +141,13 @@ def _alloc(name: str, decl: ir.TensorDecl) -> str:
 
 def jit_kernels(kernel: ir.Kernel) -> list[JitKernel]:
     """The @triton.jit functions of a kernel's module, with their argument types."""
-    ctx = _Ctx(plan_kernel(kernel))
+    ctx = _Ctx(plan_kernel(kernel, rows_any_axes=True))
     _write_launches(ctx)
     return ctx.kernels
 
 
 def render(kernel: ir.Kernel, file: str = "<string>") -> str:
-    plan = plan_kernel(kernel)
+    plan = plan_kernel(kernel, rows_any_axes=True)
     ctx = _Ctx(plan)
     _write_launches(ctx)
     outputs = [o.name for o in kernel.outputs]
@@ -115,5 +168,5 @@ def render(kernel: ir.Kernel, file: str = "<string>") -> str:
         returns=outputs[0] if len(outputs) == 1 else "(" + ", ".join(outputs) + ")")
 
 
-class _LaunchWriter(TensorCorePatterns, LaunchWriterBase):
+class _LaunchWriter(TensorCorePatterns, RowPatterns, LaunchWriterBase):
     """Writes one launch: every pattern of the plan."""

@@ -49,7 +49,7 @@ TRITON_SIG = {DType.bool: "i1", DType.u8: "u8", DType.i8: "i8", DType.i16: "i16"
 # Representative schedules for compiling without a launch (kcompile --emit asm).
 SAMPLES: dict[str, dict[str, object]] = {
     "pointwise": {"BLOCK_P": 2, "BLOCK_I": 1024, "INDEX64": False},
-    "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True, "INDEX64": False},
+    "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True, "STRIDED": False, "INDEX64": False},
     "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128, "INDEX64": False},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
                     "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False,

@@ -9,7 +9,7 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch
 from ...shapes import Shape
-from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, torch_dtype, tuple_code
+from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, tuple_code
 from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
 
 
@@ -28,6 +28,10 @@ class LaunchWriterBase:
         self.constexprs: list[str] = []
         self.program_ids: dict[str, int] = {}   # variable -> grid axis, set by the prologue
         self.spaces: list[str] = []             # flattened index spaces the kernel walks
+        self.split_default: str | None = None   # host code of a rows fallback's SPLIT
+        self.divisors: dict[str, str] = {}      # extent code -> constexpr (flattened indices)
+        # id(r) -> (kind, s): a reduction whose loop also computes s (rows.fused_pairs)
+        self.fused: dict[int, tuple[str, ir.Reduce]] = {}
 
     # --- buffers and arguments -------------------------------------------------------------
     def buffers(self) -> list[tuple[str, int]]:
@@ -73,7 +77,7 @@ class LaunchWriterBase:
 
     def write(self) -> None:
         if self.launch.pattern == "split":
-            return self.write_split()
+            return self.write_split()   # two kernels: rows.py
         params, args, signature = self.buffer_params(self.buffers())
         tail, tail_args, tail_sig = self.scalar_and_symbol_params()
         params += tail
@@ -82,13 +86,14 @@ class LaunchWriterBase:
         self.host_args = args
         getattr(self, f"body_{self.launch.pattern}")()
         self.lines = self.index_prologue(signature) + self.lines
-        self.constexprs.append("INDEX64")
+        self.constexprs += list(self.divisors.values()) + ["INDEX64"]
         signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
         self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
                                           f"{self.launch.pattern} -> {targets}", signature,
-                                          SAMPLES[self.launch.pattern]))
+                                          {**SAMPLES[self.launch.pattern],
+                                           **{d: 7 for d in self.divisors.values()}}))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
                     warps: str, prelude: tuple[str, ...] = ()) -> None:
@@ -104,7 +109,8 @@ class LaunchWriterBase:
         schedule = {**schedule, "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
-        constexprs = {**constexprs, "INDEX64": "INDEX64"}
+        constexprs = {**constexprs, **{d: code for code, d in self.divisors.items()},
+                      "INDEX64": "INDEX64"}
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
         host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
                     f"num_warps={warps})")
@@ -143,15 +149,17 @@ class LaunchWriterBase:
         return f"_index64({tuple_code(tensors)}, {tuple_code(self.spaces)})"
 
     # --- shared pieces ---------------------------------------------------------------------
-    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> list[str]:
-        """Row-major decomposition of a flat offset into one code per variable."""
+    def decompose(self, offs: str, vars_: list[ir.IndexVar], codes: list[str],
+                  extent=shape_code) -> list[str]:
+        """Row-major decomposition of a flat offset into one code per variable (`extent`
+        gives each divisor's code)."""
         out = []
         rest = offs
         for k in range(len(vars_) - 1, -1, -1):
             if k == 0:
                 out.append(rest)
             else:
-                ext = shape_code(vars_[k].extent)
+                ext = extent(vars_[k].extent)
                 name = codes[k]
                 self.lines.append(f"{name} = {rest} % {ext}")
                 rest_name = f"{name}_q"
@@ -199,6 +207,7 @@ class LaunchWriterBase:
         # Each lane of a looped f32 sum adds extent / BLOCK_R terms (2.5M-element groups: 20k);
         # Kahan compensation keeps its error at a few ulp of the sum (the C++ loops do the same)
         compensated = not single and r.op in ("sum", "mean") and acc_dt == DType.f32
+        partner = self.fused.get(id(r)) if not single else None
         ident = self.identity(r.op, acc_dt)
         tl_acc = TL_DTYPE[acc_dt]
         indent = scope.indent
@@ -209,6 +218,7 @@ class LaunchWriterBase:
             if compensated:
                 self.lines.append(f"{indent}{acc}_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})")
             start, end = span or ("0", self.space(shape_code(loop_ext)))
+            loop_at = len(self.lines)
             self.lines.append(f"{indent}for r0 in range({start}, {end}, BLOCK_R):")
             inner = Scope(self.lines, indent + "    ")
             self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
@@ -219,6 +229,11 @@ class LaunchWriterBase:
         body = f"{body}.to({tl_acc})" if compute_dtype(r.body.dtype) != acc_dt and \
             not body.replace(".", "").isdigit() else body
         val = f"tl.where({mask}, {body}, {ident})"
+        if partner is not None:
+            make = {"centred": self.welford, "exp_sum": self.online_exp_sum}[partner[0]]
+            init, update, finish = make(acc, tl_acc, body, mask, partner[1], loop_ext, start)
+            self.lines[loop_at:loop_at] = [indent + x for x in init]
+            self.lines += [inner.indent + x for x in update]
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
                    "max": "_max({a}, {v})", "min": "_min({a}, {v})"}[r.op]
         # tl.reduce with the module's own combiners, not tl.sum/tl.max: those are @triton.jit
@@ -235,23 +250,87 @@ class LaunchWriterBase:
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
+        if partner is not None:
+            self.lines += [indent + x for x in finish]
         if r.op == "mean" and finish_mean:
             self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
         if r.body.dtype == DType.bool and r.op in ("max", "min"):
             self.lines.append(f"{indent}{acc} = {acc} != 0")
         return acc
 
+    def welford(self, acc: str, tl_acc: str, body: str, mask: str, centred: ir.Reduce,
+                ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
+        """In a mean's loop, also the centred sum of squares of the same terms (Welford per
+        lane, lanes merged by Chan's formula): a variance `mean((x - mu) ** 2)` after
+        `mu = mean(x)` then needs no second pass over the row. Inf and NaN give NaN, as the
+        two passes do. Lines before the loop, in it, and after it (unindented). A lane is
+        masked only from some iteration on, so every lane still counting has the loop's
+        iteration count: one scalar division per iteration, not one per element."""
+        n, m, q = f"{acc}_n", f"{acc}_m", f"{acc}_q"
+        init = [f"{v} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})" for v in (n, m, q)]
+        update = [f"{n} = {n} + tl.where({mask}, 1.0, 0.0)",
+                  f"{acc}_d = tl.where({mask}, {body} - {m}, 0.0)",
+                  f"{m} = {m} + {acc}_d * (1.0 / ((r0 - {start}) // BLOCK_R + 1))",
+                  f"{q} = {q} + {acc}_d * tl.where({mask}, {body} - {m}, 0.0)"]
+        total = f"{q} / {shape_code(ext)}" if centred.op == "mean" else q
+        finish = [f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)",
+                  f"{acc}_centred = {total}"]
+        self.em.replace[id(centred)] = f"{acc}_centred"
+        return init, update, finish
+
+    def online_exp_sum(self, acc: str, tl_acc: str, body: str, mask: str, exp_sum: ir.Reduce,
+                       ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
+        """In a max's loop, also sum(exp(x - max)) of the same terms (online softmax: each
+        lane's sum rescaled when its running max grows, Kahan-compensated; lanes merged the
+        same way): softmax's looped pass then reads the row twice, not three times. Running
+        maxima of -inf add nothing; a row whose max is -inf gives NaN, as exp(-inf + inf)
+        does in the two passes, and +inf or NaN propagate as there."""
+        m, s, lost, new = f"{acc}_m", f"{acc}_s", f"{acc}_s_lost", f"{acc}_new"
+        init = [f"{m} = tl.full([BLOCK_P, BLOCK_R], float('-inf'), {tl_acc})",
+                f"{s} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})",
+                f"{lost} = tl.full([BLOCK_P, BLOCK_R], 0.0, {tl_acc})"]
+        update = [f"{new} = tl.where({mask}, _max({m}, {body}), {m})",
+                  f"{acc}_scale = tl.where({new} == float('-inf'), 1.0, tl.exp({m} - {new}))",
+                  f"{acc}_term = tl.where(({mask}) & ({new} != float('-inf')), "
+                  f"tl.exp({body} - {new}), 0.0)",
+                  f"{s}, {lost} = _kahan_add({s} * {acc}_scale, {lost} * {acc}_scale, "
+                  f"{acc}_term)",
+                  f"{m} = {new}"]
+        finish = [f"{m}, {s} = tl.reduce(({m}, {s} - {lost}), 1, _exp_sum, keep_dims=True)",
+                  f"{acc}_exp_sum = tl.where({m} == float('-inf'), float('nan'), {s})"]
+        self.em.replace[id(exp_sum)] = f"{acc}_exp_sum"
+        return init, update, finish
+
     def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
-        if len(r.vars) == 1:
-            self.em.var_code[r.vars[0]] = offs
+        self.bind_vars(r.vars, scope, offs)
+
+    def divisor(self, extent: Shape) -> str:
+        """A symbolic extent that divides every element's flat offset, as a compile-time
+        constant (one compile per distinct value): division by a runtime 32-bit value costs
+        some 20 instructions, by a constant 2-4, which keeps BatchNorm's n, h, w
+        decomposition under the memory time."""
+        code = shape_code(extent)
+        if extent.is_const:
+            return code
+        return self.divisors.setdefault(code, f"DIV{len(self.divisors)}")
+
+    def bind_vars(self, vars_: tuple[ir.IndexVar, ...], scope: Scope, offs: str) -> None:
+        """Codes for indices walked as one flattened offset: the offset itself for one index,
+        else its row-major decomposition, emitted once per scope and offset (a row vector
+        after a reduction over the same indices reuses the reduction's codes and loads)."""
+        if len(vars_) == 1:
+            self.em.var_code[vars_[0]] = offs
             return
-        codes = [self.em.fresh("r") for _ in r.vars]
-        saved, self.lines = self.lines, []
-        parts = self.decompose(offs, list(r.vars), codes)
-        saved += [scope.indent + line for line in self.lines]
-        self.lines = saved
-        scope.lines = saved
-        for v, c in zip(r.vars, parts):
+        key = ("decomposition", offs, tuple(v.extent for v in vars_))
+        if key not in scope.values:
+            codes = [self.em.fresh("r") for _ in vars_]
+            saved, self.lines = self.lines, []
+            parts = self.decompose(offs, list(vars_), codes, self.divisor)
+            saved += [scope.indent + line for line in self.lines]
+            self.lines = saved
+            scope.lines = saved
+            scope.values[key] = parts
+        for v, c in zip(vars_, scope.values[key]):
             self.em.var_code[v] = c
 
     @staticmethod
@@ -265,7 +344,7 @@ class LaunchWriterBase:
     def statement_value(self, stmt: ir.Assign, scope: Scope, mask: str, offs: str,
                         loop_ext: Shape | None, single: bool) -> str:
         for node in ir.walk(stmt.value):
-            if isinstance(node, ir.Reduce):
+            if isinstance(node, ir.Reduce) and id(node) not in self.em.replace:  # not fused
                 ext = loop_ext if loop_ext is not None else product([v.extent for v in node.vars])
                 self.em.replace[id(node)] = self.reduce_into(node, scope, mask, offs, ext, single)
         # outside its reductions a per-row value reads only per-row operands: with the row
@@ -315,159 +394,3 @@ class LaunchWriterBase:
              "BLOCK_P": f"min(triton.next_power_of_2({total_p}), max(1, 1024 // BLOCK_I))"},
             f"triton.cdiv({total_p}, BLOCK_P) * triton.cdiv({n_inner}, BLOCK_I)",
             {"BLOCK_P": "BLOCK_P", "BLOCK_I": "BLOCK_I"}, "4")
-
-    def body_rows(self) -> None:
-        launch = self.launch
-        n_outer = len(launch.outer)
-        codes = self.outer_setup(list(launch.outer), "BLOCK_P")
-        ext = launch.inner.extent
-        self.lines.append("if SINGLE:")
-        self.lines.append("    offs_r = tl.arange(0, BLOCK_R)[None, :]")
-        self.lines.append(f"    rmask = offs_r < {shape_code(ext)}")
-        self.rows_pass(codes, n_outer, single=True)
-        self.lines.append("else:")
-        self.rows_pass(codes, n_outer, single=False)
-        self.constexprs = ["BLOCK_P", "BLOCK_R", "SINGLE"]
-        total = shape_code(product([v.extent for v in launch.outer]))
-        n = shape_code(ext)
-        self.emit_launch(
-            {"BLOCK_R": f"min(triton.next_power_of_2({n}), 8192)",
-             "BLOCK_P": f"min(triton.next_power_of_2({total}), max(1, 2048 // BLOCK_R))",
-             # H200 (bench/NOTES.md): 4096-wide f32 rows ran best with 16 warps (softmax,
-             # rmsnorm, row_sum), 4096-wide bf16 rows with 8 (layernorm); so by bytes per tile
-             "WARPS": f"4 if BLOCK_R * BLOCK_P <= 2048 else "
-                      f"(8 if BLOCK_R * BLOCK_P * {self.widest_load()} < 16384 else 16)"},
-            f"triton.cdiv({total}, BLOCK_P)",
-            {"BLOCK_P": "BLOCK_P", "BLOCK_R": "BLOCK_R", "SINGLE": f"{n} <= BLOCK_R"}, "WARPS")
-
-    def widest_load(self) -> int:
-        """Bytes per element of the widest input tensor the launch reads."""
-        inputs = {p.name for p in self.kernel.tensor_params}
-        sizes = [n.dtype.bits // 8 for s in self.launch.statements for n in ir.walk(s.value)
-                 if isinstance(n, ir.Load) and n.tensor in inputs]
-        return max(sizes, default=4)
-
-    def rows_pass(self, outer_codes: list[str], n_outer: int, single: bool) -> None:
-        scope = Scope(self.lines, "    ")
-        mask = "pmask & rmask"
-        self.em.registers = {}
-        for stmt in self.launch.statements:
-            for v, c in zip(stmt.index[:n_outer], outer_codes):
-                self.em.var_code[v] = c
-            is_vector = len(stmt.index) > n_outer
-            if not is_vector:
-                value = self.statement_value(stmt, scope, mask, "offs_r", self.launch.inner.extent,
-                                             single)
-                reg = f"{stmt.target}_row"
-                self.lines.append(f"{scope.indent}{reg} = {value}")
-                self.em.registers[stmt.target] = reg
-                if stmt.target in self.launch.stores:
-                    self.store(stmt.target, outer_codes, reg, "pmask", scope.indent)
-                continue
-            if single:
-                self.em.var_code[stmt.index[-1]] = "offs_r"
-                value = self.em.expr(stmt.value, scope, mask)
-                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, scope.indent)
-            else:
-                ext = self.space(shape_code(self.launch.inner.extent))
-                self.lines.append(f"{scope.indent}for r0 in range(0, {ext}, BLOCK_R):")
-                inner = Scope(self.lines, scope.indent + "    ")
-                self.lines.append(f"{inner.indent}offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]")
-                self.lines.append(f"{inner.indent}rmask = offs_r < {ext}")
-                self.em.var_code[stmt.index[-1]] = "offs_r"
-                value = self.em.expr(stmt.value, inner, mask)
-                self.store(stmt.target, outer_codes + ["offs_r"], value, mask, inner.indent)
-
-    # --- split reduction to a scalar ---------------------------------------------------------
-    def write_split(self) -> None:
-        """A reduction to a scalar in two kernels. Phase 1: program `pid` reduces its chunk of
-        every reduction's range into part_k[pid]; many programs keep the GPU busy, and short
-        per-lane chains keep f32 sums accurate over 10^8 terms. Phase 2: one program combines
-        the partials and evaluates the statement."""
-        (stmt,) = self.launch.statements
-        reds = [n for n in ir.walk(stmt.value) if isinstance(n, ir.Reduce)]
-        exts = [shape_code(product([v.extent for v in r.vars])) for r in reds]
-        combiner = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max", "min": "_min"}
-        kernel_name = self.name
-        # phase 1
-        bufs = [(n, rank) for n, rank in self.buffers() if n != stmt.target]
-        params, args, signature = self.buffer_params(bufs)
-        for k, r in enumerate(reds):
-            params.append(f"part{k}_ptr")
-            args.append(f"part{k}_{self.n}")
-            signature[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
-        tail, tail_args, tail_sig = self.scalar_and_symbol_params()
-        self.program_id("pid")
-        self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1"]
-        scope = Scope(self.lines, "")
-        for k, (r, ext) in enumerate(zip(reds, exts)):
-            self.space(ext)
-            self.lines.append(f"chunk{k} = (({ext} + SPLIT - 1) // SPLIT + BLOCK_R - 1) "
-                              f"// BLOCK_R * BLOCK_R")
-            self.lines.append(f"end{k} = tl.minimum(pid * chunk{k} + chunk{k}, {ext})")
-            part = self.reduce_into(r, scope, "pmask", "offs_r", Shape.const(0), single=False,
-                                    span=(f"pid * chunk{k}", f"end{k}"), finish_mean=False)
-            self.lines.append(f"tl.store(part{k}_ptr + pid + offs_p * 0, {part}, mask=pmask)")
-        consts = ["BLOCK_P", "BLOCK_R", "SPLIT", "INDEX64"]
-        self.lines = self.index_prologue({**signature, **tail_sig}) + self.lines
-        self.ctx.kernels.append(JitKernel(
-            f"{kernel_name}_partial", params + tail + [f"{c}: tl.constexpr" for c in consts],
-            self.lines, f"split reduction, phase 1 -> partials of {stmt.target}",
-            {**signature, **tail_sig, **{c: "constexpr" for c in consts}},
-            {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "INDEX64": False}))
-        # phase 2
-        self.lines = ["offs_p = tl.arange(0, 1)[:, None]", "pmask = offs_p < 1",
-                      "offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]"]
-        scope = Scope(self.lines, "")
-        for k, (r, ext) in enumerate(zip(reds, exts)):
-            ident = self.identity(r.op, self.accumulator(r))
-            self.lines.append(f"vals{k} = tl.load(part{k}_ptr + offs_s + offs_p * 0, "
-                              f"mask=offs_s < SPLIT, other={ident})")
-            red = f"tl.reduce(vals{k}, 1, {combiner[r.op]}, keep_dims=True)"
-            if r.op == "mean":
-                red = f"{red} / {ext}"
-            elif r.body.dtype == DType.bool and r.op in ("max", "min"):
-                red = f"({red} != 0)"
-            self.lines.append(f"red{k} = {red}")
-            self.em.replace[id(r)] = f"red{k}"
-        value = self.em.expr(stmt.value, scope, "pmask")
-        self.store(stmt.target, [], value, "pmask")
-        loads = [(n, rank) for n, rank in self.buffers()
-                 if n != stmt.target and any(isinstance(x, ir.Load) and x.tensor == n or
-                                             isinstance(x, ir.ScalarRef) and x.name == n
-                                             for x in self.outside_reduces(stmt.value))]
-        params2, args2, sig2 = self.buffer_params(loads + [(stmt.target, 0)])
-        for k, r in enumerate(reds):
-            params2.append(f"part{k}_ptr")
-            args2.append(f"part{k}_{self.n}")
-            sig2[f"part{k}_ptr"] = "*" + TRITON_SIG[self.accumulator(r)]
-        consts = ["SPLIT", "SPLIT_BLOCK"]
-        self.ctx.kernels.append(JitKernel(
-            f"{kernel_name}_finish", params2 + tail + [f"{c}: tl.constexpr" for c in consts],
-            self.lines, f"split reduction, phase 2 -> {stmt.target}",
-            {**sig2, **tail_sig, **{c: "constexpr" for c in consts}},
-            {"SPLIT": 512, "SPLIT_BLOCK": 512}))
-        # host
-        host = self.ctx.host
-        host.append(f"# launch {self.n}: split reduction -> {stmt.target}")
-        biggest = " , ".join(exts)
-        host.append(f"SPLIT = schedule.get('{self.n}.SPLIT', max(1, min(1024, "
-                    f"max({biggest}, 1) // 16384)))")
-        host.append(f"BLOCK_R = schedule.get('{self.n}.BLOCK_R', 1024 if SPLIT > 1 else "
-                    f"min(1024, triton.next_power_of_2(max({biggest}, 1))))")
-        for k, r in enumerate(reds):
-            host.append(f"part{k}_{self.n} = torch.empty((SPLIT,), dtype="
-                        f"{torch_dtype(self.accumulator(r))}, device=device)")
-        host.append(f"INDEX64 = schedule.get('{self.n}.INDEX64', {self.index64_code()})")
-        host.append(f"{kernel_name}_partial[(SPLIT,)]({', '.join(args + tail_args)}, "
-                    f"BLOCK_P=1, BLOCK_R=BLOCK_R, SPLIT=SPLIT, INDEX64=INDEX64, num_warps=4)")
-        host.append(f"{kernel_name}_finish[(1,)]({', '.join(args2 + tail_args)}, SPLIT=SPLIT, "
-                    f"SPLIT_BLOCK=triton.next_power_of_2(SPLIT), num_warps=4)")
-
-    @staticmethod
-    def outside_reduces(e: ir.Expr):
-        if isinstance(e, ir.Reduce):
-            return
-        yield e
-        for c in ir.children(e):
-            yield from LaunchWriterBase.outside_reduces(c)

@@ -12,6 +12,23 @@ import triton
 import triton.language as tl
 
 
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _row_split(rows, length, kept, device):
+    # Programs per block of rows (kept rows or columns each) for reductions too long for the
+    # single pass (over 8192 elements) whose row blocks alone give under 4 programs per
+    # multiprocessor (LayerNorm over 4M-element rows, BatchNorm's 64 channels): each program
+    # then reduces a slice of at least 16384 elements and a second pass combines the
+    # partials (deterministic, unlike atomics). 1: one program per block of rows.
+    if length <= 8192:
+        return 1
+    sms = _multiprocessors(device) if device.type == "cuda" else 4
+    return max(1, min(1024, length // 16384, 4 * sms // -(-rows // kept)))
+
+
 def _index64(tensors, spaces):
     # True when some element offset or flattened index reaches 2^31: the kernel then does its
     # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
@@ -69,6 +86,214 @@ def _kahan_add(acc, lost, x):
     step = x - lost
     total = acc + step
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
+
+
+# Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
+@triton.jit
+def _add(a, b):
+    return a + b
+
+
+@triton.jit
+def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
+    # rows -> y
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        x_s2 = tl.cast(x_s2, tl.int64)
+        x_s3 = tl.cast(x_s3, tl.int64)
+        w_s0 = tl.cast(w_s0, tl.int64)
+        w_s1 = tl.cast(w_s1, tl.int64)
+        w_s2 = tl.cast(w_s2, tl.int64)
+        w_s3 = tl.cast(w_s3, tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        y_s2 = tl.cast(y_s2, tl.int64)
+        y_s3 = tl.cast(y_s3, tl.int64)
+        N = tl.cast(N, tl.int64)
+        C = tl.cast(C, tl.int64)
+        H = tl.cast(H, tl.int64)
+        W = tl.cast(W, tl.int64)
+        O = tl.cast(O, tl.int64)
+        KH = tl.cast(KH, tl.int64)
+        KW = tl.cast(KW, tl.int64)
+    if STRIDED:
+        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
+        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = p3 < (W - KW + 1)
+        p_rest = pid // blocks_p
+        offs_p = p_rest * (W - KW + 1) + p3
+        p2_d = p_rest % (H - KH + 1)
+        p2_d_q = p_rest // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+    else:
+        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
+        p3_d = offs_p % (W - KW + 1)
+        p3_d_q = offs_p // (W - KW + 1)
+        p2_d = p3_d_q % (H - KH + 1)
+        p2_d_q = p3_d_q // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+        p3 = p3_d
+    if SINGLE:
+        offs_r = tl.arange(0, BLOCK_R)[None, :]
+        rmask = offs_r < (C * KH * KW)
+        r4 = offs_r % DIV0
+        r4_q = offs_r // DIV0
+        r3 = r4_q % DIV1
+        r3_q = r4_q // DIV1
+        x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
+        w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
+        red1 = tl.reduce(tl.where(pmask & rmask, (x_5 * w_6), 0.0), 1, _add, keep_dims=True)
+        bias_7 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
+        y_row = (red1 + bias_7)
+        tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
+    else:
+        red8 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red8_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        for r0 in range(0, (C * KH * KW), BLOCK_R):
+            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
+            rmask = offs_r < (C * KH * KW)
+            r11 = offs_r % DIV0
+            r11_q = offs_r // DIV0
+            r10 = r11_q % DIV1
+            r10_q = r11_q // DIV1
+            x_12 = tl.load(x_ptr + (p0) * x_s0 + (r10_q) * x_s1 + (p2 + r10) * x_s2 + (p3 + r11) * x_s3, mask=pmask & rmask, other=0.0)
+            w_13 = tl.load(w_ptr + (p1) * w_s0 + (r10_q) * w_s1 + (r10) * w_s2 + (r11) * w_s3, mask=pmask & rmask, other=0.0)
+            red8, red8_lost = _kahan_add(red8, red8_lost, tl.where(pmask & rmask, (x_12 * w_13), 0.0))
+        red8 = tl.reduce(red8 - red8_lost, 1, _add, keep_dims=True)
+        bias_14 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
+        y_row = (red8 + bias_14)
+        tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
+
+
+@triton.jit
+def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 1 -> partials of y
+    pid = tl.program_id(0)
+    sid = tl.program_id(1)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        sid = sid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        x_s2 = tl.cast(x_s2, tl.int64)
+        x_s3 = tl.cast(x_s3, tl.int64)
+        w_s0 = tl.cast(w_s0, tl.int64)
+        w_s1 = tl.cast(w_s1, tl.int64)
+        w_s2 = tl.cast(w_s2, tl.int64)
+        w_s3 = tl.cast(w_s3, tl.int64)
+        N = tl.cast(N, tl.int64)
+        C = tl.cast(C, tl.int64)
+        H = tl.cast(H, tl.int64)
+        W = tl.cast(W, tl.int64)
+        O = tl.cast(O, tl.int64)
+        KH = tl.cast(KH, tl.int64)
+        KW = tl.cast(KW, tl.int64)
+    if STRIDED:
+        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
+        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = p3 < (W - KW + 1)
+        p_rest = pid // blocks_p
+        offs_p = p_rest * (W - KW + 1) + p3
+        p2_d = p_rest % (H - KH + 1)
+        p2_d_q = p_rest // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+    else:
+        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
+        p3_d = offs_p % (W - KW + 1)
+        p3_d_q = offs_p // (W - KW + 1)
+        p2_d = p3_d_q % (H - KH + 1)
+        p2_d_q = p3_d_q // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+        p3 = p3_d
+    chunk0 = (((C * KH * KW) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
+    end0 = tl.minimum(sid * chunk0 + chunk0, (C * KH * KW))
+    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    for r0 in range(sid * chunk0, end0, BLOCK_R):
+        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
+        rmask = offs_r < end0
+        r4 = offs_r % DIV0
+        r4_q = offs_r // DIV0
+        r3 = r4_q % DIV1
+        r3_q = r4_q // DIV1
+        x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
+        w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
+        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (x_5 * w_6), 0.0))
+    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    tl.store(part0_ptr + sid * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, red1, mask=pmask)
+
+
+@triton.jit
+def conv2d_0ra_split_finish(bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 2 -> y
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        y_s2 = tl.cast(y_s2, tl.int64)
+        y_s3 = tl.cast(y_s3, tl.int64)
+        N = tl.cast(N, tl.int64)
+        H = tl.cast(H, tl.int64)
+        W = tl.cast(W, tl.int64)
+        O = tl.cast(O, tl.int64)
+        KH = tl.cast(KH, tl.int64)
+        KW = tl.cast(KW, tl.int64)
+    if STRIDED:
+        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
+        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = p3 < (W - KW + 1)
+        p_rest = pid // blocks_p
+        offs_p = p_rest * (W - KW + 1) + p3
+        p2_d = p_rest % (H - KH + 1)
+        p2_d_q = p_rest // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+    else:
+        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
+        p3_d = offs_p % (W - KW + 1)
+        p3_d_q = offs_p // (W - KW + 1)
+        p2_d = p3_d_q % (H - KH + 1)
+        p2_d_q = p3_d_q // (H - KH + 1)
+        p1_d = p2_d_q % (O)
+        p1_d_q = p2_d_q // (O)
+        p0 = p1_d_q
+        p1 = p1_d
+        p2 = p2_d
+        p3 = p3_d
+    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
+    vals0 = tl.load(part0_ptr + offs_s * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
+    bias_7 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
+    y_row = (red0 + bias_7)
+    tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
 
 
 @triton.jit
@@ -138,15 +363,39 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     schedule = schedule or {}
     device = x.device
     y = torch.empty(((N), (O), (H - KH + 1), (W - KW + 1)), dtype=torch.float32, device=device)
-    # launch 0: contraction -> y
-    TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 4, 128, 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
-    BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-    BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
-    BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
-    STAGES = schedule.get('0.STAGES', TILE_STAGES)
-    WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
-    PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else _f32_dot_precision(device))
-    COMPENSATED = schedule.get('0.COMPENSATED', ((C) * (KH) * (KW)) >= 65536)
-    INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1)))
-    conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    if schedule.get('0.rows', ((N) * (H - KH + 1) * (W - KW + 1)) <= 4 or (O) <= 4):
+        SPLIT_0r = schedule.get('0r.SPLIT', _row_split((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (C * KH * KW), min(triton.next_power_of_2((W - KW + 1)), 64) if w.stride(3) != 1 else 1, device))
+        if SPLIT_0r <= 1:
+            # launch 0r: rows -> y
+            STRIDED = schedule.get('0r.STRIDED', w.stride(3) != 1)
+            BLOCK_R = schedule.get('0r.BLOCK_R', min(triton.next_power_of_2((C * KH * KW)), 64 if STRIDED else 8192))
+            BLOCK_P = schedule.get('0r.BLOCK_P', min(triton.next_power_of_2((W - KW + 1) if STRIDED else (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
+            WARPS = schedule.get('0r.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
+            INDEX64 = schedule.get('0r.INDEX64', _index64((x, w, bias, y), ((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (C * KH * KW))))
+            conv2d_0r_rows[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(C * KH * KW) <= BLOCK_R, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
+        else:
+            # launch 0ra: split reduction -> y
+            STRIDED = schedule.get('0ra.STRIDED', w.stride(3) != 1)
+            SPLIT = schedule.get('0ra.SPLIT', SPLIT_0r)
+            BLOCK_P = schedule.get('0ra.BLOCK_P', min(triton.next_power_of_2((W - KW + 1)), 64) if STRIDED else 1)
+            BLOCK_R = schedule.get('0ra.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 2048, triton.next_power_of_2(max(1, -(-max((C * KH * KW), 1) // SPLIT)))))
+            WARPS = schedule.get('0ra.WARPS', max(4, min(16, BLOCK_P * BLOCK_R // 256)))
+            INDEX64 = schedule.get('0ra.INDEX64', _index64((x, w, bias, y), ((C * KH * KW), SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W))))
+            part0_0ra = torch.empty((SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W),), dtype=torch.float32, device=device)
+            conv2d_0ra_split_partial[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)), SPLIT)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
+            SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
+            BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
+            conv2d_0ra_split_finish[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+    else:
+        # launch 0: contraction -> y
+        TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 4, 128, 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
+        BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
+        BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
+        BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
+        STAGES = schedule.get('0.STAGES', TILE_STAGES)
+        WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
+        PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else _f32_dot_precision(device))
+        COMPENSATED = schedule.get('0.COMPENSATED', ((C) * (KH) * (KW)) >= 65536)
+        INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1)))
+        conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     return y

@@ -5,9 +5,28 @@
 #
 # launch(x, w, b, eps, M, N) takes the inputs in signature order, then the shape
 # symbols, and returns the outputs in declared order. kspec's launcher checks shapes first.
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _row_split(rows, length, kept, device):
+    # Programs per block of rows (kept rows or columns each) for reductions too long for the
+    # single pass (over 8192 elements) whose row blocks alone give under 4 programs per
+    # multiprocessor (LayerNorm over 4M-element rows, BatchNorm's 64 channels): each program
+    # then reduces a slice of at least 16384 elements and a second pass combines the
+    # partials (deterministic, unlike atomics). 1: one program per block of rows.
+    if length <= 8192:
+        return 1
+    sms = _multiprocessors(device) if device.type == "cuda" else 4
+    return max(1, min(1024, length // 16384, 4 * sms // -(-rows // kept)))
 
 
 def _index64(tensors, spaces):
@@ -28,6 +47,15 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _welford(n1, m1, q1, n2, m2, q2):
+    # two (count, mean, centred sum of squares) triples as one (Chan, Golub and LeVeque)
+    n = n1 + n2
+    f = tl.where(n > 0, n2 / tl.maximum(n, 1.0), 0.0)
+    d = m2 - m1
+    return n, m1 + d * f, q1 + q2 + d * d * n1 * f
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -35,7 +63,7 @@ def _add(a, b):
 
 
 @triton.jit
-def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, INDEX64: tl.constexpr):
+def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
     # rows -> mu, rstd, y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -71,34 +99,126 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
     else:
         red7 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         red7_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_n = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_m = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red7_q = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            red7_n = red7_n + tl.where(pmask & rmask, 1.0, 0.0)
+            red7_d = tl.where(pmask & rmask, x_8 - red7_m, 0.0)
+            red7_m = red7_m + red7_d * (1.0 / ((r0 - 0) // BLOCK_R + 1))
+            red7_q = red7_q + red7_d * tl.where(pmask & rmask, x_8 - red7_m, 0.0)
             red7, red7_lost = _kahan_add(red7, red7_lost, tl.where(pmask & rmask, x_8, 0.0))
         red7 = tl.reduce(red7 - red7_lost, 1, _add, keep_dims=True)
+        red7_n, red7_m, red7_q = tl.reduce((red7_n, red7_m, red7_q), 1, _welford, keep_dims=True)
+        red7_centred = red7_q / (N)
         red7 = red7 / (N)
         mu_row = red7
         tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
-        red9 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red9_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        for r0 in range(0, (N), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (N)
-            x_10 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            t11 = (x_10 - mu_row)
-            red9, red9_lost = _kahan_add(red9, red9_lost, tl.where(pmask & rmask, (t11 * t11), 0.0))
-        red9 = tl.reduce(red9 - red9_lost, 1, _add, keep_dims=True)
-        red9 = red9 / (N)
-        rstd_row = tl.rsqrt((red9 + eps))
+        rstd_row = tl.rsqrt((red7_centred + eps))
         tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
-            x_12 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            w_13 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            b_14 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
-            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_12 - mu_row) * rstd_row) * w_13) + b_14)).to(tl.bfloat16), mask=pmask & rmask)
+            x_9 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+            w_10 = tl.load(w_ptr + (offs_r) * w_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            b_11 = tl.load(b_ptr + (offs_r) * b_s0, mask=pmask & rmask, other=0.0).to(tl.float32)
+            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, (((((x_9 - mu_row) * rstd_row) * w_10) + b_11)).to(tl.bfloat16), mask=pmask & rmask)
+
+
+@triton.jit
+def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_n_ptr, part0_m_ptr, part0_q_ptr, eps, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 1 -> partials of mu, rstd
+    pid = tl.program_id(0)
+    sid = tl.program_id(1)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        sid = sid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    pmask = offs_p < (M)
+    chunk0 = (((N) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
+    end0 = tl.minimum(sid * chunk0 + chunk0, (N))
+    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_n = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_m = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_q = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    for r0 in range(sid * chunk0, end0, BLOCK_R):
+        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
+        rmask = offs_r < end0
+        x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
+        red1_n = red1_n + tl.where(pmask & rmask, 1.0, 0.0)
+        red1_d = tl.where(pmask & rmask, x_2 - red1_m, 0.0)
+        red1_m = red1_m + red1_d * (1.0 / ((r0 - sid * chunk0) // BLOCK_R + 1))
+        red1_q = red1_q + red1_d * tl.where(pmask & rmask, x_2 - red1_m, 0.0)
+        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, x_2, 0.0))
+    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    red1_n, red1_m, red1_q = tl.reduce((red1_n, red1_m, red1_q), 1, _welford, keep_dims=True)
+    red1_centred = red1_q / (N)
+    tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
+    tl.store(part0_n_ptr + sid * (M) + offs_p, red1_n, mask=pmask)
+    tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)
+    tl.store(part0_q_ptr + sid * (M) + offs_p, red1_q, mask=pmask)
+
+
+@triton.jit
+def layernorm_0a_split_finish(mu_ptr, mu_s0, rstd_ptr, rstd_s0, part0_ptr, part0_n_ptr, part0_m_ptr, part0_q_ptr, eps, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 2 -> mu, rstd
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        mu_s0 = tl.cast(mu_s0, tl.int64)
+        rstd_s0 = tl.cast(rstd_s0, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    pmask = offs_p < (M)
+    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
+    vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    red0 = tl.reduce(vals0, 1, _add, keep_dims=True) / (N)
+    state0_n = tl.load(part0_n_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_m = tl.load(part0_m_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_q = tl.load(part0_q_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_n, state0_m, state0_q = tl.reduce((state0_n, state0_m, state0_q), 1, _welford, keep_dims=True)
+    partner0 = state0_q / (N)
+    mu_row = red0
+    tl.store(mu_ptr + (offs_p) * mu_s0, (mu_row).to(tl.float32), mask=pmask)
+    rstd_row = tl.rsqrt((partner0 + eps))
+    tl.store(rstd_ptr + (offs_p) * rstd_s0, (rstd_row).to(tl.float32), mask=pmask)
+
+
+@triton.jit
+def layernorm_0b_pointwise(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr, w_s0, b_ptr, b_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
+    # pointwise -> y
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        mu_s0 = tl.cast(mu_s0, tl.int64)
+        rstd_s0 = tl.cast(rstd_s0, tl.int64)
+        w_s0 = tl.cast(w_s0, tl.int64)
+        b_s0 = tl.cast(b_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    blocks_i = ((N) + BLOCK_I - 1) // BLOCK_I
+    offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (offs_p < (M)) & (offs_i < (N))
+    x_1 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_i) * x_s1, mask=mask, other=0.0).to(tl.float32)
+    mu_2 = tl.load(mu_ptr + (offs_p) * mu_s0, mask=mask, other=0.0)
+    rstd_3 = tl.load(rstd_ptr + (offs_p) * rstd_s0, mask=mask, other=0.0)
+    w_4 = tl.load(w_ptr + (offs_i) * w_s0, mask=mask, other=0.0).to(tl.float32)
+    b_5 = tl.load(b_ptr + (offs_i) * b_s0, mask=mask, other=0.0).to(tl.float32)
+    tl.store(y_ptr + (offs_p) * y_s0 + (offs_i) * y_s1, (((((x_1 - mu_2) * rstd_3) * w_4) + b_5)).to(tl.bfloat16), mask=mask)
 
 
 def launch(x, w, b, eps, M, N, schedule=None):
@@ -107,10 +227,35 @@ def launch(x, w, b, eps, M, N, schedule=None):
     y = torch.empty(((M), (N)), dtype=torch.bfloat16, device=device)
     mu = torch.empty(((M),), dtype=torch.float32, device=device)
     rstd = torch.empty(((M),), dtype=torch.float32, device=device)
-    # launch 0: rows -> mu, rstd, y
-    BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
-    BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
-    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 2 < 16384 else 16))
-    INDEX64 = schedule.get('0.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
-    layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, INDEX64=INDEX64, num_warps=WARPS)
+    SPLIT_0 = schedule.get('0.SPLIT', _row_split((M), (N), min(triton.next_power_of_2((M)), 64) if x.stride(1) != 1 else 1, device))
+    if SPLIT_0 <= 1:
+        # launch 0: rows -> mu, rstd, y
+        STRIDED = schedule.get('0.STRIDED', x.stride(1) != 1)
+        BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 64 if STRIDED else 8192))
+        BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M) if STRIDED else (M)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
+        WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 2 < 16384 else 16))
+        INDEX64 = schedule.get('0.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
+        layernorm_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+    else:
+        # launch 0a: split reduction -> mu, rstd
+        STRIDED = schedule.get('0a.STRIDED', x.stride(1) != 1)
+        SPLIT = schedule.get('0a.SPLIT', SPLIT_0)
+        BLOCK_P = schedule.get('0a.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
+        BLOCK_R = schedule.get('0a.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 2048, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
+        WARPS = schedule.get('0a.WARPS', max(4, min(16, BLOCK_P * BLOCK_R // 256)))
+        INDEX64 = schedule.get('0a.INDEX64', _index64((x, mu, rstd), ((N), SPLIT * (M), (M))))
+        part0_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_n_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_m_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_q_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        layernorm_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, part0_n_0a, part0_m_0a, part0_q_0a, eps, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+        SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
+        BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
+        layernorm_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](mu, mu.stride(0), rstd, rstd.stride(0), part0_0a, part0_n_0a, part0_m_0a, part0_q_0a, eps, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+        # launch 0b: pointwise -> y
+        BLOCK_I = schedule.get('0b.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
+        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
+        WARPS = schedule.get('0b.WARPS', 4)
+        INDEX64 = schedule.get('0b.INDEX64', _index64((x, mu, rstd, w, b, y), ((M), (N))))
+        layernorm_0b_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), mu, mu.stride(0), rstd, rstd.stride(0), w, w.stride(0), b, b.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
     return (y, mu, rstd)

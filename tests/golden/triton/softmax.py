@@ -6,9 +6,28 @@
 #
 # launch(x, M, N) takes the inputs in signature order, then the shape
 # symbols, and returns the outputs in declared order. kspec's launcher checks shapes first.
+import functools
+
 import torch
 import triton
 import triton.language as tl
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count
+
+
+def _row_split(rows, length, kept, device):
+    # Programs per block of rows (kept rows or columns each) for reductions too long for the
+    # single pass (over 8192 elements) whose row blocks alone give under 4 programs per
+    # multiprocessor (LayerNorm over 4M-element rows, BatchNorm's 64 channels): each program
+    # then reduces a slice of at least 16384 elements and a second pass combines the
+    # partials (deterministic, unlike atomics). 1: one program per block of rows.
+    if length <= 8192:
+        return 1
+    sms = _multiprocessors(device) if device.type == "cuda" else 4
+    return max(1, min(1024, length // 16384, 4 * sms // -(-rows // kept)))
 
 
 def _index64(tensors, spaces):
@@ -29,6 +48,14 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _exp_sum(m1, s1, m2, s2):
+    # two (max, sum of exp(x - max)) pairs as one, each sum rescaled to the larger max
+    m = _max(m1, m2)
+    lost = m == float("-inf")
+    return m, tl.where(lost, 0.0, s1 * tl.exp(m1 - m) + s2 * tl.exp(m2 - m))
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -41,7 +68,7 @@ def _max(a, b):
 
 
 @triton.jit
-def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, INDEX64: tl.constexpr):
+def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
     # rows -> m, y_r0, y
     pid = tl.program_id(0)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -65,37 +92,151 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
         tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_2 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
     else:
         red4 = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+        red4_m = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+        red4_s = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        red4_s_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
             x_5 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+            red4_new = tl.where(pmask & rmask, _max(red4_m, x_5), red4_m)
+            red4_scale = tl.where(red4_new == float('-inf'), 1.0, tl.exp(red4_m - red4_new))
+            red4_term = tl.where((pmask & rmask) & (red4_new != float('-inf')), tl.exp(x_5 - red4_new), 0.0)
+            red4_s, red4_s_lost = _kahan_add(red4_s * red4_scale, red4_s_lost * red4_scale, red4_term)
+            red4_m = red4_new
             red4 = _max(red4, tl.where(pmask & rmask, x_5, float('-inf')))
         red4 = tl.reduce(red4, 1, _max, keep_dims=True)
+        red4_m, red4_s = tl.reduce((red4_m, red4_s - red4_s_lost), 1, _exp_sum, keep_dims=True)
+        red4_exp_sum = tl.where(red4_m == float('-inf'), float('nan'), red4_s)
         m_row = red4
-        red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red6_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+        y_r0_row = red4_exp_sum
         for r0 in range(0, (N), BLOCK_R):
             offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
             rmask = offs_r < (N)
-            x_7 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            red6, red6_lost = _kahan_add(red6, red6_lost, tl.where(pmask & rmask, tl.exp((x_7 - m_row)), 0.0))
-        red6 = tl.reduce(red6 - red6_lost, 1, _add, keep_dims=True)
-        y_r0_row = red6
-        for r0 in range(0, (N), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (N)
-            x_8 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
-            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_8 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
+            x_6 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+            tl.store(y_ptr + (offs_p) * y_s0 + (offs_r) * y_s1, ((tl.exp((x_6 - m_row)) / y_r0_row)).to(tl.float32), mask=pmask & rmask)
+
+
+@triton.jit
+def softmax_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_m_ptr, part0_s_ptr, M, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 1 -> partials of m, y_r0
+    pid = tl.program_id(0)
+    sid = tl.program_id(1)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        sid = sid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    pmask = offs_p < (M)
+    chunk0 = (((N) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
+    end0 = tl.minimum(sid * chunk0 + chunk0, (N))
+    red1 = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+    red1_m = tl.full([BLOCK_P, BLOCK_R], float('-inf'), tl.float32)
+    red1_s = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    red1_s_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
+    for r0 in range(sid * chunk0, end0, BLOCK_R):
+        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
+        rmask = offs_r < end0
+        x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
+        red1_new = tl.where(pmask & rmask, _max(red1_m, x_2), red1_m)
+        red1_scale = tl.where(red1_new == float('-inf'), 1.0, tl.exp(red1_m - red1_new))
+        red1_term = tl.where((pmask & rmask) & (red1_new != float('-inf')), tl.exp(x_2 - red1_new), 0.0)
+        red1_s, red1_s_lost = _kahan_add(red1_s * red1_scale, red1_s_lost * red1_scale, red1_term)
+        red1_m = red1_new
+        red1 = _max(red1, tl.where(pmask & rmask, x_2, float('-inf')))
+    red1 = tl.reduce(red1, 1, _max, keep_dims=True)
+    red1_m, red1_s = tl.reduce((red1_m, red1_s - red1_s_lost), 1, _exp_sum, keep_dims=True)
+    red1_exp_sum = tl.where(red1_m == float('-inf'), float('nan'), red1_s)
+    tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
+    tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)
+    tl.store(part0_s_ptr + sid * (M) + offs_p, red1_s, mask=pmask)
+
+
+@triton.jit
+def softmax_0a_split_finish(m_ptr, m_s0, y_r0_ptr, y_r0_s0, part0_ptr, part0_m_ptr, part0_s_ptr, M, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
+    # split reduction, phase 2 -> m, y_r0
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        m_s0 = tl.cast(m_s0, tl.int64)
+        y_r0_s0 = tl.cast(y_r0_s0, tl.int64)
+        M = tl.cast(M, tl.int64)
+    offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    pmask = offs_p < (M)
+    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
+    vals0 = tl.load(part0_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=float('-inf'))
+    red0 = tl.reduce(vals0, 1, _max, keep_dims=True)
+    state0_m = tl.load(part0_m_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=float('-inf'))
+    state0_s = tl.load(part0_s_ptr + offs_s * (M) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
+    state0_m, state0_s = tl.reduce((state0_m, state0_s), 1, _exp_sum, keep_dims=True)
+    partner0 = tl.where(state0_m == float('-inf'), float('nan'), state0_s)
+    m_row = red0
+    tl.store(m_ptr + (offs_p) * m_s0, (m_row).to(tl.float32), mask=pmask)
+    y_r0_row = partner0
+    tl.store(y_r0_ptr + (offs_p) * y_r0_s0, (y_r0_row).to(tl.float32), mask=pmask)
+
+
+@triton.jit
+def softmax_0b_pointwise(x_ptr, x_s0, x_s1, m_ptr, m_s0, y_r0_ptr, y_r0_s0, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.constexpr, BLOCK_I: tl.constexpr, INDEX64: tl.constexpr):
+    # pointwise -> y
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        x_s0 = tl.cast(x_s0, tl.int64)
+        x_s1 = tl.cast(x_s1, tl.int64)
+        m_s0 = tl.cast(m_s0, tl.int64)
+        y_r0_s0 = tl.cast(y_r0_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    blocks_i = ((N) + BLOCK_I - 1) // BLOCK_I
+    offs_p = (pid // blocks_i) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
+    offs_i = (pid % blocks_i) * BLOCK_I + tl.arange(0, BLOCK_I)[None, :]
+    mask = (offs_p < (M)) & (offs_i < (N))
+    x_1 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_i) * x_s1, mask=mask, other=0.0)
+    m_2 = tl.load(m_ptr + (offs_p) * m_s0, mask=mask, other=0.0)
+    y_r0_3 = tl.load(y_r0_ptr + (offs_p) * y_r0_s0, mask=mask, other=0.0)
+    tl.store(y_ptr + (offs_p) * y_s0 + (offs_i) * y_s1, ((tl.exp((x_1 - m_2)) / y_r0_3)).to(tl.float32), mask=mask)
 
 
 def launch(x, M, N, schedule=None):
     schedule = schedule or {}
     device = x.device
     y = torch.empty(((M), (N)), dtype=torch.float32, device=device)
-    # launch 0: rows -> m, y_r0, y
-    BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 8192))
-    BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 2048 // BLOCK_R)))
-    WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
-    INDEX64 = schedule.get('0.INDEX64', _index64((x, y), ((M), (N))))
-    softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, INDEX64=INDEX64, num_warps=WARPS)
+    SPLIT_0 = schedule.get('0.SPLIT', _row_split((M), (N), min(triton.next_power_of_2((M)), 64) if x.stride(1) != 1 else 1, device))
+    if SPLIT_0 <= 1:
+        # launch 0: rows -> m, y_r0, y
+        STRIDED = schedule.get('0.STRIDED', x.stride(1) != 1)
+        BLOCK_R = schedule.get('0.BLOCK_R', min(triton.next_power_of_2((N)), 64 if STRIDED else 8192))
+        BLOCK_P = schedule.get('0.BLOCK_P', min(triton.next_power_of_2((M) if STRIDED else (M)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
+        WARPS = schedule.get('0.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
+        INDEX64 = schedule.get('0.INDEX64', _index64((x, y), ((M), (N))))
+        softmax_0_rows[(triton.cdiv((M), BLOCK_P),)](x, x.stride(0), x.stride(1), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(N) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+    else:
+        m = torch.empty(((M),), dtype=torch.float32, device=device)
+        y_r0 = torch.empty(((M),), dtype=torch.float32, device=device)
+        # launch 0a: split reduction -> m, y_r0
+        STRIDED = schedule.get('0a.STRIDED', x.stride(1) != 1)
+        SPLIT = schedule.get('0a.SPLIT', SPLIT_0)
+        BLOCK_P = schedule.get('0a.BLOCK_P', min(triton.next_power_of_2((M)), 64) if STRIDED else 1)
+        BLOCK_R = schedule.get('0a.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 2048, triton.next_power_of_2(max(1, -(-max((N), 1) // SPLIT)))))
+        WARPS = schedule.get('0a.WARPS', max(4, min(16, BLOCK_P * BLOCK_R // 256)))
+        INDEX64 = schedule.get('0a.INDEX64', _index64((x, m, y_r0), ((N), SPLIT * (M), (M))))
+        part0_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_m_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        part0_s_0a = torch.empty((SPLIT * (M),), dtype=torch.float32, device=device)
+        softmax_0a_split_partial[(triton.cdiv((M), BLOCK_P), SPLIT)](x, x.stride(0), x.stride(1), part0_0a, part0_m_0a, part0_s_0a, M, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
+        SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
+        BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
+        softmax_0a_split_finish[(triton.cdiv((M), BLOCK_P),)](m, m.stride(0), y_r0, y_r0.stride(0), part0_0a, part0_m_0a, part0_s_0a, M, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+        # launch 0b: pointwise -> y
+        BLOCK_I = schedule.get('0b.BLOCK_I', min(triton.next_power_of_2((N)), 1024))
+        BLOCK_P = schedule.get('0b.BLOCK_P', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_I)))
+        WARPS = schedule.get('0b.WARPS', 4)
+        INDEX64 = schedule.get('0b.INDEX64', _index64((x, m, y_r0, y), ((M), (N))))
+        softmax_0b_pointwise[(triton.cdiv((M), BLOCK_P) * triton.cdiv((N), BLOCK_I),)](x, x.stride(0), x.stride(1), m, m.stride(0), y_r0, y_r0.stride(0), y, y.stride(0), y.stride(1), M, N, BLOCK_P=BLOCK_P, BLOCK_I=BLOCK_I, INDEX64=INDEX64, num_warps=WARPS)
     return y
