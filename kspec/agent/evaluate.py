@@ -124,13 +124,18 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
     tt = tuning(kernel, target, device, arch)
     out = Outcome("unverified", "timed only: not verified yet")
     if verify:
+        # Triton: the benchmark shape itself is one of the checked cases (what is stored for
+        # that shape class was compared with the reference there)
+        shapes = {"shapes": [env]} if env and target == "triton" else {}
         v = tt.verify(source, examples=examples, seed=seed, max_elements=max_elements,
-                     max_seconds=max_seconds)
+                     max_seconds=max_seconds, **shapes)
         d = v.as_dict()
         out = Outcome(v.status, v.detail, d.get("failure"), d)
         if v.status != "accepted":
             out.seconds = time.perf_counter() - t0
             return out
+    if time_it and env and target == "triton":
+        return _time_isolated(kernel, source, env, device, rep_ms, seed, out, t0)
     if time_it and env:
         try:
             launch = tt.launcher(source)
@@ -158,5 +163,30 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
             out.wall_ms = t["ms"]
         else:
             out.ms = t["ms"]
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _time_isolated(kernel, source: str, env: dict[str, int], device: str, rep_ms: float,
+                   seed: int, out: Outcome, t0: float) -> Outcome:
+    """Time a Triton candidate in a worker process of its own (kspec.verify.isolation): the
+    tuner's process never imports candidate code, so nothing a candidate patches at import
+    outlives it."""
+    from ..verify.isolation import CandidateError, IsolatedCandidate
+
+    candidate = IsolatedCandidate(kernel, "triton", source, device=device)
+    try:
+        t = candidate.time(env, timeout=600.0, rep_ms=rep_ms, seed=seed)
+    except CandidateError as e:
+        out.status, out.detail = e.status, f"at the timing size {env}: {e.detail}"
+        out.seconds = time.perf_counter() - t0
+        return out
+    finally:
+        candidate.close()
+    out.timing = t
+    if device == "cpu":
+        out.wall_ms = t["ms"]
+    else:
+        out.ms = t["ms"]
     out.seconds = time.perf_counter() - t0
     return out
