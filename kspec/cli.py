@@ -90,7 +90,7 @@ def _check_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-mb", type=float, default=None,
                    help="with --source: the memory the cases past each launch-time threshold "
                         "(looped rows, >1024 rows, >4096 columns ...) may take together, "
-                        "inputs and outputs, in MiB (default 1 on CPU, about a minute under "
+                        "inputs and outputs, in MiB (default 1.5 on CPU, about a minute under "
                         "the interpreter; 4096 on a GPU)")
     p.add_argument("--launch-timeout", type=float, default=None,
                    help="with --source: seconds one launch may take before the candidate is "

@@ -36,8 +36,8 @@ ACCEPTED, UNVERIFIED = "accepted", "unverified"
 STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, TIMEOUT, UNVERIFIED)
 # the memory the branch-boundary cases may take together (their inputs and outputs, MiB): the
 # Triton interpreter takes about half a second per 2048-element program, so a CPU check stays
-# near a minute with 1 MiB; a GPU takes the sizes themselves
-BUDGET_MB = {"cpu": 1.0, "cuda": 4096.0}
+# near a minute with 1.5 MiB; a GPU takes the sizes themselves
+BUDGET_MB = {"cpu": 1.5, "cuda": 4096.0}
 LAUNCH_TIMEOUT = 120.0      # seconds one launch may take (the interpreter at the budget's sizes)
 # re-exported: what the tuner builds its in-process (kspec-generated) launchers with
 __all__ = ["verify_candidate", "verify_file", "Verdict", "STATUSES", "load_triton_module",

@@ -153,6 +153,10 @@ def launch_problem(k: ir.Kernel, launched: Launched, device: str) -> tuple | Non
         if r["side_stream"]:
             return (CHEAT, inf, f"kernel {r['kernel']} was launched on a stream other than the "
                                 f"caller's")
+        if r.get("outside"):
+            kinds = " and ".join(sorted(set(r["outside"])))
+            return (WRONG, inf, f"kernel {r['kernel']} made a {kinds} outside the buffers it was "
+                                f"given ({len(r['outside'])} masked access(es) out of bounds)")
         if r["fences_broken"]:
             return (WRONG, inf, f"kernel {r['kernel']} wrote outside a buffer it was given "
                                 f"(a fence past the end of {r['fences_broken']} buffer(s) changed)")

@@ -337,12 +337,12 @@ def case_bytes(kernel: ir.Kernel, env: dict[str, int]) -> int:
     return total
 
 
-# Past the row counts and widths where generated launches change course, in priority order:
-# a row kernel's single block (up to 8192 wide) against its loop, more than 1024 rows (or
-# programs), more than 4096 columns; each threshold the module's host code names adds its own
-# successor. The other symbols take the first filler that fits: 65 first (past 64, not a
-# multiple of 16, so vector tails and odd tiles show).
-BOUNDARY_SIZES = (LONG, 1025, 4097)
+# Past the row counts and widths where generated launches change course, in priority order,
+# each with the values the other symbols try (the first that fits): a row kernel's looped path
+# past one 8192-wide block and more than 4096 columns (the others small: the long symbol is the
+# point), more than 1024 rows of rows wider than 64 and not a multiple of 16 (vector tails, odd
+# tiles); then each threshold the module's host code names, and every symbol at once.
+BOUNDARY_SIZES = ((LONG, (2, 1)), (4097, (2, 1)), (1025, (65, 33, 17, 5, 2, 1)))
 FILLERS = (65, 33, 17, 5, 2, 1)
 
 
@@ -355,11 +355,13 @@ def launch_thresholds(source: str) -> set[int]:
 
 def boundary_cases(kernel: ir.Kernel, source: str, budget_bytes: int) -> list[Case]:
     """Sizes on the far side of each launch threshold, one shape symbol at a time (the others
-    at the first filler that fits), then every symbol at the largest filler, taken in priority
+    at the first filler that fits), then every symbol at the largest filler; taken in priority
     order while their inputs and outputs together stay within `budget_bytes` (half of it at
     most for one case, so that one size does not take it all)."""
-    extra = sorted(t + 1 for t in launch_thresholds(source))
-    values = list(dict.fromkeys((*BOUNDARY_SIZES, *extra)))
+    values: dict[int, tuple[int, ...]] = {}          # in priority order, first one wins
+    for v, fillers in (*BOUNDARY_SIZES, *((t + 1, FILLERS) for t in
+                                          sorted(launch_thresholds(source)))):
+        values.setdefault(v, fillers)
     floats = [p.name for p in kernel.tensor_params if p.dtype.is_float]
     found: list[dict[str, int]] = []
     spent = 0
@@ -375,9 +377,9 @@ def boundary_cases(kernel: ir.Kernel, source: str, budget_bytes: int) -> list[Ca
                 spent += size
                 return
 
-    for v in values:
+    for v, fillers in values.items():
         for s in kernel.symbols:
-            take({t: (v if t == s else f) for t in kernel.symbols} for f in FILLERS)
+            take({t: (v if t == s else f) for t in kernel.symbols} for f in fillers)
     take({t: f for t in kernel.symbols} for f in FILLERS)
     return [Case(tuple(e.items()), tuple((f, "normal") for f in floats), (), 100 + i)
             for i, e in enumerate(found)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import warnings
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -32,6 +33,7 @@ class Shadows:
     def __init__(self, empty):
         self.empty = empty                       # torch.empty as it was before any candidate
         self.by_storage: dict[int, tuple[Any, Any]] = {}
+        self.ranges: list[tuple[int, int]] = []  # [start, end) of each tensor argument's view
 
     def of(self, t):
         import torch
@@ -48,6 +50,9 @@ class Shadows:
         view = self.empty((0,), dtype=t.dtype, device=t.device)
         view.set_(whole.untyped_storage(), FENCE_BYTES // t.element_size() + t.storage_offset(),
                   t.size(), t.stride())
+        if view.numel():
+            extent = 1 + sum((n - 1) * abs(st) for n, st in zip(view.shape, view.stride()))
+            self.ranges.append((view.data_ptr(), view.data_ptr() + extent * view.element_size()))
         return view
 
     def finish(self) -> int:
@@ -101,12 +106,58 @@ def install_recorder(launches: list[dict[str, Any]]) -> None:
 
             args = tuple(swap(a) for a in args)
             kwargs = {k: swap(v) for k, v in kwargs.items()}
+            BOUNDS.update(ranges=shadows.ranges, outside=[])
             try:
                 return _original(self, *args, grid=grid, warmup=warmup, **kwargs)
             finally:
                 record["fences_broken"] = shadows.finish()
+                record["outside"] = BOUNDS["outside"]
+                BOUNDS.update(ranges=None, outside=[])
                 launches.append(record)
         cls.run = run
+    _check_interpreted_accesses()
+
+
+# the interpreter's loads and stores are checked against the launch's buffers: a read past
+# the end that a later tl.where discards is still a read out of bounds (a fault on a GPU)
+BOUNDS: dict[str, Any] = {"ranges": None, "outside": []}
+
+
+def _check_interpreted_accesses() -> None:
+    import numpy as np
+    from triton.runtime.interpreter import InterpreterBuilder
+
+    def outside(ptrs, mask) -> bool:
+        ranges = BOUNDS["ranges"]
+        if ranges is None:
+            return False
+        addrs = ptrs.data[mask.data] if mask is not None else ptrs.data.ravel()
+        if not addrs.size:
+            return False
+        size = _element_bytes(ptrs)
+        ok = np.zeros(addrs.shape, dtype=bool)
+        for lo, hi in ranges:
+            ok |= (addrs >= lo) & (addrs + size <= hi)
+        return not bool(ok.all())
+
+    load, store = InterpreterBuilder.create_masked_load, InterpreterBuilder.create_masked_store
+
+    def masked_load(self, ptrs, mask, other, cache_policy, is_volatile):
+        if outside(ptrs, mask):
+            BOUNDS["outside"].append("read")
+        return load(self, ptrs, mask, other, cache_policy, is_volatile)
+
+    def masked_store(self, ptrs, value, mask, cache_policy):
+        if outside(ptrs, mask):
+            BOUNDS["outside"].append("write")
+        return store(self, ptrs, value, mask, cache_policy)
+    InterpreterBuilder.create_masked_load = masked_load
+    InterpreterBuilder.create_masked_store = masked_store
+
+
+def _element_bytes(ptrs) -> int:
+    ty = ptrs.get_element_ty()
+    return max(1, getattr(ty, "primitive_bitwidth", 8) // 8)
 
 
 CALLER_STREAM: dict[int | None, Any] = {}   # device index -> the stream the gate launches on
@@ -252,6 +303,8 @@ def main() -> None:
     import torch.multiprocessing  # noqa: F401 - tensors cross the socket as shared memory
 
     os.environ.pop("MALLOC_PERTURB_", None)   # read by glibc at start; not left to be seen
+    # numpy's overflow and NaN warnings from the interpreter are expected on these inputs
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
     sock = socket.socket(fileno=int(sys.argv[1]))
     conn = Connection(sock.detach())
     # the parent's key: torch shares storages through multiprocessing's authenticated sharer
