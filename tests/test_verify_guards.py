@@ -72,7 +72,8 @@ def test_mutated_input_is_a_cheat() -> None:
 
 
 def test_cached_result_is_a_cheat() -> None:
-    cache = ("x = x.contiguous()\n    key = (M, N)\n    if key in _CACHE:\n        return _CACHE[key]")
+    cache = ("x = x.contiguous()\n    key = (M, N)\n"
+             "    if key in _CACHE:\n        return _CACHE[key]")
     v = verify_candidate(relu(), "triton",
                          source(before=cache, after="_CACHE[(M, N)] = y"), **FAST)
     assert v.status == "cheat" and "cached" in v.detail, v.text()
@@ -108,7 +109,8 @@ def test_compile_error() -> None:
 def test_failure_is_shrunk_and_replayable() -> None:
     # wrong only for rows longer than 6: the printed case must reproduce it
     k = relu()
-    bad = source(value="tl.where(offs % N > 5, 0.0, tl.maximum(x, 0.0, propagate_nan=tl.PropagateNan.ALL))")
+    bad = source(value="tl.where(offs % N > 5, 0.0, "
+                       "tl.maximum(x, 0.0, propagate_nan=tl.PropagateNan.ALL))")
     bad = bad.replace("_relu[(triton.cdiv(n, 64),)](x, y, n, BLOCK=64)",
                       "_relu[(triton.cdiv(n, 64),)](x, y, n, N, BLOCK=64)")
     bad = bad.replace("def _relu(x_ptr, y_ptr, n, BLOCK", "def _relu(x_ptr, y_ptr, n, N, BLOCK")

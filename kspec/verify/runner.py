@@ -16,7 +16,7 @@ import torch
 from .. import ir
 from . import guards
 from .isolation import CandidateError, Launched
-from .strategies import (Case, boundary_cases, cases, explicit_cases, first_case,
+from .strategies import (Case, cases, explicit_cases, first_case,
                          launch_branches)
 from .tolerance import Comparison, compare, magnitude
 
@@ -96,8 +96,8 @@ def run_case(kernel, launch: Callable, case: Case, device: str = "cpu",
         return CaseResult(e.status, float("inf"), e.detail)
     except Exception as e:  # noqa: BLE001 - any crash of the implementation is a finding
         status = COMPILE_ERROR if _is_compile_error(e) else WRONG
-        return CaseResult(status, float("inf"), f"{'does not compile' if status == COMPILE_ERROR else 'raised'}: "
-                          f"{type(e).__name__}: {_first_line(e)}")
+        verb = "does not compile" if status == COMPILE_ERROR else "raised"
+        return CaseResult(status, float("inf"), f"{verb}: {type(e).__name__}: {_first_line(e)}")
     launched = got if isinstance(got, Launched) else None
     got = launched.outputs if launched else (got if isinstance(got, tuple) else (got,))
     if len(got) != len(k.outputs) or not all(isinstance(g, torch.Tensor) for g in got):

@@ -162,7 +162,7 @@ def cases(kernel: ir.Kernel, *, block_sizes: Iterable[int] = (), max_elements: i
     from hypothesis import assume, strategies as st
 
     cap = max_size or min(max_elements, LONG)
-    candidates = size_candidates(block_sizes, cap)
+    candidates = size_candidates(block_sizes, cap) or [1]   # none fit: all rejected below
     float_inputs = [p.name for p in kernel.tensor_params if p.dtype.is_float]
     int_inputs = [p.name for p in kernel.tensor_params if p.dtype.is_int]
     scalar_params = list(kernel.scalar_params) if hasattr(kernel, "scalar_params") else [
@@ -353,36 +353,42 @@ def launch_thresholds(source: str) -> set[int]:
     return {int(v) for v in re.findall(r"(?<![\w.])(\d+)(?![\w.])", host) if 32 <= int(v) < 2 ** 20}
 
 
-def boundary_cases(kernel: ir.Kernel, source: str, budget_bytes: int) -> list[Case]:
+def boundary_cases(kernel: ir.Kernel, source: str, budget_bytes: int,
+                   limit: int = 12) -> list[Case]:
     """Sizes on the far side of each launch threshold, one shape symbol at a time (the others
     at the first filler that fits), then every symbol at the largest filler; taken in priority
     order while their inputs and outputs together stay within `budget_bytes` (half of it at
-    most for one case, so that one size does not take it all)."""
+    most for one case, so that one size does not take it all), `limit` cases at most."""
     values: dict[int, tuple[int, ...]] = {}          # in priority order, first one wins
     for v, fillers in (*BOUNDARY_SIZES, *((t + 1, FILLERS) for t in
                                           sorted(launch_thresholds(source)))):
         values.setdefault(v, fillers)
     floats = [p.name for p in kernel.tensor_params if p.dtype.is_float]
-    found: list[dict[str, int]] = []
+    chosen: list[tuple[dict[str, int], str]] = []
     spent = 0
 
-    def take(envs) -> None:
+    def take(envs, dists: tuple[str, ...] = ("normal",)) -> None:
         nonlocal spent
         for env in envs:
-            if env in found or not _elements_ok(kernel, env, 2 ** 62):
+            if len(chosen) + len(dists) > limit:
+                return
+            if any(env == e for e, _ in chosen) or not _elements_ok(kernel, env, 2 ** 62):
                 continue
-            size = case_bytes(kernel, env)
+            size = case_bytes(kernel, env) * len(dists)
             if spent + size <= budget_bytes and 2 * size <= budget_bytes:
-                found.append(env)
+                chosen.extend((env, d) for d in dists)
                 spent += size
                 return
 
     for v, fillers in values.items():
         for s in kernel.symbols:
-            take({t: (v if t == s else f) for t in kernel.symbols} for f in fillers)
+            # long rows twice: ascending too (the maximum at the very end, past all but one
+            # block of the loop), then normal values
+            take(({t: (v if t == s else f) for t in kernel.symbols} for f in fillers),
+                 ("ascending", "normal") if v == LONG else ("normal",))
     take({t: f for t in kernel.symbols} for f in FILLERS)
-    return [Case(tuple(e.items()), tuple((f, "normal") for f in floats), (), 100 + i)
-            for i, e in enumerate(found)]
+    return [Case(tuple(e.items()), tuple((f, d) for f in floats), (), 100 + i)
+            for i, (e, d) in enumerate(chosen)]
 
 
 __all__ = ["Case", "cases", "make_arguments", "size_candidates", "schedule_block_sizes",

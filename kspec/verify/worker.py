@@ -207,6 +207,8 @@ class Session:
         devices = {a.device for a in call if isinstance(a, torch.Tensor) and a.is_cuda}
         for d in devices:
             CALLER_STREAM[d.index] = torch.cuda.current_stream(d)
+            prime_device_pool(d, sum(a.untyped_storage().nbytes() for a in call
+                                     if isinstance(a, torch.Tensor)))
         try:
             got = self.launch(*call, schedule=schedule) if schedule else self.launch(*call)
             for d in devices:        # the caller's stream, not a device-wide synchronize
@@ -255,6 +257,20 @@ class Session:
                     _first_line(e))
         finally:
             RECORDING["on"] = True
+
+
+def prime_device_pool(device, nbytes: int) -> None:
+    """Leave 0x7F-filled free blocks in torch's CUDA caching allocator (one in its small pool,
+    one in its large pool, several times the inputs' size), so that the candidate's next
+    allocations, whichever API makes them, start poisoned as they do on the CPU. Best effort:
+    an allocation served from another cached block is not poisoned."""
+    import torch
+
+    blocks = [torch.empty((1 << 20,), dtype=torch.uint8, device=device),
+              torch.empty((4 * nbytes + (4 << 20),), dtype=torch.uint8, device=device)]
+    for b in blocks:
+        b.fill_(0x7F)
+    del blocks
 
 
 def _overlaps(a, b) -> bool:
