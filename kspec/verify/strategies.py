@@ -38,6 +38,7 @@ PRIMES = (2, 3, 5, 7, 11, 13, 17, 31, 61, 127, 251)
 LARGE = (1000, 1531, 4099, 8193)
 # one symbol this long (the others 1) reaches the looped path of row kernels (BLOCK_R <= 8192)
 LONG = 8193
+LONG_ALIGNED = 8200     # as long, a multiple of 8: the packed (vector) paths take it
 # scale of the "large" and "tiny" distributions per dtype: large enough to stress overflow-prone
 # code (exp, squares, long sums), small enough that the f64 reference stays meaningful
 LARGE_SCALE = {DType.f16: 1e2, DType.bf16: 1e4, DType.f32: 1e4, DType.f64: 1e8}
@@ -339,10 +340,12 @@ def case_bytes(kernel: ir.Kernel, env: dict[str, int]) -> int:
 
 # Past the row counts and widths where generated launches change course, in priority order,
 # each with the values the other symbols try (the first that fits): a row kernel's looped path
-# past one 8192-wide block and more than 4096 columns (the others small: the long symbol is the
+# past one 8192-wide block (odd, and a multiple of 8 for 16-byte vector packs) and more than
+# 4096 columns (the others small: the long symbol is the
 # point), more than 1024 rows of rows wider than 64 and not a multiple of 16 (vector tails, odd
 # tiles); then each threshold the module's host code names, and every symbol at once.
-BOUNDARY_SIZES = ((LONG, (2, 1)), (4097, (2, 1)), (1025, (65, 33, 17, 5, 2, 1)))
+BOUNDARY_SIZES = ((LONG, (2, 1)), (LONG_ALIGNED, (2, 1)), (4097, (2, 1)),
+                  (1025, (65, 33, 17, 5, 2, 1)))
 FILLERS = (65, 33, 17, 5, 2, 1)
 
 
