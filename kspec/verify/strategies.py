@@ -347,6 +347,9 @@ def case_bytes(kernel: ir.Kernel, env: dict[str, int]) -> int:
 BOUNDARY_SIZES = ((LONG, (2, 1)), (LONG_ALIGNED, (2, 1)), (4097, (2, 1)),
                   (1025, (65, 33, 17, 5, 2, 1)))
 FILLERS = (65, 33, 17, 5, 2, 1)
+# the long rows' values: ascending (the maximum at the very end, past all but one block of the
+# loop), normal, and large negative (exp underflows unless the loop's maximum is the row's)
+LONG_DISTRIBUTIONS = {LONG: ("ascending", "normal"), LONG_ALIGNED: ("large_negative",)}
 
 
 def launch_thresholds(source: str) -> set[int]:
@@ -385,10 +388,8 @@ def boundary_cases(kernel: ir.Kernel, source: str, budget_bytes: int,
 
     for v, fillers in values.items():
         for s in kernel.symbols:
-            # long rows twice: ascending too (the maximum at the very end, past all but one
-            # block of the loop), then normal values
             take(({t: (v if t == s else f) for t in kernel.symbols} for f in fillers),
-                 ("ascending", "normal") if v == LONG else ("normal",))
+                 LONG_DISTRIBUTIONS.get(v, ("normal",)))
     take({t: f for t in kernel.symbols} for f in FILLERS)
     return [Case(tuple(e.items()), tuple((f, d) for f in floats), (), 100 + i)
             for i, (e, d) in enumerate(chosen)]
