@@ -67,8 +67,9 @@ def _check_parser() -> argparse.ArgumentParser:
                     "kernel; exit status 0 only when every backend that ran agreed.",
         epilog="With --target and --source, verify an outside kernel source for one kernel "
                "instead\n(the optimisation loop's gate): same entry point and argument order "
-               "as the backend emits.\nStatus accepted | compile_error | wrong | cheat | "
-               "unverified; exit 0 only when accepted.\n\n"
+               "as the backend emits.\nThe candidate runs in its own process; status accepted "
+               "| compile_error | wrong | cheat |\ntimeout | unverified; exit 0 only when "
+               "accepted. A progress line per example goes to stderr.\n\n"
                "  kcompile check specs/softmax.kspec --json report.json\n"
                "  kcompile check specs/softmax.kspec --kernel softmax --target triton "
                "--source my_softmax.py")
@@ -83,8 +84,17 @@ def _check_parser() -> argparse.ArgumentParser:
     p.add_argument("--examples", "-n", type=int, default=10,
                    help="Hypothesis examples per backend after the fixed cases (default 10)")
     p.add_argument("--max-elements", type=int, default=4096,
-                   help="largest tensor drawn, in elements (default 4096; the Triton "
-                        "interpreter is slow)")
+                   help="largest tensor of the randomly drawn (Hypothesis) examples, in "
+                        "elements (default 4096; the Triton interpreter is slow). A second "
+                        "limit beside --budget-mb, which sizes the branch-boundary cases")
+    p.add_argument("--budget-mb", type=float, default=None,
+                   help="with --source: the memory the cases past each launch-time threshold "
+                        "(looped rows, >1024 rows, >4096 columns ...) may take together, "
+                        "inputs and outputs, in MiB (default 1.5 on CPU, about a minute under "
+                        "the interpreter; 4096 on a GPU)")
+    p.add_argument("--launch-timeout", type=float, default=None,
+                   help="with --source: seconds one launch may take before the candidate is "
+                        "killed (status timeout; default 120)")
     p.add_argument("--max-seconds", type=float, default=None,
                    help="start no new example after this many seconds per backend")
     p.add_argument("--no-compile", action="store_true",
@@ -208,8 +218,10 @@ def _check_limits(args: argparse.Namespace) -> None:
         raise KspecError(f"kcompile check: --max-elements must be at least {MIN_ELEMENTS}, got "
                          f"{args.max_elements} (smaller tensors do not reach a kernel's tile "
                          f"edges)")
-    if args.max_seconds is not None and args.max_seconds <= 0:
-        raise KspecError(f"kcompile check: --max-seconds must be positive, got {args.max_seconds}")
+    for flag, value in (("--max-seconds", args.max_seconds), ("--budget-mb", args.budget_mb),
+                        ("--launch-timeout", args.launch_timeout)):
+        if value is not None and not value > 0:
+            raise KspecError(f"kcompile check: {flag} must be positive, got {value}")
 
 
 def _check_candidate(args: argparse.Namespace) -> int:
@@ -227,9 +239,13 @@ def _check_candidate(args: argparse.Namespace) -> int:
         text = Path(args.source).read_text()
     except OSError as e:
         raise KspecError(f"cannot read {args.source}: {e.strerror}") from None
+    options = {k: v for k, v in (("budget_mb", args.budget_mb),
+                                 ("launch_timeout", args.launch_timeout)) if v is not None}
     verdict = verify_candidate(kernels[0], args.target, text, examples=args.examples,
                                seed=args.seed, max_elements=args.max_elements,
-                               max_seconds=args.max_seconds, arch=args.arch)
+                               max_seconds=args.max_seconds, arch=args.arch,
+                               progress=lambda line: print(line, file=sys.stderr, flush=True),
+                               **options)
     print(f"{kernels[0].name} <- {args.source}")
     print(verdict.text())
     if args.json:

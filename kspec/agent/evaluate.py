@@ -22,6 +22,13 @@ import torch
 from .. import ir
 
 
+# the branch-boundary budget of each tuning candidate under the interpreter (MiB): none. A CPU
+# tune ranks candidates by a cost model and verifies every one of them, and a candidate's
+# baked-in blocks can make the boundary sizes thousands of interpreted programs; what it
+# stores is checked at the benchmark shape itself (a GPU tune takes the gate's default)
+TUNE_CPU_BUDGET_MB = 0.0
+
+
 @dataclass
 class Outcome:
     status: str                      # accepted | compile_error | wrong | cheat | unverified
@@ -115,22 +122,34 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
              target: str = "triton", arch: str | None = None,
              verify: bool = True, time_it: bool = True, examples: int = 8, seed: int = 0,
              max_elements: int = 4096, max_seconds: float | None = None,
-             rep_ms: float = 100.0) -> Outcome:
+             rep_ms: float = 100.0, budget_mb: float | None = None) -> Outcome:
     """Verify (unless verify=False: the caller will verify later) and time one candidate
-    source for `target` (triton, cuda, hip; `arch`: the C++ targets' architecture)."""
+    source for `target` (triton, cuda, hip; `arch`: the C++ targets' architecture). Triton
+    candidates are verified and timed in worker processes (kspec.verify.isolation), at the
+    benchmark shape `env` among the checked cases; `budget_mb` sizes their branch-boundary
+    cases (default: TUNE_CPU_BUDGET_MB under the interpreter, the gate's default on a GPU)."""
     from .targets import tuning
 
     t0 = time.perf_counter()
     tt = tuning(kernel, target, device, arch)
     out = Outcome("unverified", "timed only: not verified yet")
     if verify:
+        # Triton: the benchmark shape itself is one of the checked cases (what is stored for
+        # that shape class was compared with the reference there)
+        extra: dict[str, Any] = {}
+        if target == "triton":
+            extra = {"shapes": [env] if env else [],
+                     "budget_mb": budget_mb if budget_mb is not None else (
+                         TUNE_CPU_BUDGET_MB if device == "cpu" else None)}
         v = tt.verify(source, examples=examples, seed=seed, max_elements=max_elements,
-                     max_seconds=max_seconds)
+                     max_seconds=max_seconds, **extra)
         d = v.as_dict()
         out = Outcome(v.status, v.detail, d.get("failure"), d)
         if v.status != "accepted":
             out.seconds = time.perf_counter() - t0
             return out
+    if time_it and env and target == "triton":
+        return _time_isolated(kernel, source, env, device, rep_ms, seed, out, t0)
     if time_it and env:
         try:
             launch = tt.launcher(source)
@@ -158,5 +177,30 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
             out.wall_ms = t["ms"]
         else:
             out.ms = t["ms"]
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _time_isolated(kernel, source: str, env: dict[str, int], device: str, rep_ms: float,
+                   seed: int, out: Outcome, t0: float) -> Outcome:
+    """Time a Triton candidate in a worker process of its own (kspec.verify.isolation): the
+    tuner's process never imports candidate code, so nothing a candidate patches at import
+    outlives it."""
+    from ..verify.isolation import CandidateError, IsolatedCandidate
+
+    candidate = IsolatedCandidate(kernel, "triton", source, device=device)
+    try:
+        t = candidate.time(env, timeout=600.0, rep_ms=rep_ms, seed=seed)
+    except CandidateError as e:
+        out.status, out.detail = e.status, f"at the timing size {env}: {e.detail}"
+        out.seconds = time.perf_counter() - t0
+        return out
+    finally:
+        candidate.close()
+    out.timing = t
+    if device == "cpu":
+        out.wall_ms = t["ms"]
+    else:
+        out.ms = t["ms"]
     out.seconds = time.perf_counter() - t0
     return out

@@ -382,8 +382,9 @@ class CxxTuning:
         """The gate of kspec.verify.candidates (every guard, the same statuses), with the
         candidate's schedule applied at launch: verify_candidate builds C++ launchers without
         a schedule, so this builds the launcher and runs kspec.verify's search on it."""
-        from ..verify.candidates import ACCEPTED, COMPILE_ERROR, UNVERIFIED, Verdict
+        from ..verify.candidates import ACCEPTED, BUDGET_MB, COMPILE_ERROR, UNVERIFIED, Verdict
         from ..verify.runner import search
+        from ..verify.strategies import boundary_cases
 
         t0 = time.perf_counter()
         compiled_for: list[str] = []
@@ -400,9 +401,13 @@ class CxxTuning:
         if launch is None:
             return Verdict(UNVERIFIED, self.name, note, seconds=time.perf_counter() - t0,
                            compiled_for=compiled_for)
+        # the sizes past each launch-time threshold (looped rows, packed vectors ...), as the
+        # Triton gate runs them: compiled C++ takes the gate's budget even on the CPU
+        fixed = [("branch boundary", c) for c in boundary_cases(
+            self.kernel.ir, "", int(BUDGET_MB["cpu"] * 2 ** 20))]
         res = search(self.kernel, launch, examples=examples, seed=seed, device=dev,
                      max_elements=max_elements, block_sizes=self._block_sizes(source),
-                     max_seconds=max_seconds)
+                     max_seconds=max_seconds, fixed=fixed)
         status = ACCEPTED if res.ok else res.failure.status
         return Verdict(status, self.name, "" if res.ok else res.failure.detail, res.failure,
                        res.examples, res.passed, res.worst, time.perf_counter() - t0, dev,

@@ -19,20 +19,29 @@ The candidate must keep the entry point and argument order the backend emits:
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .. import ir
-from ..binding import bind
-from ..errors import BackendUnavailable, KspecError
-from .runner import (CHEAT, COMPILE_ERROR, WRONG, Failure, SearchResult, search,
+from ..errors import BackendUnavailable
+from .isolation import CandidateError, IsolatedCandidate
+from .launchers import cxx_launcher, gpu_available, load_triton_module, triton_launcher
+from .runner import (CHEAT, COMPILE_ERROR, TIMEOUT, WRONG, Failure, SearchResult, search,
                      search_branches)
-from .strategies import schedule_block_sizes
+from .static import problems as static_problems
+from .strategies import Case, boundary_cases, schedule_block_sizes
 
 ACCEPTED, UNVERIFIED = "accepted", "unverified"
-STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, UNVERIFIED)
+STATUSES = (ACCEPTED, COMPILE_ERROR, WRONG, CHEAT, TIMEOUT, UNVERIFIED)
+# the memory the branch-boundary cases may take together (their inputs and outputs, MiB): the
+# Triton interpreter takes about half a second per 2048-element program, so a CPU check stays
+# near a minute with 1.5 MiB; a GPU takes the sizes themselves
+BUDGET_MB = {"cpu": 1.5, "cuda": 4096.0}
+LAUNCH_TIMEOUT = 120.0      # seconds one launch may take (the interpreter at the budget's sizes)
+# re-exported: what the tuner builds its in-process (kspec-generated) launchers with
+__all__ = ["verify_candidate", "verify_file", "Verdict", "STATUSES", "load_triton_module",
+           "triton_launcher"]
 
 
 @dataclass
@@ -47,10 +56,15 @@ class Verdict:
     seconds: float = 0.0
     ran_on: str = ""
     compiled_for: list[str] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)   # every case run
 
     @property
     def accepted(self) -> bool:
         return self.status == ACCEPTED
+
+    def branches(self) -> list[str]:
+        """Every kernel/branch combination that ran (from the worker's launch records)."""
+        return sorted({b for r in self.records for b in r.get("launches", [])})
 
     def text(self) -> str:
         head = (f"{self.status}: {self.target} candidate"
@@ -62,12 +76,15 @@ class Verdict:
             lines.append(self.failure.text())
         elif self.detail:
             lines.append(f"  {self.detail}")
+        if self.branches():
+            lines.append("  branches that ran: " + "; ".join(self.branches()))
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"status": self.status, "target": self.target, "detail": self.detail,
              "examples": self.examples, "passed": self.passed, "worst": self.worst,
-             "seconds": self.seconds, "ran_on": self.ran_on, "compiled_for": self.compiled_for}
+             "seconds": self.seconds, "ran_on": self.ran_on, "compiled_for": self.compiled_for,
+             "branches": self.branches(), "cases": self.records}
         if self.failure:
             d["failure"] = {"status": self.failure.status, "detail": self.failure.detail,
                             "case": str(self.failure.case), "replay": self.failure.case.replay(),
@@ -75,148 +92,99 @@ class Verdict:
         return d
 
 
-def load_triton_module(source: str, interpret: bool):
-    """Import candidate Triton source the way the backend imports its own (launcher.load_module)."""
-    from ..backends.triton.launcher import load_module
-
-    module = load_module(source, interpret, prefix="kspec_candidate")
-    name = module.__name__
-    if not callable(getattr(module, "launch", None)):
-        sys.modules.pop(name, None)
-        raise KspecError("the module defines no launch(...) function")
-    return module
-
-
-def triton_launcher(kernel: ir.Kernel, module, schedule: dict | None = None) -> Callable:
-    """Bind arguments like kspec's launcher, then call the module's launch(inputs..., symbols...)
-    (with `schedule` when given: a launch-time branch forced, see verify_candidate)."""
-    def launch(*args: Any):
-        b = bind(kernel, args, {})
-        call = [b.tensors[p.name] if isinstance(p, ir.TensorDecl) else b.scalars[p.name]
-                for p in kernel.params] + [b.env[s] for s in kernel.symbols]
-        return module.launch(*call, schedule=schedule) if schedule else module.launch(*call)
-
-    return launch
-
-
-def _gpu() -> bool:
-    try:
-        import torch
-        return bool(torch.cuda.is_available())
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def _cxx_launcher(kernel: ir.Kernel, target: str, source: str, arch: str | None,
-                  compiled_for: list[str]) -> tuple[Callable | None, str]:
-    """Compile a C++ candidate; return (launcher or None when it cannot run here, device)."""
-    from ..backends.cxx import CUDA, HIP, plan_for
-    from ..backends.cxx.launch import PlanLauncher
-
-    if target == "cpu":
-        launch = _emulated(kernel, source)
-        compiled_for.append("cpu (g++)")
-        return launch, "cpu"
-    if target == "cuda":
-        from ..backends.cuda import launcher as cl, toolchain
-        run_here = cl.unavailable_reason() is None
-        arch = arch or (_device_arch() if run_here else toolchain.DEFAULT_ARCH)
-        compiled = toolchain.compile_nvcc(source, arch)
-        compiled_for.append(f"cuda {arch} (nvcc)")
-        if not run_here:
-            return None, ""
-        plan = plan_for(kernel, CUDA, arch)
-        rt = cl.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-        return PlanLauncher(plan, rt, "cuda", f"cuda candidate {arch}"), "cuda"
-    if target == "hip":
-        from ..backends.cuda import launcher as cl
-        from ..backends.hip import toolchain
-        run_here = cl.unavailable_reason() is None
-        if run_here:
-            arch = arch or _device_arch()
-            compiled = toolchain.compile_hip_nvidia(source, arch)
-            compiled_for.append(f"hip-on-nvidia {arch} (nvcc)")
-            plan = plan_for(kernel, HIP, arch)
-            rt = cl.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-            return PlanLauncher(plan, rt, "cuda", f"hip candidate {arch}"), "cuda"
-        arch = arch or toolchain.DEFAULT_ARCH
-        toolchain.compile_hipcc(source, arch)
-        compiled_for.append(f"hip {arch} (hipcc)")
-        return None, ""
-    raise KspecError(f"unknown target '{target}'; expected triton, cuda, hip or cpu")
-
-
-def _device_arch() -> str:
-    from ..backends.cuda import device_arch
-    return device_arch()
-
-
-def _emulated(kernel: ir.Kernel, text: str) -> Callable:
-    """emulate.build with the candidate's C++ instead of the generated text."""
-    from ..backends.cxx import emulate
-
-    return emulate.build(kernel, source=text, label="cpu-emulation candidate")
-
-
 def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, seed: int = 0,
                      max_elements: int = 4096, max_work: int | None = None,
                      max_seconds: float | None = None, device: str | None = None,
-                     arch: str | None = None, shrink_budget: int = 25) -> Verdict:
+                     arch: str | None = None, shrink_budget: int = 25,
+                     budget_mb: float | None = None, launch_timeout: float = LAUNCH_TIMEOUT,
+                     shapes: Sequence[dict[str, int]] = (),
+                     progress: Callable[[str], None] | None = None) -> Verdict:
     """Check a candidate source for `target` against `kernel`'s spec (a kspec.Kernel).
 
-    Runs the all-ones case and a two-launch (no caching) check, then `examples` Hypothesis
-    cases under every guard; stops at the first failure and shrinks it."""
+    The candidate runs in its own worker process (isolation.py); this process draws the
+    inputs, computes the float64 reference and compares. Static checks first (static.py),
+    then the all-ones case and a two-launch (no caching) check, one case per value
+    distribution and layout, sizes past each launch threshold within `budget_mb` (default:
+    BUDGET_MB for the device), the exact `shapes` given (the class being tuned or served),
+    then `examples` Hypothesis cases (tensors up to `max_elements`); stops at the first
+    failure and shrinks it. Each launch has `launch_timeout` seconds."""
     import time
 
     t0 = time.perf_counter()
+    finding = static_problems(target, source)
+    if finding:
+        return Verdict(CHEAT, target, f"static check: {finding}", seconds=time.perf_counter() - t0)
+    on_gpu = target in ("cuda", "hip") or (target == "triton" and (
+        device == "cuda" or (device is None and gpu_available())))
+    dev = "cuda" if on_gpu else "cpu"
+    if target in ("cuda", "hip") and not gpu_available():
+        return _compile_only(kernel, target, source, arch, t0)
+    compiled_for = [{"triton": "triton " + ("(GPU JIT)" if on_gpu else "(interpreter)"),
+                     "cpu": "cpu (g++)"}.get(target, f"{target} {arch or 'this GPU'}")]
+    candidate = IsolatedCandidate(kernel, target, source, device=dev,
+                                  launch_timeout=launch_timeout, arch=arch)
+    try:
+        candidate.load()
+    except CandidateError as e:
+        return Verdict(e.status, target, e.detail, seconds=time.perf_counter() - t0)
+    budget = budget_mb if budget_mb is not None else BUDGET_MB[dev]
+    fixed = [("branch boundary", c) for c in boundary_cases(
+        kernel.ir, source if target == "triton" else "", int(budget * 2 ** 20))]
+    fixed += [("requested shape", c) for c in requested_cases(kernel.ir, shapes)]
+    blocks = schedule_block_sizes(source) if target == "triton" else ()
+    options = dict(examples=examples, seed=seed, device=dev, max_elements=max_elements,
+                   max_work=max_work, block_sizes=blocks, shrink_budget=shrink_budget,
+                   max_seconds=max_seconds, progress=progress)
+    try:
+        res: SearchResult = search(kernel, candidate, fixed=fixed, **options)
+        if res.ok and target == "triton":
+            res = _forced_branches(kernel, candidate, source, res, options)
+    finally:
+        candidate.close()
+    status = ACCEPTED if res.ok else res.failure.status
+    detail = "" if res.ok else res.failure.detail
+    if res.ok and not res.passed:        # nothing checked is never accepted
+        status, detail = UNVERIFIED, ("no example ran: no sizes pass the launch checks "
+                                      "within the limits")
+    return Verdict(status, target, detail, res.failure, res.examples, res.passed, res.worst,
+                   time.perf_counter() - t0, dev, compiled_for, res.records)
+
+
+def requested_cases(kernel: ir.Kernel, shapes: Sequence[dict[str, int]]) -> list[Case]:
+    """One case per exact shape asked for (every symbol given), normal values."""
+    floats = tuple((p.name, "normal") for p in kernel.tensor_params if p.dtype.is_float)
+    return [Case(tuple((s, int(env[s])) for s in kernel.symbols), floats, (), 200 + i)
+            for i, env in enumerate(shapes) if all(s in env for s in kernel.symbols)]
+
+
+def _compile_only(kernel, target: str, source: str, arch: str | None, t0: float) -> Verdict:
+    """cuda / hip without a GPU here: compile for `arch` (or the default) and say so."""
+    import time
+
     compiled_for: list[str] = []
     try:
-        if target == "triton":
-            on_gpu = device == "cuda" or (device is None and _gpu())
-            module = load_triton_module(source, interpret=not on_gpu)
-            launch, dev = triton_launcher(kernel.ir, module), ("cuda" if on_gpu else "cpu")
-            compiled_for.append("triton " + ("(GPU JIT)" if on_gpu else "(interpreter)"))
-        else:
-            launch, dev = _cxx_launcher(kernel.ir, target, source, arch, compiled_for)
+        cxx_launcher(kernel.ir, target, source, arch, compiled_for)
     except BackendUnavailable:
         raise
-    except SyntaxError as e:
-        return Verdict(COMPILE_ERROR, target, f"SyntaxError: {e.msg} (line {e.lineno})",
-                       seconds=time.perf_counter() - t0)
-    except Exception as e:  # noqa: BLE001 - a compiler's or an import's failure
+    except Exception as e:  # noqa: BLE001 - the compiler's failure
         text = str(e).strip().splitlines()
         return Verdict(COMPILE_ERROR, target, f"{type(e).__name__}: {text[0] if text else ''}",
                        seconds=time.perf_counter() - t0)
-    if launch is None:
-        return Verdict(UNVERIFIED, target, "compiled; no device here can run it",
-                       seconds=time.perf_counter() - t0, compiled_for=compiled_for)
-    blocks = schedule_block_sizes(source) if target == "triton" else ()
-    res: SearchResult = search(kernel, launch, examples=examples, seed=seed, device=dev,
-                               max_elements=max_elements, max_work=max_work,
-                               block_sizes=blocks, shrink_budget=shrink_budget,
-                               max_seconds=max_seconds)
-    if res.ok and target == "triton":
-        res = _forced_branches(kernel, module, source, res, dev, examples, seed,
-                               max_elements=max_elements, max_work=max_work, block_sizes=blocks,
-                               shrink_budget=shrink_budget, max_seconds=max_seconds)
-    status = ACCEPTED if res.ok else res.failure.status
-    return Verdict(status, target, "" if res.ok else res.failure.detail, res.failure,
-                   res.examples, res.passed, res.worst, time.perf_counter() - t0, dev,
-                   compiled_for)
+    return Verdict(UNVERIFIED, target, "compiled; no device here can run it",
+                   seconds=time.perf_counter() - t0, compiled_for=compiled_for)
 
 
-def _forced_branches(kernel, module, source: str, res: SearchResult, dev: str, examples: int,
-                     seed: int, **options: Any) -> SearchResult:
+def _forced_branches(kernel, candidate: IsolatedCandidate, source: str, res: SearchResult,
+                     options: dict[str, Any]) -> SearchResult:
     """A candidate that keeps kspec's schedule keys is also run with each launch-time branch
     that small shapes never take (64-bit indices, compensated contractions, looped rows)
     forced, on a few cases each; the first failure is the verdict's. A candidate that ignores
     the keys runs its own code again: nothing is lost, and its sizes were checked above."""
-    for branch, forced in search_branches(
-            kernel, source, lambda schedule: triton_launcher(kernel.ir, module, schedule),
-            examples=examples, seed=seed, device=dev, **options):
+    for branch, forced in search_branches(kernel, source, candidate.with_schedule, **options):
         res.examples += forced.examples
         res.passed += forced.passed
         res.worst = max(res.worst, forced.worst)
+        res.records += [{**r, "phase": f"forced {branch}"} for r in forced.records]
         if not forced.ok:
             forced.failure.detail = f"[{branch}] {forced.failure.detail}"
             res.failure = forced.failure

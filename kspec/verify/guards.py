@@ -49,6 +49,13 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
+def perturbed(dtype: torch.dtype) -> int:
+    """The bits of one element of a buffer the worker's allocator filled with 0x7F bytes."""
+    size = torch.empty((), dtype=dtype).element_size()
+    value = int.from_bytes(b"\x7f" * size, "little")
+    return value - (1 << (8 * size)) if value >= 1 << (8 * size - 1) else value
+
+
 def sentinel_value(dtype: torch.dtype) -> Any:
     """The canary of launch allocations: finite, unlikely to be computed."""
     if dtype.is_floating_point:
@@ -76,6 +83,8 @@ class Guarded:
     pad: int
     canary: tuple[torch.Tensor, torch.Tensor]
     name: str = ""
+    gaps: torch.Tensor | None = None       # interior elements outside the view (strided)
+    gap_bits: torch.Tensor | None = None
 
     @property
     def view_flat(self) -> torch.Tensor:
@@ -84,7 +93,9 @@ class Guarded:
     def canaries_intact(self) -> bool:
         head, tail = self.whole[:self.pad], self.whole[self.pad + self.n:]
         return bool(torch.equal(bits(head), self.canary[0]) and
-                    torch.equal(bits(tail), self.canary[1]))
+                    torch.equal(bits(tail), self.canary[1]) and
+                    (self.gaps is None or torch.equal(bits(self.view_flat)[self.gaps],
+                                                      self.gap_bits)))
 
     def keep_canaries(self) -> None:
         """Record the canaries' current bits as the ones to find after the launch."""
@@ -116,13 +127,30 @@ def input_canary(dtype: torch.dtype, n: int, device: Any) -> torch.Tensor:
     return pattern.repeat(n // 3 + 1)[:n].to(dtype).to(device)
 
 
-def guarded_copy(t: torch.Tensor, name: str = "") -> tuple[torch.Tensor, Guarded]:
-    """A contiguous copy of input `t` inside canaries (`input_canary`, mirrored before it)."""
-    view, g = guarded_empty(tuple(t.shape), t.dtype, t.device, name)
-    c = input_canary(t.dtype, g.pad, t.device)
-    g.whole[:g.pad] = c.flip(0)
-    g.whole[g.pad + g.n:] = c
+def guarded_copy(t: torch.Tensor, name: str = "", layout: str = "contiguous"
+                 ) -> tuple[torch.Tensor, Guarded]:
+    """A copy of input `t` inside canaries (`input_canary`, mirrored before it), laid out as
+    `layout`: contiguous; transposed (the last two dims swapped in memory); strided (every
+    other element of a buffer twice as long in the last dim, the gaps holding canaries, so a
+    kernel that ignores strides reads them)."""
+    shape = tuple(t.shape)
+    if layout == "transposed" and t.dim() >= 2:
+        inner, g = guarded_empty((*shape[:-2], shape[-1], shape[-2]), t.dtype, t.device, name)
+        view = inner.transpose(-1, -2)
+    elif layout == "strided" and t.dim() >= 1 and t.numel():
+        inner, g = guarded_empty((*shape[:-1], 2 * shape[-1]), t.dtype, t.device, name)
+        view = inner[..., ::2]
+    else:
+        view, g = guarded_empty(shape, t.dtype, t.device, name)
+    c = input_canary(t.dtype, max(g.pad, g.n), t.device)
+    g.whole[:g.pad] = c[:g.pad].flip(0)
+    g.whole[g.pad + g.n:] = c[:g.pad]
     g.keep_canaries()
+    if view.numel() != g.n:             # strided: the gaps are canaries too
+        g.view_flat.copy_(c[:g.n])
+        marks = torch.ones(g.n, dtype=torch.bool, device=t.device)
+        marks.view(inner.shape)[..., ::2] = False
+        g.gaps, g.gap_bits = marks, bits(g.view_flat)[marks].clone()
     view.copy_(t)
     return view, g
 

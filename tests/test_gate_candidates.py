@@ -1,0 +1,140 @@
+"""The gate (`kcompile check --source`, `verify_candidate`) against purpose-built bad kernels:
+each file of tests/gate_candidates/ is kspec's generated softmax or layernorm changed the way
+an adversary (or a careless tuner) would, and must be rejected with the status that names the
+reason; kspec's own generated kernels must still be accepted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import kspec
+import kspec.verify.runner as runner
+from kspec.cli import main
+from kspec.verify.candidates import verify_candidate
+from kspec.verify.isolation import IsolatedCandidate
+
+ROOT = Path(__file__).resolve().parent.parent
+CANDIDATES = ROOT / "tests" / "gate_candidates"
+FAST = dict(examples=2, seed=0, launch_timeout=60)
+
+
+def kernel(name: str):
+    return kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
+
+
+def candidate(name: str) -> str:
+    return (CANDIDATES / f"{name}.py").read_text()
+
+
+# (candidate file, spec, status, words the detail must contain)
+REJECTED = [
+    ("patch_checker", "softmax", "cheat", "imports kspec.verify.runner"),
+    ("detect_gate", "softmax", "wrong", "output 'y'"),
+    ("ignores_strides", "softmax", "wrong", "output 'y'"),
+    ("one_pass_variance", "layernorm", "wrong", "output"),
+    ("bf16_via_f16", "layernorm", "wrong", "output"),
+    ("first_element_cache", "softmax", "cheat", "cached"),
+    ("torch_softmax", "softmax", "cheat", "calls torch.softmax"),
+    ("hidden_fallback", "softmax", "cheat", "launched no kernel"),
+    ("decoy_kernel", "softmax", "cheat", "not given to any kernel launch"),
+    ("side_stream", "softmax", "cheat", "calls torch.cuda.stream"),
+    ("new_empty_overflow", "softmax", "wrong", "outside"),
+    ("swallow", "softmax", "cheat", "try/except Exception"),
+    pytest.param("masked_later_read", "softmax", "wrong", "read outside the buffers",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="loads are "
+                                          "checked against their buffers under the "
+                                          "interpreter only")),
+    ("wrong_past_1024_rows", "softmax", "wrong", "output 'y'"),
+    ("wrong_past_4096_columns", "softmax", "wrong", "output 'y'"),
+    ("wrong_odd_wide_rows", "softmax", "wrong", "output 'y'"),
+    ("wrong_looped_rows", "softmax", "wrong", "output 'y'"),
+]
+
+
+@pytest.mark.parametrize("name,spec,status,words", REJECTED)
+def test_bad_candidate_is_rejected(name: str, spec: str, status: str, words: str) -> None:
+    v = verify_candidate(kernel(spec), "triton", candidate(name), **FAST)
+    assert v.status == status and words in v.detail, v.text()
+
+
+def test_a_sleeping_candidate_times_out() -> None:
+    v = verify_candidate(kernel("softmax"), "triton", candidate("sleeper"), examples=1,
+                         launch_timeout=5)
+    assert v.status == "timeout" and "no reply within 5 s" in v.detail, v.text()
+
+
+def test_a_patch_made_at_import_stays_in_the_worker() -> None:
+    # past the static check (run directly): the patched comparison is the worker's, not ours
+    k = kernel("softmax")
+    original = runner.compare
+    launch = IsolatedCandidate(k, "triton", candidate("patch_checker"), launch_timeout=60)
+    try:
+        res = runner.search(k, launch, examples=1, explicit=False, pair=False)
+    finally:
+        launch.close()
+    assert runner.compare is original
+    assert res.failure is not None and res.failure.status == "wrong", res.failure
+    # and the next candidate in this process is checked by the real comparison
+    assert verify_candidate(k, "triton", k.source("triton"), **FAST, budget_mb=0.05).accepted
+
+
+def test_the_worker_replaces_no_torch_function() -> None:
+    # the old gate's tell (torch.empty a Python function while checking) is absent: the
+    # candidate that computes right only under it is wrong, not accepted
+    v = verify_candidate(kernel("softmax"), "triton", candidate("detect_gate"), **FAST)
+    assert v.status == "wrong"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="a side stream needs a GPU")
+def test_a_hidden_side_stream_is_a_cheat_on_the_gpu() -> None:
+    v = verify_candidate(kernel("softmax"), "triton", candidate("side_stream_hidden"), **FAST)
+    assert v.status == "cheat" and "stream other than the caller's" in v.detail, v.text()
+
+
+@pytest.mark.parametrize("spec", ["softmax", "layernorm", "cross_entropy", "matmul"])
+def test_generated_kernels_are_accepted_with_every_branch_recorded(spec: str) -> None:
+    k = kernel(spec)
+    v = verify_candidate(k, "triton", k.source("triton"), **FAST, budget_mb=0.5)
+    assert v.accepted, v.text()
+    phases = {r["phase"] for r in v.records}
+    assert {"first", "distribution/layout", "branch boundary", "hypothesis"} <= phases
+    if spec in ("softmax", "layernorm"):       # both sides of the single / looped row branch
+        assert {f"{spec}_0_rows SINGLE=True INDEX64=False",
+                f"{spec}_0_rows SINGLE=False INDEX64=False"} <= set(v.branches())
+
+
+def test_no_example_is_never_accepted() -> None:
+    k = kernel("softmax")
+    v = verify_candidate(k, "triton", k.source("triton"), examples=1, max_elements=0,
+                         budget_mb=1e-6)
+    assert v.status == "unverified" and "no example ran" in v.detail, v.text()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--budget-mb", "0"], "--budget-mb must be positive, got 0.0"),
+    (["--launch-timeout", "-1"], "--launch-timeout must be positive, got -1.0"),
+    (["-n", "0"], "--examples must be at least 1, got 0"),
+])
+def test_bad_gate_flags_are_errors(argv: list[str], message: str, capsys) -> None:
+    spec = str(ROOT / "specs" / "softmax.kspec")
+    src = str(CANDIDATES / "torch_softmax.py")
+    assert main(["check", spec, "--target", "triton", "--source", src, *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_cli_json_records_every_case_and_prints_progress(tmp_path, capsys) -> None:
+    spec = str(ROOT / "specs" / "softmax.kspec")
+    src = tmp_path / "softmax.py"
+    src.write_text(kernel("softmax").source("triton"))
+    report = tmp_path / "report.json"
+    assert main(["check", spec, "--target", "triton", "--source", str(src), "-n", "2",
+                 "--budget-mb", "0.05", "--json", str(report)]) == 0
+    err = capsys.readouterr().err
+    data = json.loads(report.read_text())
+    assert data["status"] == "accepted" and len(data["cases"]) == data["examples"]
+    assert all({"case", "seed", "replay", "status", "launches"} <= set(c) for c in data["cases"])
+    assert err.count("\n") >= data["examples"] and "[1] first: M=1, N=1" in err
