@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ir
-from ..api import bind
+from ..binding import bind
 
 # glibc fills each fresh allocation of the worker with (this ^ 0xFF) = 0x7F bytes
 MALLOC_PERTURB = "128"

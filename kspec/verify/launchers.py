@@ -7,7 +7,7 @@ import sys
 from typing import Any, Callable
 
 from .. import ir
-from ..api import bind
+from ..binding import bind
 from ..errors import KspecError
 
 

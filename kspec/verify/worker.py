@@ -238,7 +238,7 @@ class Session:
         tuner's process, which never imports candidate code; unrecorded, unshadowed launches."""
         from kspec import loads
         from kspec.agent.evaluate import time_launch
-        from kspec.api import bind
+        from kspec.binding import bind
 
         kernel = loads(spec["spec_text"], spec["file"])[spec["kernel"]]
 
