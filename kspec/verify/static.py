@@ -30,7 +30,8 @@ METADATA = {
     "dtype", "device", "item", "storage_offset", "is_cuda", "nelement", "ndimension",
     "get_device", "to", "cuda", "cpu", "float", "half", "bfloat16", "int", "long", "bool",
     "double", "type_as", "zero_", "fill_", "copy_", "device_count", "current_device",
-    "is_available", "get_device_properties", "set_device", "device_of", "get_device_name",
+    "is_available", "get_device_properties", "get_device_capability", "set_device",
+    "device_of", "get_device_name",
     "is_floating_point", "finfo", "iinfo", "Size", "cdiv", "next_power_of_2", "__init__",
 }
 HOST_OK = ALLOCATION | VIEWS | METADATA

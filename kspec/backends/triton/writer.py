@@ -246,7 +246,11 @@ class LaunchWriterBase:
         elif compensated:
             self.lines.append(f"{inner.indent}{acc}, {acc}_lost = "
                               f"_kahan_add({acc}, {acc}_lost, {val})")
-            self.lines.append(f"{indent}{acc} = {final.format(a=f'{acc} - {acc}_lost')}")
+            # the lanes are added with compensation too: a plain tree over 4096 lanes of a
+            # row of 8193 ascending values was 69 off where the tolerance was 31
+            self.lines.append(f"{indent}{acc}, {acc}_lost = tl.reduce(({acc}, {acc}_lost), 1, "
+                              f"_kahan_combine, keep_dims=True)")
+            self.lines.append(f"{indent}{acc} = {acc} - {acc}_lost")
         else:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")

@@ -88,6 +88,16 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _kahan_combine(s1, lost1, s2, lost2):
+    # (s1 - lost1) + (s2 - lost2) as a sum and what it lost: the rounding error of s1 + s2
+    # (TwoSum: s1 + s2 == s + err exactly) joins the lanes' own; 0 once the sum is inf or NaN
+    s = s1 + s2
+    back = s - s1
+    err = (s1 - (s - back)) + (s2 - back)
+    return s, tl.where(s - s == 0, lost1 + lost2 - err, 0.0)
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -172,7 +182,8 @@ def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3,
             x_12 = tl.load(x_ptr + (p0) * x_s0 + (r10_q) * x_s1 + (p2 + r10) * x_s2 + (p3 + r11) * x_s3, mask=pmask & rmask, other=0.0)
             w_13 = tl.load(w_ptr + (p1) * w_s0 + (r10_q) * w_s1 + (r10) * w_s2 + (r11) * w_s3, mask=pmask & rmask, other=0.0)
             red8, red8_lost = _kahan_add(red8, red8_lost, tl.where(pmask & rmask, (x_12 * w_13), 0.0))
-        red8 = tl.reduce(red8 - red8_lost, 1, _add, keep_dims=True)
+        red8, red8_lost = tl.reduce((red8, red8_lost), 1, _kahan_combine, keep_dims=True)
+        red8 = red8 - red8_lost
         bias_14 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
         y_row = (red8 + bias_14)
         tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
@@ -241,7 +252,8 @@ def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w
         x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
         w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
         red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (x_5 * w_6), 0.0))
-    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
+    red1 = red1 - red1_lost
     tl.store(part0_ptr + sid * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, red1, mask=pmask)
 
 

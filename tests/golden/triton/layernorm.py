@@ -48,6 +48,16 @@ def _kahan_add(acc, lost, x):
 
 
 @triton.jit
+def _kahan_combine(s1, lost1, s2, lost2):
+    # (s1 - lost1) + (s2 - lost2) as a sum and what it lost: the rounding error of s1 + s2
+    # (TwoSum: s1 + s2 == s + err exactly) joins the lanes' own; 0 once the sum is inf or NaN
+    s = s1 + s2
+    back = s - s1
+    err = (s1 - (s - back)) + (s2 - back)
+    return s, tl.where(s - s == 0, lost1 + lost2 - err, 0.0)
+
+
+@triton.jit
 def _welford(n1, m1, q1, n2, m2, q2):
     # two (count, mean, centred sum of squares) triples as one (Chan, Golub and LeVeque)
     n = n1 + n2
@@ -111,7 +121,8 @@ def layernorm_0_rows(x_ptr, x_s0, x_s1, mu_ptr, mu_s0, rstd_ptr, rstd_s0, w_ptr,
             red7_m = red7_m + red7_d * (1.0 / ((r0 - 0) // BLOCK_R + 1))
             red7_q = red7_q + red7_d * tl.where(pmask & rmask, x_8 - red7_m, 0.0)
             red7, red7_lost = _kahan_add(red7, red7_lost, tl.where(pmask & rmask, x_8, 0.0))
-        red7 = tl.reduce(red7 - red7_lost, 1, _add, keep_dims=True)
+        red7, red7_lost = tl.reduce((red7, red7_lost), 1, _kahan_combine, keep_dims=True)
+        red7 = red7 - red7_lost
         red7_n, red7_m, red7_q = tl.reduce((red7_n, red7_m, red7_q), 1, _welford, keep_dims=True)
         red7_centred = red7_q / (N)
         red7 = red7 / (N)
@@ -158,7 +169,8 @@ def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_n_ptr, part0_
         red1_m = red1_m + red1_d * (1.0 / ((r0 - sid * chunk0) // BLOCK_R + 1))
         red1_q = red1_q + red1_d * tl.where(pmask & rmask, x_2 - red1_m, 0.0)
         red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, x_2, 0.0))
-    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
+    red1 = red1 - red1_lost
     red1_n, red1_m, red1_q = tl.reduce((red1_n, red1_m, red1_q), 1, _welford, keep_dims=True)
     red1_centred = red1_q / (N)
     tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)

@@ -78,6 +78,16 @@ def _kahan_add(acc, lost, x):
     return total, tl.where(total - total == 0, (total - acc) - step, 0.0)
 
 
+@triton.jit
+def _kahan_combine(s1, lost1, s2, lost2):
+    # (s1 - lost1) + (s2 - lost2) as a sum and what it lost: the rounding error of s1 + s2
+    # (TwoSum: s1 + s2 == s + err exactly) joins the lanes' own; 0 once the sum is inf or NaN
+    s = s1 + s2
+    back = s - s1
+    err = (s1 - (s - back)) + (s2 - back)
+    return s, tl.where(s - s == 0, lost1 + lost2 - err, 0.0)
+
+
 # Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
 def _add(a, b):
@@ -133,7 +143,8 @@ def matmul_bias_gelu_0r_rows(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bia
             a_7 = tl.load(a_ptr + (p0) * a_s0 + (offs_r) * a_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
             b_8 = tl.load(b_ptr + (offs_r) * b_s0 + (p1) * b_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
             red6, red6_lost = _kahan_add(red6, red6_lost, tl.where(pmask & rmask, (a_7 * b_8), 0.0))
-        red6 = tl.reduce(red6 - red6_lost, 1, _add, keep_dims=True)
+        red6, red6_lost = tl.reduce((red6, red6_lost), 1, _kahan_combine, keep_dims=True)
+        red6 = red6 - red6_lost
         bias_9 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0).to(tl.float32)
         t10 = (red6 + bias_9)
         c_row = (0.5 * t10 * (1.0 + tl.erf(t10 * 0.7071067811865476)))
@@ -179,7 +190,8 @@ def matmul_bias_gelu_0ra_split_partial(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bia
         a_2 = tl.load(a_ptr + (p0) * a_s0 + (offs_r) * a_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
         b_3 = tl.load(b_ptr + (offs_r) * b_s0 + (p1) * b_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
         red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (a_2 * b_3), 0.0))
-    red1 = tl.reduce(red1 - red1_lost, 1, _add, keep_dims=True)
+    red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
+    red1 = red1 - red1_lost
     tl.store(part0_ptr + sid * (M * N) + offs_p, red1, mask=pmask)
 
 
