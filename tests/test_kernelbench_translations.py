@@ -353,3 +353,20 @@ def test_runner_survives_a_crashing_worker(tmp_path: Path, monkeypatch) -> None:
     assert {b: r["status"] for b, r in entry["backends"].items()} == \
         {"a": "correct", "crashes": "error", "b": "correct"}
     assert "boom" in entry["backends"]["crashes"]["detail"]
+
+
+def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path, capsys) -> None:
+    """Out of memory beside other workers is their inputs, not the kernel: --resume redoes it."""
+    checkout, translations = fake_checkout(tmp_path)
+    out = tmp_path / "run.json"
+    earlier = run_json({1: 0.5})
+    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU")
+    earlier["problems"][0]["backends"]["triton"] = {
+        "status": "error", "detail": "out of memory: OutOfMemoryError: CUDA out of memory."}
+    out.write_text(json.dumps(earlier))
+    assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
+                     "--backends", "triton", "--only", "1_Fake_ReLU", "--resume",
+                     "--translations", str(translations), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
+        [("1_Fake_ReLU", "correct")]

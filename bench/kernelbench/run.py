@@ -274,7 +274,19 @@ def run_all(problems: list[Problem], args: argparse.Namespace, skip: dict[str, s
             entries[futures[future]] = future.result()
             print(kb_report.progress_line(entries[futures[future]]), flush=True)
             on_entry([entries[i] for i in sorted(entries)])
+    if args.jobs > 1:   # alone on the GPU now, with the memory the other workers held
+        for i in [i for i in sorted(entries) if ran_out_of_memory(entries[i])]:
+            entries[i] = one(problems[i])
+            print(kb_report.progress_line(entries[i]) + "  (again, alone)", flush=True)
+            on_entry([entries[i] for i in sorted(entries)])
     return [entries[i] for i in sorted(entries)]
+
+
+def ran_out_of_memory(entry: dict) -> bool:
+    """Some backend of the problem failed for memory: with several workers on a GPU that is
+    the others' inputs, not the kernel (KernelBench's inputs reach several GB)."""
+    return any("out of memory" in (row.get("detail") or "")
+               for row in [entry.get("base") or {}, *entry.get("backends", {}).values()])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -293,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and json_path is not None and json_path.exists():
         previous = read_json(json_path)
         keys = {p.key for p in problems}
-        done = [p for p in previous["problems"] if p["key"] in keys]
+        done = [p for p in previous["problems"] if p["key"] in keys and not ran_out_of_memory(p)]
         meta["resumed_from"] = previous["meta"]["date"]
         problems = [p for p in problems if p.key not in {d["key"] for d in done}]
     t0 = time.time()
