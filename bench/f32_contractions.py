@@ -6,8 +6,9 @@
 
 Cases (bench/specs/f32_gemm.kspec): an f32 GEMM at 4096^3, the level-2 linear layer
 gelu(A @ B + bias) at 1024 x 8192 x 8192, a batched GEMM, and the transposed-operand GEMMs
-(A @ B^T, A^T @ B). Runners: kspec cuda, kspec hip (HIP source on NVIDIA), kspec triton (each
-with its default f32 precision: tf32x3 in the C++ backends), eager PyTorch with TF32 off
+(A @ B^T, A^T @ B). Runners: kspec cuda, kspec hip (HIP source on NVIDIA) with precision
+tf32x3 asked for by name (CXX_SCHEDULE: the C++ backends' default is the IEEE loop nest), kspec
+triton (its default, tf32x3), eager PyTorch with TF32 off
 (cuBLAS IEEE SGEMM) and on, torch.compile with TF32 off. Inputs are generated on the device;
 each runner's output is compared on the device with the float64 reference (max |got - ref| /
 max |ref|). Times are medians over CUDA events (bench/timing.py), rotating over argument sets
@@ -40,6 +41,7 @@ from worker_common import short  # noqa: E402
 SPECS = BENCH / "specs" / "f32_gemm.kspec"
 RUNNERS = ("cuda", "hip", "triton", "eager_ieee", "eager_tf32", "compile_ieee")
 SPEEDUP_BASE = "eager_ieee"
+CXX_SCHEDULE = {"precision": "tf32x3"}    # kspec cuda and hip: the tensor cores' 3xTF32
 
 
 @dataclass(frozen=True)
@@ -103,8 +105,10 @@ def _kspec_runner(kernel, runner: str, device: torch.device) -> Callable:
     if device.type == "cpu":     # the C++ backends' CPU stand-in: the emulation
         from kspec.backends.cxx import emulate
 
-        return emulate.build(kernel.ir)
-    return kernel.build(runner)
+        return emulate.build(kernel.ir, schedule=CXX_SCHEDULE)
+    if runner == "triton":
+        return kernel.build(runner)
+    return kernel.build(runner, schedule=CXX_SCHEDULE)
 
 
 def _torch_runner(case: Case, runner: str) -> Callable:
@@ -134,7 +138,7 @@ def precompile(kernels: dict[str, Any], runners: list[str], device: torch.device
     def compile_one(job):
         backend, kernel = job
         try:
-            get_backend(backend).compile(kernel.ir, arch)
+            get_backend(backend).compile(kernel.ir, arch, schedule=CXX_SCHEDULE)
         except Exception:   # reported by the build itself, in its case
             pass
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:

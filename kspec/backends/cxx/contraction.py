@@ -64,8 +64,8 @@ LOCALS = ("acc", "As", "Bs", "lane", "warp", "tid", "m0", "n0", "kt", "kk", "mi"
           "r_", "c_", "s_", "it", "load", "A_IT", "B_IT", "A_src", "B_src", "A_row_ok",
           "B_row_ok", "A_step", "B_step", "GROUPS", "wg", "SPLIT", "partial", "parts",
           "slice", "steps", "per", "kt0", "comp", "step", "total", "lin", "sum", "sc",
-          "small", "ssmall", "ahi", "alo", "bhi", "blo", "Bh", "Bl", "HL_TILE", "convert",
-          "block", "blocks", "q", "nb", "kc", "x_", "hi", "lo", "g_", "t_", "big", "p_",
+          "ssmall", "ahi", "alo", "bhi", "blo", "Bh", "Bl", "HL_TILE", "convert",
+          "block", "blocks", "q", "nb", "kc", "x_", "hi", "lo", "g_", "t_",
           "h_", "l_", "o_", "dh", "dl", "bh", "bl")
 
 # The f32 variant of each tensor-core path: its template and tile table
@@ -154,23 +154,27 @@ def parse_tile(text: str, path: str = "mma_sync") -> Tile:
 
 # Compiled by default per path: a large tile for big problems, a small one for the rest (and
 # the element-wise variant). `schedule={"<launch>.tile": "..."}` compiles that tile alone.
+# The f32 paths hold four accumulator sets (templates/tensor_cores/*_tf32.j2: each depth
+# step's two sums, the compensated total), so their tiles keep 32 accumulators a thread.
 DEFAULT_TILES = {"mma_sync": ("128x128x32w4s4", "64x128x32w4s4"),
                  "wgmma": ("128x256x64w8s4", "128x128x64w8s4"),
                  "mfma": ("128x128x32w4s2", "64x64x32w4s2"),
-                 "mma_sync_tf32": ("128x128x32w8s3", "64x64x32w4s3"),
-                 "wgmma_tf32": ("128x128x32w8s4", "128x64x32w8s4"),
-                 "emulated": ("32x32x16w1s1", "16x16x8w1s1")}
+                 "mma_sync_tf32": ("128x64x32w8s3", "64x64x32w4s3"),
+                 "wgmma_tf32": ("128x64x32w8s4", "64x64x32w4s4"),
+                 # the large tile's depth step is the NVIDIA f32 paths' (BK = 32: four truncated
+                 # tensor-core sums a step), the small one's walks odd depths in many steps
+                 "emulated": ("32x32x32w1s1", "16x16x8w1s1")}
 TILE_CHOICES = {
     "mma_sync": ("128x256x32w8s3", "128x256x32w8s4", "128x128x32w4s4", "128x128x32w8s3",
                  "128x128x64w4s3", "64x128x32w4s4", "64x64x32w4s4", "256x128x32w8s3"),
     "wgmma": ("128x256x64w8s3", "128x256x64w8s4", "128x128x64w8s4", "128x128x64w8s5",
               "64x256x64w4s4", "64x128x64w4s4", "128x64x64w8s4"),
     "mfma": ("128x128x32w4s2", "128x128x16w4s2", "64x64x32w4s2", "128x64x32w4s2"),
-    "mma_sync_tf32": ("128x128x32w8s3", "128x128x32w8s4", "128x64x32w4s3", "64x128x32w4s3",
-                      "64x64x32w4s3", "128x128x16w8s4"),
-    "wgmma_tf32": ("128x128x32w8s4", "128x128x32w8s3", "128x64x32w8s4", "128x64x32w8s5",
-                   "64x64x32w4s4"),
-    "emulated": ("32x32x16w1s1", "16x16x8w1s1")}
+    "mma_sync_tf32": ("128x64x32w8s3", "128x64x32w8s4", "64x128x32w8s3", "64x64x32w4s3",
+                      "64x64x32w4s4", "128x64x16w8s4"),
+    "wgmma_tf32": ("128x64x32w8s4", "128x64x32w8s5", "128x64x32w8s3", "64x64x32w4s4",
+                   "64x64x32w4s5"),
+    "emulated": ("32x32x32w1s1", "16x16x8w1s1")}
 
 
 def tensor_core_dtype(c: Contraction, precision: str = "tf32x3") -> DType | None:

@@ -4,8 +4,9 @@ The direct kernels accumulate the whole depth in one f32 accumulator chain per e
 whose rounding error grows with the depth (the tensor cores' f32 additions are not rounded to
 nearest; published measurements find them truncated): at K = 10^7 + 19 (matmul_bias_gelu, M = N = 16) the C++ result was 45
 times outside the float64 gate on an H200, and the one block of the 16 x 16 output walked all
-10^7 (1128 ms). From SPLIT_DEPTH on (Triton's COMPENSATED_DEPTH), the launch takes the split-K
-variants instead:
+10^7 (1128 ms). (The f32 paths' direct kernels already add each step's products with
+compensation, templates/tensor_cores/*_tf32.j2; split-K brings them the parallelism.) From
+SPLIT_DEPTH on (Triton's COMPENSATED_DEPTH), the launch takes the split-K variants instead:
 
 - `<unit>_<tile>_splitk{async,safe}`: block (slice, tile) multiplies steps
   [slice * per, (slice + 1) * per) of the depth (per = ceil(steps / S)). Each step's products
@@ -23,7 +24,8 @@ MIN_SLICE_STEPS depth steps each. Holding three accumulator sets per thread (sum
 compensation, the step's products), the variants are compiled with a small tile
 (SPLIT_TILES), or with a tile forced by the schedule when it holds no more accumulators.
 f32 operands (3xTF32) keep one more set, the small products' sum (templates/tensor_cores/
-*_tf32.j2): each step's two sums are added, then compensated like the f16 steps' one.
+*_tf32.j2): each step's two sums are added, then compensated like the f16 steps' one; their
+direct kernels hold the same four sets, so their tiles are as small.
 
 Schedule keys (tests, the tuner): {"<launch>.splitk": S} (or "splitk" for every launch):
 S >= 1 launches the split-K variant with S slices (at most one per depth step), 0 the direct
