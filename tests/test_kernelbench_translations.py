@@ -365,8 +365,9 @@ def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path, caps
         "status": "error", "detail": "out of memory: OutOfMemoryError: CUDA out of memory."}
     out.write_text(json.dumps(earlier))
     assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
-                     "--backends", "triton", "--only", "1_Fake_ReLU", "--resume",
-                     "--translations", str(translations), "--json", str(out)]) == 0
+                     "--small", "--trials", "1", "--backends", "triton", "--only",
+                     "1_Fake_ReLU", "--resume", "--translations", str(translations),
+                     "--json", str(out)]) == 0
     data = json.loads(out.read_text())
     assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
         [("1_Fake_ReLU", "correct")]
