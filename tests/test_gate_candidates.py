@@ -103,8 +103,9 @@ def test_generated_kernels_are_accepted_with_every_branch_recorded(spec: str) ->
     phases = {r["phase"] for r in v.records}
     assert {"first", "distribution/layout", "branch boundary", "hypothesis"} <= phases
     if spec in ("softmax", "layernorm"):       # both sides of the single / looped row branch
-        assert {f"{spec}_0_rows SINGLE=True INDEX64=False",
-                f"{spec}_0_rows SINGLE=False INDEX64=False"} <= set(v.branches())
+        rows = [b for b in v.branches() if b.startswith(f"{spec}_0_rows ")]
+        assert any("SINGLE=True" in b for b in rows), v.branches()
+        assert any("SINGLE=False" in b for b in rows), v.branches()
 
 
 def test_no_example_is_never_accepted() -> None:
