@@ -50,7 +50,7 @@ def softmax_0_rows(x_ptr, x_s0, x_s1, y_ptr, y_s0, y_s1, M, N, BLOCK_P: tl.const
     pmask = offs_p < (M)
     if SINGLE:
         offs_r = tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < (N - ((N % 16 != 0) & (N > 64)).to(tl.int32))
+        rmask = offs_r < N - (N % 16 != 0) * (N > 64)  # no .to(): N may be a constexpr
         x_2 = tl.load(x_ptr + (offs_p) * x_s0 + (offs_r) * x_s1, mask=pmask & rmask, other=0.0)
         red1 = tl.reduce(tl.where(pmask & rmask, x_2, float('-inf')), 1, _max, keep_dims=True)
         m_row = red1

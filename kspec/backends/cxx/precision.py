@@ -1,7 +1,7 @@
 """The precision policy of f32 contractions in the C++ backends, carried in the schedule.
 
-    "ieee"    the default: the generic loop nest, IEEE f32 products and sums (the FMA path).
-    "tf32x3"  the tensor cores with each f32 operand split into two TF32 parts,
+    "ieee"    the generic loop nest, IEEE f32 products and sums (the FMA path).
+    "tf32x3"  the default: the tensor cores with each f32 operand split into two TF32 parts,
               a = hi + lo (hi = a rounded to TF32 like cvt.rna, lo = TF32(a - hi)), and
               lo*hi + hi*lo + hi*hi accumulated in f32 (CUTLASS's 3xTF32). Each product of
               TF32 parts is exact in f32; the tensor cores' f32 accumulation truncates, so
@@ -22,13 +22,10 @@ from typing import Any, Mapping
 from ...errors import KspecError
 
 PRECISIONS = ("ieee", "tf32x3", "tf32")
-# tf32x3 is not the default yet: on an H200 (2026-12-02) its error at 4096^3 was 9.9e-6 of
-# max|ref|, 4x cuBLAS IEEE SGEMM's 2.4e-6 (Triton's tf32x3: 4.3e-7), and the GPU test of
-# matmul_bias_gelu_f32 at K = 512 failed the gate's tolerance (bench/NOTES.md, session 4): one
-# truncated tensor-core chain over the whole depth. Each depth step is now summed from zero and
-# added with compensation (emulated: 1.7e-7 at 4096, 3x the loop nest's); it becomes the
-# default again once the GPU confirms (tests/test_cxx_tf32_gpu.py)
-DEFAULT = "ieee"
+# tf32x3 is the default: on an H200 (2026-12-02, bench/NOTES.md session 5) its error at 4096^3
+# was 1.4e-7 of max|ref|, against cuBLAS IEEE SGEMM's 2.4e-6, at 0.68x SGEMM's speed, where the
+# loop nest is 0.01-0.1x (paths without an f32 tensor-core variant, AMD's, keep the loop nest)
+DEFAULT = "tf32x3"
 
 
 def precision_for(schedule: Mapping[str, Any] | None, index: int) -> str:

@@ -10,7 +10,8 @@
 // variants (the launcher picks one from the shapes, strides and alignment) or phases; generic
 // units have one thread per element of the left-hand side (grid-stride loop). Indices are
 // int64_t.
-//   conv2d_0_y (generic): y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
+//   conv2d_0_contraction (contraction): y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
+//   conv2d_0_splitk_sum (splitk_sum): y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
 //
 // Parameters of every kernel, in this order: the tensors written and their strides; each tensor
 // read and its strides (strides in elements); the shape symbols; the scalar parameters; then
@@ -20,6 +21,10 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 #include <stdint.h>
+
+// V elements moved as one aligned access (16 bytes: one vector load or store instruction).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
 
 // Compensated (Kahan) summation of one thread's f32 terms: acc is the running sum, comp the
 // part of the last term that its addition rounded away, taken into the next term; after the
@@ -36,35 +41,334 @@ __device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) 
     acc = t;
 }
 
-// y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
-extern "C" __global__ void __launch_bounds__(256)
-conv2d_0_y(
+// 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
+// waited for by groups.
+__device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
+    uint32_t a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+}
+__device__ __forceinline__ void kspec_copy16(void* dst, const void* src, bool full) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
+                 :: "r"(kspec_shared_address(dst)), "l"(src), "r"(full ? 16 : 0) : "memory");
+}
+__device__ __forceinline__ void kspec_copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void kspec_copy_wait() { asm volatile("cp.async.wait_group %0;" :: "n"(N) : "memory"); }
+
+// NVIDIA tensor cores, sm_80 and later: mma.sync m16n8k8 on TF32 operands, f32 accumulators.
+__device__ __forceinline__ void kspec_mma_tf32(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 { %0, %1, %2, %3 }, "
+                 "{ %4, %5, %6, %7 }, { %8, %9 }, { %0, %1, %2, %3 };"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// f32 -> TF32 (10 fraction bits), rounded to nearest with ties away from zero (cvt.rna), as
+// the 32-bit register the tensor cores read.
+__device__ __forceinline__ uint32_t kspec_tf32(float x) {
+    uint32_t r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+// 3xTF32's split of an operand value: x = hi + lo with hi = TF32(x) and lo = TF32(x - hi)
+// (x - hi is exact in f32; lo keeps 11 more bits of x, as many as f32 has in all).
+__device__ __forceinline__ void kspec_tf32_split(float x, uint32_t& hi, uint32_t& lo) {
+    hi = kspec_tf32(x);
+    lo = kspec_tf32(x - __uint_as_float(hi));
+}
+// The small products' sum is NaN where an operand is infinite (its lo part is inf - inf):
+// dropped there, the hi*hi product carries the infinity (and a NaN operand's NaN).
+__device__ __forceinline__ float kspec_nan_to_zero(float x) { return x != x ? 0.0f : x; }
+
+// contraction: y[n, o, p, q] = sum(x[n, c, p + r, q + s] * w[o, c, r, s] for c, r, s) + bias[o]
+// C[M x N] = A[M x K] x B[K x N] (float operands, float accumulators), then the epilogue,
+// per batch element. A block owns a BM x BN tile of C (blocks visited in groups of 8
+// tile-rows); the depth is walked BK at a time through STAGES shared-memory buffers, later
+// steps being copied in while one is multiplied (mma.sync m16n8k8 .tf32 on f32 split in registers, cp.async copies). A is staged along
+// its rows, B along the depth. ASYNC: operands that are plain contiguous loads are
+// copied 16 bytes at a time, asynchronously (launched only when they are contiguous, 16-byte
+// aligned and their extent is a multiple of 4); otherwise every element is computed,
+// zero outside C.
+// SPLIT (split-K, for deep contractions; kspec/backends/cxx/splitk.py): the block multiplies
+// one of `parts` slices of the depth, adding each depth step's products into its accumulators
+// with compensation (Kahan), and writes its f32 tile to `partial` (`parts` tiles of C, summed
+// by conv2d_0_splitk_sum), or with one slice applies the epilogue itself.
+template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC, bool SPLIT>
+__device__ __forceinline__ void conv2d_0_contraction_impl(
     float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
     const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
     const float* __restrict__ bias, int64_t bias_s0,
-    int64_t N, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+    float* __restrict__ partial,
+    int64_t parts)
 {
-    const int64_t total = N * O * (H - KH + 1) * (W - KW + 1);
-    for (int64_t linear = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; linear < total;
-         linear += (int64_t)gridDim.x * blockDim.x) {
-        int64_t rest = linear;
-        const int64_t q = rest % (W - KW + 1);
-        rest /= (W - KW + 1);
-        const int64_t p = rest % (H - KH + 1);
-        rest /= (H - KH + 1);
-        const int64_t o = rest % O;
-        rest /= O;
-        const int64_t n = rest;
-        float sum_c_r_s = 0.0f, sum_c_r_s_comp = 0.0f;
-        for (int64_t c = 0; c < C; ++c) {
-            for (int64_t r = 0; r < KH; ++r) {
-                for (int64_t s = 0; s < KW; ++s) {
-                    kspec_sum_add(sum_c_r_s, sum_c_r_s_comp, x[n * x_s0 + c * x_s1 + (p + r) * x_s2 + (q + s) * x_s3] * w[o * w_s0 + c * w_s1 + r * w_s2 + s * w_s3]);
+    const int64_t M = N_2 * (H - KH + 1) * (W - KW + 1);
+    const int64_t N = O;
+    const int64_t K = C * KH * KW;
+    const int64_t Z = 1;
+    const int tid = threadIdx.x;
+    // this block's tile: (split-K: slice of the depth,) batch element, then grouped tile-rows
+    const int64_t tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
+    int64_t t = blockIdx.x;
+    const int64_t slice = SPLIT ? t / (Z * tiles_m * tiles_n) : 0;
+    t -= slice * (Z * tiles_m * tiles_n);
+    const int64_t zb = t / (tiles_m * tiles_n);
+    t -= zb * (tiles_m * tiles_n);
+    const int64_t group = t / (8 * tiles_n);
+    const int64_t first_m = group * 8;
+    const int64_t gsize = tiles_m - first_m < 8 ? tiles_m - first_m : 8;
+    const int64_t in_group = t - group * (8 * tiles_n);
+    const int64_t m0 = (first_m + in_group % gsize) * BM, n0 = (in_group / gsize) * BN;
+    // the depth steps it multiplies, kt0 onwards: all of them, or its slice of `parts`
+    const int64_t steps = (K + BK - 1) / BK;
+    const int64_t per = SPLIT ? (steps + parts - 1) / parts : steps;
+    const int64_t kt0 = slice * per;
+    const int64_t KT = kt0 + per <= steps ? per : (steps > kt0 ? steps - kt0 : 0);
+
+    constexpr int THREADS = 32 * WARPS_M * WARPS_N;
+    constexpr int WM = BM / WARPS_M, WN = BN / WARPS_N;
+    constexpr int MI = WM / 16, NI = WN / 8;
+    constexpr int A_ROWS = BK, A_COLS = BM + 8;
+    constexpr int B_ROWS = BN, B_COLS = BK + 4;
+    constexpr int A_TILE = A_ROWS * A_COLS, B_TILE = B_ROWS * B_COLS;
+    extern __shared__ __align__(16) unsigned char kspec_smem[];
+    float* As = reinterpret_cast<float*>(kspec_smem);
+    float* Bs = As + STAGES * A_TILE;
+    const int lane = tid % 32, warp = tid / 32;
+    const int g_ = lane / 4, t_ = lane % 4;   // the fragments' row group and thread in group
+    const int wm0 = (warp / WARPS_N) * WM, wn0 = (warp % WARPS_N) * WN;
+
+    // each depth step's hi*hi products (step) and small ones (ssmall), summed from zero, are added
+    // into acc with compensation comp
+    float acc[MI][NI][4], comp[MI][NI][4], step[MI][NI][4], ssmall[MI][NI][4];
+    #pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+            for (int h = 0; h < 4; ++h) acc[mi][ni][h] = comp[mi][ni][h] = 0.0f;
+
+
+
+    // copy the depth step `kt` of A and B into buffer `stage`
+    auto load = [&](int stage, int64_t kt) {
+        #pragma unroll
+        for (int it = 0; it < (BM * BK / 4 + THREADS - 1) / THREADS; ++it) {
+            const int ch = tid + it * THREADS;
+            if (BM * BK / 4 % THREADS != 0 && ch >= BM * BK / 4) break;
+            // chunk: 4 consecutive rows at one depth index
+            const int r_ = ch / (BM / 4), c_ = (ch % (BM / 4)) * 4;
+            const int64_t row = m0 + c_, kq = kt * BK + r_;
+
+            float* dst = As + stage * A_TILE + r_ * A_COLS + c_;
+            #pragma unroll 1
+            for (int e = 0; e < 4; ++e) {
+                if (row + e < M && kq < K) {
+                    const int64_t ri = row + e;
+                    const int64_t ki = kq;
+                    int64_t rest_2 = ri;
+                    const int64_t q_2 = rest_2 % (W - KW + 1);
+                    rest_2 /= (W - KW + 1);
+                    const int64_t p_2 = rest_2 % (H - KH + 1);
+                    rest_2 /= (H - KH + 1);
+                    const int64_t n_2 = rest_2;
+                    int64_t rest_3 = ki;
+                    const int64_t s = rest_3 % KW;
+                    rest_3 /= KW;
+                    const int64_t r = rest_3 % KH;
+                    rest_3 /= KH;
+                    const int64_t c_2 = rest_3;
+                    dst[e] = x[n_2 * x_s0 + c_2 * x_s1 + (p_2 + r) * x_s2 + (q_2 + s) * x_s3];
+                } else {
+                    dst[e] = 0.0f;
                 }
             }
         }
-        sum_c_r_s -= sum_c_r_s_comp;
-        y[n * y_s0 + o * y_s1 + p * y_s2 + q * y_s3] = sum_c_r_s + bias[o * bias_s0];
+        #pragma unroll
+        for (int it = 0; it < (BN * BK / 4 + THREADS - 1) / THREADS; ++it) {
+            const int ch = tid + it * THREADS;
+            if (BN * BK / 4 % THREADS != 0 && ch >= BN * BK / 4) break;
+            // chunk: 4 consecutive depth indices of one column
+            const int r_ = ch / (BK / 4), c_ = (ch % (BK / 4)) * 4;
+            const int64_t row = n0 + r_, kq = kt * BK + c_;
+
+            float* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
+            #pragma unroll 1
+            for (int e = 0; e < 4; ++e) {
+                if (row < N && kq + e < K) {
+                    const int64_t ri = row;
+                    const int64_t ki = kq + e;
+                    const int64_t o = ri;
+                    int64_t rest_4 = ki;
+                    const int64_t s = rest_4 % KW;
+                    rest_4 /= KW;
+                    const int64_t r = rest_4 % KH;
+                    rest_4 /= KH;
+                    const int64_t c_2 = rest_4;
+                    dst[e] = w[o * w_s0 + c_2 * w_s1 + r * w_s2 + s * w_s3];
+                } else {
+                    dst[e] = 0.0f;
+                }
+            }
+        }
+    };
+
+    int64_t fetch = 0;
+    #pragma unroll
+    for (int s_ = 0; s_ < STAGES - 1; ++s_, ++fetch) {
+        if (fetch < KT) load(s_, kt0 + fetch);
+        kspec_copy_commit();
+    }
+    for (int64_t kt = 0; kt < KT; ++kt, ++fetch) {
+        kspec_copy_wait<STAGES - 2>();
+        __syncthreads();   // step kt has landed; every warp is done with step kt - 1
+        if (fetch < KT) load((int)(fetch % STAGES), kt0 + fetch);
+        kspec_copy_commit();
+    #pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+                for (int h = 0; h < 4; ++h) step[mi][ni][h] = ssmall[mi][ni][h] = 0.0f;
+        const float* a_s = As + (int)(kt % STAGES) * A_TILE;
+        const float* b_s = Bs + (int)(kt % STAGES) * B_TILE;
+        // not unrolled: the loads of later depths, hoisted, would not fit the registers the four
+        // accumulator sets leave
+    #pragma unroll 1
+        for (int kk = 0; kk < BK; kk += 8) {
+            // a_h: A[g_ + 8 * (h % 2)][t_ + 4 * (h / 2)] of the 16 x 8 fragment; b_h: B[t_ + 4 * h][g_]
+            uint32_t ahi[MI][4], alo[MI][4], bhi[NI][2], blo[NI][2];
+    #pragma unroll
+            for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+                for (int h = 0; h < 4; ++h) {
+                    const float x_ = a_s[(kk + t_ + 4 * (h / 2)) * A_COLS + wm0 + mi * 16 + g_ + 8 * (h % 2)];
+                    kspec_tf32_split(x_, ahi[mi][h], alo[mi][h]);
+                }
+    #pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+                for (int h = 0; h < 2; ++h) {
+                    const float x_ = b_s[(wn0 + ni * 8 + g_) * B_COLS + kk + t_ + 4 * h];
+                    kspec_tf32_split(x_, bhi[ni][h], blo[ni][h]);
+                }
+    #pragma unroll
+            for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+                for (int ni = 0; ni < NI; ++ni) {
+                    kspec_mma_tf32(ssmall[mi][ni], alo[mi], bhi[ni]);
+                    kspec_mma_tf32(ssmall[mi][ni], ahi[mi], blo[ni]);
+                    kspec_mma_tf32(step[mi][ni], ahi[mi], bhi[ni]);
+                }
+        }
+    #pragma unroll
+        for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+            for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+                for (int h = 0; h < 4; ++h)
+                    kspec_sum_add(acc[mi][ni][h], comp[mi][ni][h],
+                                  step[mi][ni][h] + kspec_nan_to_zero(ssmall[mi][ni][h]));
+    }
+    kspec_copy_wait<0>();
+
+    // epilogue: accumulator h of fragment (mi, ni) is C[lane / 4 + 8 * (h / 2)][2 * (lane % 4) + h % 2]
+    // of the fragment's 16 x 8 block
+    #pragma unroll
+    for (int mi = 0; mi < MI; ++mi)
+    #pragma unroll
+        for (int ni = 0; ni < NI; ++ni)
+    #pragma unroll
+            for (int h = 0; h < 4; ++h) {
+                const int64_t row = m0 + wm0 + mi * 16 + lane / 4 + 8 * (h / 2);
+                const int64_t col = n0 + wn0 + ni * 8 + 2 * (lane % 4) + h % 2;
+                if (row < M && col < N) {
+                    // the depth steps' compensated sum (the f32 paths), then split-K's partial tile, or the
+                    // epilogue
+                    const float v = acc[mi][ni][h] - comp[mi][ni][h];
+                    if (SPLIT && parts > 1) {
+                        partial[((slice * Z + zb) * M + row) * N + col] = v;
+                    } else {
+                        int64_t rest_5 = row;
+                        const int64_t q_2 = rest_5 % (W - KW + 1);
+                        rest_5 /= (W - KW + 1);
+                        const int64_t p_2 = rest_5 % (H - KH + 1);
+                        rest_5 /= (H - KH + 1);
+                        const int64_t n_2 = rest_5;
+                        const int64_t o = col;
+                        y[n_2 * y_s0 + o * y_s1 + p_2 * y_s2 + q_2 * y_s3] = v + bias[o * bias_s0];
+                    }
+                }
+            }
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1)
+conv2d_0_contraction_128x64x32w8s3_safe(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
+{
+    conv2d_0_contraction_impl<128, 64, 32, 2, 4, 3, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 1)
+conv2d_0_contraction_64x64x32w4s3_safe(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
+{
+    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 1)
+conv2d_0_contraction_64x64x32w4s3_splitksafe(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+    float* __restrict__ partial,
+    int64_t parts)
+{
+    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, true>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, partial, parts);
+}
+
+// split-K, second kernel: element (zb, row, col) of C is the compensated sum, in slice order,
+// of the `parts` partial tiles of conv2d_0_contraction's split-K kernels, then the epilogue.
+// One thread per element: consecutive threads read consecutive partials.
+extern "C" __global__ void __launch_bounds__(256)
+conv2d_0_splitk_sum(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW,
+    float* __restrict__ partial,
+    int64_t parts)
+{
+    const int64_t M = N_2 * (H - KH + 1) * (W - KW + 1);
+    const int64_t N = O;
+    const int64_t Z = 1;
+    const int64_t total = Z * M * N;
+    for (int64_t lin = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; lin < total;
+         lin += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t zb = lin / (M * N), row = lin / N % M, col = lin % N;
+        float sum = 0.0f, sc = 0.0f;
+        for (int64_t q = 0; q < parts; ++q) kspec_sum_add(sum, sc, partial[q * total + lin]);
+        const float v = sum - sc;
+        int64_t rest_5 = row;
+        const int64_t q_2 = rest_5 % (W - KW + 1);
+        rest_5 /= (W - KW + 1);
+        const int64_t p_2 = rest_5 % (H - KH + 1);
+        rest_5 /= (H - KH + 1);
+        const int64_t n_2 = rest_5;
+        const int64_t o = col;
+        y[n_2 * y_s0 + o * y_s1 + p_2 * y_s2 + q_2 * y_s3] = v + bias[o * bias_s0];
     }
 }
