@@ -302,19 +302,29 @@ def run(args: argparse.Namespace) -> int:
     page = args.results_md or (PAGE if args.device == "cuda" and not args.small else None)
     data: dict[str, Any] = {"meta": meta, "unsupported": skip, "problems": []}
     done: list[dict] = []
+    redo: list[Problem] = []
     if args.resume and json_path is not None and json_path.exists():
         previous = read_json(json_path)
         keys = {p.key for p in problems}
-        done = [p for p in previous["problems"] if p["key"] in keys and not ran_out_of_memory(p)]
+        # an entry that ran out of memory stays until its re-run replaces it (a run cut off
+        # before then keeps it), and is re-run first and alone: beside other workers' inputs
+        # it would run out again, and eager's allocations under that pressure time 2.5x slow
+        done = [p for p in previous["problems"] if p["key"] in keys]
         meta["resumed_from"] = previous["meta"]["date"]
+        again = {d["key"] for d in done if ran_out_of_memory(d)}
+        redo = [p for p in problems if p.key in again]
         problems = [p for p in problems if p.key not in {d["key"] for d in done}]
     t0 = time.time()
+    finished: list[dict] = []
 
     def keep(entries: list[dict]) -> None:        # current in case the run is cut off
-        data["problems"] = done + entries
+        data["problems"] = merge([dict(data, problems=done + finished + entries)])["problems"]
         write_json(json_path, data)
 
-    data["problems"] = done + run_all(problems, args, skip, keep)
+    if redo:
+        finished += run_all(redo, argparse.Namespace(**{**vars(args), "jobs": 1}), skip, keep)
+    finished += run_all(problems, args, skip, keep)
+    data["problems"] = done + finished
     meta["total_s"] = round(time.time() - t0, 1)
     data = merge([data])                           # KernelBench's order
     data["summary"] = kb_report.summarize(data["problems"], args.backends)

@@ -1,0 +1,26 @@
+#!/bin/bash
+# KernelBench levels 1-2, every translation, on all three backends, in parts: each call runs
+# for at most $KB_SECONDS and --resume carries on from .kbrun/$KB_JSON (carried back and forth).
+# Usage: bash bench/sweeps/session5_kb.sh [seconds]
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" .kbrun
+export KSPEC_CACHE=${KSPEC_CACHE:-$PWD/.kcache}
+KB_SECONDS=${1:-520}; KB_JSON=.kbrun/${KB_JSON:-h200-2026-12-02-s5.json}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/card.txt"
+t0=$SECONDS
+if [ ! -f .kcache/.prebuilt ]; then
+    timeout 150 python3 bench/kernelbench/prebuild.py --arch sm_90a --backends cuda,hip --jobs 15 > "$OUT/prebuild.txt" 2>&1
+    echo "prebuild rc=$? $((SECONDS-t0))s"; tail -3 "$OUT/prebuild.txt"; touch .kcache/.prebuilt
+fi
+left=$((KB_SECONDS-(SECONDS-t0)))
+timeout -s TERM $left python3 bench/kernelbench/run.py --kernelbench kb_checkout --levels 1,2 \
+    --jobs 3 --timeout 150 --reps 30 --json "$KB_JSON" --resume --results-md "$OUT/RESULTS.md" \
+    > "$OUT/kb.log" 2>&1
+echo "kb rc=$? $((SECONDS-t0))s"
+cp "$KB_JSON" "$OUT/"
+python3 - "$KB_JSON" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); rows = d["problems"]
+print(len(rows), "problems in the JSON")
+PY
+grep -c "" "$OUT/kb.log"; tail -4 "$OUT/kb.log"
