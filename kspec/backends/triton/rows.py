@@ -328,10 +328,11 @@ class RowPatterns:
             "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
+        grid = self.outer_grid("BLOCK_P")
+        self.note_schedule((), schedule, {}, f"{grid}, SPLIT")
         for name, dt in slots:
             host.append(f"{name} = torch.empty((SPLIT * {rows},), dtype={torch_dtype(dt)}, "
                         f"device=device)")
-        grid = self.outer_grid("BLOCK_P")
         divisors = "".join(f"{d}={code}, " for code, d in self.divisors.items())
         host.append(f"{self.name}_partial[({grid}, SPLIT)]({', '.join(args1)}, "
                     f"BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, "
