@@ -135,6 +135,15 @@ def _missing(mod, name: str):
     raise KspecError(f"{mod.file} has no kernel '{name}'; it has {', '.join(mod.kernels)}")
 
 
+def _plan(kernel, target: str) -> str:
+    """The target's own plan: the backend's, with its launch-time schedule, where it has one."""
+    from .backends import get_backend
+    from .lowering import plan_kernel
+
+    backend = get_backend(target)
+    return backend.plan(kernel.ir) if hasattr(backend, "plan") else str(plan_kernel(kernel.ir))
+
+
 def _compile(args: argparse.Namespace) -> int:
     from .printer import format_kernel
 
@@ -152,9 +161,7 @@ def _compile(args: argparse.Namespace) -> int:
             if args.emit == "ir":
                 files = {f"{kernel.name}.ir.kspec": format_kernel(kernel.ir, annotate=True)}
             elif args.emit == "plan":
-                from .lowering import plan_kernel
-
-                files = {f"{kernel.name}.plan.txt": str(plan_kernel(kernel.ir))}
+                files = {f"{kernel.name}.plan.txt": _plan(kernel, args.target)}
             elif args.emit == "asm":
                 from .backends import get_backend
 

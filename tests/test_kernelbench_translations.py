@@ -101,14 +101,13 @@ BACKEND_FINDINGS = {
     "level1/52_Argmin_over_a_dimension":
         "triton: the first-index reduction's i64 max sentinel in an int32 op "
         "(Scalar 9223372036854775807 is out of range for type int32)",
+    # the conv is within 1.5 eps of its terms' magnitude (48.9 at the worst element); its
+    # 4.9e-7 error at a value of -0.0043 goes through tanh(c * tanh(softplus(c))) to 2.9e-7,
+    # where the tolerance model (verify/magnitude.py: the magnitude through a function is
+    # |its value|) allows 2.5e-7; evaluated in float64 from the f32 conv it is off the same
     "level2/47_Conv3d_Mish_Tanh":
-        "triton: the f32 Conv3d contraction is off by 3.6x kspec's f32 tolerance",
-    "level2/84_Gemm_BatchNorm_Scaling_Softmax":
-        "triton: 'Mask argument cannot be block type if pointer argument is not a block'",
-    "level2/90_Conv3d_LeakyReLU_Sum_Clamp_GELU":
-        "triton: the f32 Conv3d contraction is off by 1.1x kspec's f32 tolerance",
-    "level2/97_Matmul_BatchNorm_BiasAdd_Divide_Swish":
-        "triton: 'Mask argument cannot be block type if pointer argument is not a block'",
+        "tolerance: the conv's rounding through tanh/softplus is 1.15x the |value|-based "
+        "tolerance",
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ... import ir
-from .codegen import render
+from .codegen import plan_text, render
 from .asm import compile_module_asm
 from .launcher import build
 
@@ -20,6 +20,10 @@ class TritonBackend:
         # the header names the spec file, as the C++ family's does
         file = Path(kernel.pos.file).name if kernel.pos and kernel.pos.file else "<string>"
         return render(kernel, file=options.get("file", file))
+
+    def plan(self, kernel: ir.Kernel) -> str:
+        """The plan this backend writes the module from, with its launch-time schedule."""
+        return plan_text(kernel)
 
     def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
         return build(kernel, self.source(kernel, **options), **options)

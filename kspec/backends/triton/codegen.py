@@ -25,6 +25,9 @@ class _Ctx:
     plan: Plan
     kernels: list[JitKernel] = field(default_factory=list)
     host: list[str] = field(default_factory=list)
+    # the launch-time schedule, as `--emit plan` prints it: each launch's values and the
+    # branches between launches, from the same expressions the host lines are made of
+    schedule: list[str] = field(default_factory=list)
 
 
 def _write_launches(ctx: _Ctx) -> None:
@@ -49,15 +52,17 @@ def _write_attention(ctx: _Ctx, n: int | str, launch: Launch) -> None:
     att = launch.attention
     dk, dv = shape_code(att.scores.k.extent), shape_code(att.out.j.extent)
     writer = _LaunchWriter(ctx, n, launch)
-    ctx.host += [f"ATTENTION_D = max(16, triton.next_power_of_2({dk}))",
-                 f"ATTENTION_DV = max(16, triton.next_power_of_2({dv}))",
-                 f"ATTENTION_TILE = _fit_attention_tile(device, "
-                 f"{writer.operand_bytes(writer.operand_dtype(att.scores))}, ATTENTION_D, "
-                 f"ATTENTION_DV, 128, 64, 3)"]
-    ctx.host.append(f"if schedule.get('{n}.fuse', True) and max(ATTENTION_D, ATTENTION_DV) "
-                    f"<= 256 and ATTENTION_TILE is not None:")
+    sizes = [f"ATTENTION_D = max(16, triton.next_power_of_2({dk}))",
+             f"ATTENTION_DV = max(16, triton.next_power_of_2({dv}))",
+             f"ATTENTION_TILE = _fit_attention_tile(device, "
+             f"{writer.operand_bytes(writer.operand_dtype(att.scores))}, ATTENTION_D, "
+             f"ATTENTION_DV, 128, 64, 3)"]
+    fused = "max(ATTENTION_D, ATTENTION_DV) <= 256 and ATTENTION_TILE is not None"
+    ctx.host += sizes + [f"if schedule.get('{n}.fuse', True) and {fused}:"]
+    ctx.schedule += sizes + [f"if {fused}:  # fused"]
     _indented(ctx, writer.write)
     ctx.host.append("else:")
+    ctx.schedule.append("else:  # the unfused launches")
     _indented(ctx, lambda: _write_parts(ctx, n, launch, None))
 
 
@@ -69,8 +74,10 @@ def _write_rows(ctx: _Ctx, n: int | str, launch: Launch) -> None:
     split = f"SPLIT_{n}"
     ctx.host.append(f"{split} = schedule.get('{n}.SPLIT', {writer.row_split_code()})")
     ctx.host.append(f"if {split} <= 1:")
+    ctx.schedule += [f"{split} = {writer.row_split_code()}", f"if {split} <= 1:"]
     _indented(ctx, writer.write)
     ctx.host.append("else:")
+    ctx.schedule.append("else:  # the split fallback")
     _indented(ctx, lambda: _write_parts(ctx, n, launch, split))
 
 
@@ -83,8 +90,10 @@ def _write_contraction(ctx: _Ctx, n: int | str, launch: Launch) -> None:
     c = launch.contraction
     narrow = " or ".join(f"{extent_code(vs)} <= {NARROW_GEMM}" for vs in (c.iv, c.jv))
     ctx.host.append(f"if schedule.get('{n}.rows', {narrow}):")
+    ctx.schedule.append(f"if {narrow}:  # as rows")
     _indented(ctx, lambda: _write_launch(ctx, f"{n}r", launch.fallback[0]))
     ctx.host.append("else:")
+    ctx.schedule.append("else:  # on the tensor cores")
     _indented(ctx, _LaunchWriter(ctx, n, launch).write)
 
 
@@ -104,9 +113,10 @@ def _write_parts(ctx: _Ctx, n: int | str, launch: Launch, split: str | None) -> 
 
 
 def _indented(ctx: _Ctx, write) -> None:
-    start = len(ctx.host)
+    start, noted = len(ctx.host), len(ctx.schedule)
     write()
     ctx.host[start:] = ["    " + line for line in ctx.host[start:]]
+    ctx.schedule[noted:] = ["    " + line for line in ctx.schedule[noted:]]
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,6 +154,15 @@ def jit_kernels(kernel: ir.Kernel) -> list[JitKernel]:
     ctx = _Ctx(plan_kernel(kernel, rows_any_axes=True))
     _write_launches(ctx)
     return ctx.kernels
+
+
+def plan_text(kernel: ir.Kernel) -> str:
+    """The Triton plan: its launches (the plan the module is written from) and, per launch,
+    the schedule the host code computes at launch time and the branches between launches."""
+    ctx = _Ctx(plan_kernel(kernel, rows_any_axes=True))
+    _write_launches(ctx)
+    return f"{ctx.plan}\nlaunch-time schedule (triton):\n" + \
+        "".join(f"  {line}\n" for line in ctx.schedule)
 
 
 def render(kernel: ir.Kernel, file: str = "<string>") -> str:

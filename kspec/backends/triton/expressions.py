@@ -239,6 +239,11 @@ class Emitter:
 
     def load_code(self, name: str, index: tuple[ir.Affine, ...], dtype: DType, scope: Scope,
                   mask: str) -> str:
+        if all(not a.terms for a in index):
+            # a constant index (`scale[0]`) addresses one element, in bounds (the checker
+            # proves every access or checks it at launch): a scalar load, which Triton refuses
+            # a tile-shaped mask for
+            mask = "True"
         addr = self.address(name, index)
         key = f"{addr}|{mask}|{self.raw_loads}"
         if key in scope.loads:

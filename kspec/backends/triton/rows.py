@@ -74,7 +74,9 @@ class RowPatterns:
                        f"pmask = {codes[-1]} < {last}",
                        "p_rest = pid // blocks_p",
                        f"offs_p = p_rest * {last} + {codes[-1]}"]
-        self.assign_decomposed("p_rest", outer[:-1], codes[:-1])
+        # the other indices are one value per program, given the tile's shape (0 * the last
+        # index): a load indexed by them alone is then a tile load, which the row mask masks
+        self.assign_decomposed("p_rest", outer[:-1], codes[:-1], f" + 0 * {codes[-1]}")
         blocked, self.lines = self.lines, []
         self.lines += [f"offs_p = pid * {block} + tl.arange(0, {block})[:, None]",
                        f"pmask = offs_p < {total}"]
@@ -84,10 +86,12 @@ class RowPatterns:
             ["else:"] + ["    " + x for x in flat]
         return codes
 
-    def assign_decomposed(self, offs: str, vars_: list[ir.IndexVar], codes: list[str]) -> None:
-        """Decompose offs into exactly the names `codes` (both orientations define the same)."""
+    def assign_decomposed(self, offs: str, vars_: list[ir.IndexVar], codes: list[str],
+                          broadcast: str = "") -> None:
+        """Decompose offs into exactly the names `codes` (both orientations define the same),
+        each followed by `broadcast`."""
         parts = self.decompose(offs, vars_, [f"{c}_d" for c in codes])
-        self.lines += [f"{c} = {part}" for c, part in zip(codes, parts)]
+        self.lines += [f"{c} = {part}{broadcast}" for c, part in zip(codes, parts)]
 
     def outer_grid(self, block: str) -> str:
         outer = self.launch.outer
@@ -324,10 +328,11 @@ class RowPatterns:
             "INDEX64": self.index64_code()}
         for k, v in schedule.items():
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
+        grid = self.outer_grid("BLOCK_P")
+        self.note_schedule((), schedule, {}, f"{grid}, SPLIT")
         for name, dt in slots:
             host.append(f"{name} = torch.empty((SPLIT * {rows},), dtype={torch_dtype(dt)}, "
                         f"device=device)")
-        grid = self.outer_grid("BLOCK_P")
         divisors = "".join(f"{d}={code}, " for code, d in self.divisors.items())
         host.append(f"{self.name}_partial[({grid}, SPLIT)]({', '.join(args1)}, "
                     f"BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, "

@@ -111,9 +111,21 @@ class LaunchWriterBase:
             host.append(f"{k} = schedule.get('{self.n}.{k}', {v})")
         constexprs = {**constexprs, **{d: code for code, d in self.divisors.items()},
                       "INDEX64": "INDEX64"}
+        self.note_schedule(prelude, schedule, constexprs, grid)
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
         host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
                     f"num_warps={warps})")
+
+    def note_schedule(self, prelude: tuple[str, ...] | list[str], schedule: dict[str, str],
+                      constexprs: dict[str, str], grid: str) -> None:
+        """The launch's entry in the printed plan: its values (a constexpr that is not simply
+        a schedule value is a launch-time branch, e.g. SINGLE) and its grid."""
+        targets = ", ".join(s.target for s in self.launch.statements)
+        lines = [f"launch {self.n}: {self.launch.pattern} -> {targets}", *prelude]
+        lines += [f"{k} = {v}" for k, v in schedule.items()]
+        lines += [f"{k} = {v}" for k, v in constexprs.items() if v != k]
+        self.ctx.schedule += [lines[0]] + ["    " + x for x in lines[1:]] + \
+            [f"    grid = ({grid},)"]
 
     # --- index width -----------------------------------------------------------------------
     def program_id(self, var: str, axis: int = 0) -> None:

@@ -140,9 +140,9 @@ def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3,
         p2_d_q = p_rest // (H - KH + 1)
         p1_d = p2_d_q % (O)
         p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
+        p0 = p1_d_q + 0 * p3
+        p1 = p1_d + 0 * p3
+        p2 = p2_d + 0 * p3
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
@@ -222,9 +222,9 @@ def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w
         p2_d_q = p_rest // (H - KH + 1)
         p1_d = p2_d_q % (O)
         p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
+        p0 = p1_d_q + 0 * p3
+        p1 = p1_d + 0 * p3
+        p2 = p2_d + 0 * p3
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
@@ -284,9 +284,9 @@ def conv2d_0ra_split_finish(bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, pa
         p2_d_q = p_rest // (H - KH + 1)
         p1_d = p2_d_q % (O)
         p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
+        p0 = p1_d_q + 0 * p3
+        p1 = p1_d + 0 * p3
+        p2 = p2_d + 0 * p3
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)

@@ -116,7 +116,7 @@ def matmul_bias_gelu_0r_rows(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bia
         pmask = p1 < (N)
         p_rest = pid // blocks_p
         offs_p = p_rest * (N) + p1
-        p0 = p_rest
+        p0 = p_rest + 0 * p1
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (M * N)
@@ -172,7 +172,7 @@ def matmul_bias_gelu_0ra_split_partial(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bia
         pmask = p1 < (N)
         p_rest = pid // blocks_p
         offs_p = p_rest * (N) + p1
-        p0 = p_rest
+        p0 = p_rest + 0 * p1
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (M * N)
@@ -212,7 +212,7 @@ def matmul_bias_gelu_0ra_split_finish(bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part
         pmask = p1 < (N)
         p_rest = pid // blocks_p
         offs_p = p_rest * (N) + p1
-        p0 = p_rest
+        p0 = p_rest + 0 * p1
     else:
         offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
         pmask = offs_p < (M * N)
