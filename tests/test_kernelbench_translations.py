@@ -95,12 +95,6 @@ def small_backend(kernel) -> tuple[str, object]:
 # Translations a backend gets wrong at their small sizes: findings for the backends, kept as
 # strict xfails so that a fix shows (the reason is the failure's text).
 BACKEND_FINDINGS = {
-    "level1/51_Argmax_over_a_dimension":
-        "triton: the first-index reduction's i64 max sentinel in an int32 op "
-        "(Scalar 9223372036854775807 is out of range for type int32)",
-    "level1/52_Argmin_over_a_dimension":
-        "triton: the first-index reduction's i64 max sentinel in an int32 op "
-        "(Scalar 9223372036854775807 is out of range for type int32)",
     "level2/47_Conv3d_Mish_Tanh":
         "triton: the f32 Conv3d contraction is off by 3.6x kspec's f32 tolerance",
     "level2/84_Gemm_BatchNorm_Scaling_Softmax":

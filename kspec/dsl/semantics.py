@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from .. import ir
 from ..dtypes import DTYPES, DType, Level, accumulator, float_of, promote
 from ..errors import KspecSemanticError, SourcePos
-from ..ops import BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
+from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
 
@@ -588,6 +588,9 @@ class _KernelChecker:
                                       start(rv.bound))
             inner[rv.name] = var
             vars_.append(var)
+        if node.fn in ARG_REDUCTIONS and len(vars_) != 1:
+            raise error(f"{node.fn} runs over one index, {len(vars_)} given; "
+                        f"write {node.fn}(expr for k)", node.vars[1].pos)
         body, lv = self.expr(node.body, inner, st)
         if body.dtype == DType.bool and node.fn not in ("sum", "max", "min"):
             raise error(f"{node.fn} of bool values; convert with i32(...)", node.pos)
@@ -595,6 +598,8 @@ class _KernelChecker:
             dt = body.dtype if body.dtype.is_float else accumulator(body.dtype)
         elif node.fn == "mean":
             dt = float_of(body.dtype)
+        elif node.fn in ARG_REDUCTIONS:
+            dt, lv = DType.i64, Level.TENSOR
         else:
             dt = body.dtype
         irvars = tuple(v.ir or self.ir_var(v) for v in vars_)

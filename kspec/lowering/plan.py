@@ -31,6 +31,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from .. import ir
+from ..ops import ARG_REDUCTIONS
 from ..shapes import Shape
 from .normalize import Program, has_reduce, normalize
 from .pairs import fused_pairs
@@ -139,6 +140,10 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
     pending: list[ir.Assign] = list(program.body)
     while pending:
         stmt = pending[0]
+        if any(r.op in ARG_REDUCTIONS for r in reduces_of(stmt.value)):
+            # argmax/argmin: (value, index) pairs, which only the loop nest carries so far
+            launches.append(Launch("loop_nest", [pending.pop(0)], outer=stmt.index))
+            continue
         contraction = match_contraction(stmt)
         if contraction is not None:
             launches.append(Launch("contraction", [stmt], contraction=contraction))
@@ -192,6 +197,8 @@ def _reduced_extents(stmt: ir.Assign, any_axes: bool) -> tuple[Shape, ...] | Non
     """The extents of the indices every reduction of stmt runs over, when they agree."""
     reds = reduces_of(stmt.value)
     if not any_axes and any(len(r.vars) != 1 for r in reds):
+        return None
+    if any(r.op in ARG_REDUCTIONS for r in reds):
         return None
     shapes = {tuple(v.extent for v in r.vars) for r in reds}
     return shapes.pop() if len(shapes) == 1 else None

@@ -224,6 +224,10 @@ class Interpreter:
         elif e.op == "prod":
             t = t.to(torch.float64 if e.dtype.is_float else torch.int64)
             r = _prod_over(t, dims)
+        elif e.op in ("argmax", "argmin"):
+            # float64 keeps PyTorch's rules: the first extreme index, NaN as the extreme
+            t = t.to(torch.float64) if t.is_floating_point() else t
+            r = t.argmax(dim=dims[0]) if e.op == "argmax" else t.argmin(dim=dims[0])
         else:
             r = t.amax(dim=dims) if e.op == "max" else t.amin(dim=dims)
         return r, keep
