@@ -15,6 +15,7 @@ from ..errors import KspecSemanticError, SourcePos
 from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
+from .scans import check_scan, check_scan_ranges, is_scan
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
                  "false": (False, DType.bool)}
@@ -156,6 +157,7 @@ class _Access:
 class _Statement:
     vars: list[_Var] = field(default_factory=list)
     accesses: list[_Access] = field(default_factory=list)
+    scans: list[tuple[_Var, _Var, SourcePos]] = field(default_factory=list)  # (k, j, where)
 
 
 class _KernelChecker:
@@ -324,6 +326,7 @@ class _KernelChecker:
                 var.extent, var.explicit = dim, True
         value, _ = self.expr(s.value, scope, st)
         self.solve_ranges(st)
+        check_scan_ranges(self, st)
         index = tuple(v.ir for v in lhs)
         if decl is None:
             decl = ir.TensorDecl(name, value.dtype, tuple(v.extent for v in lhs), s.pos)
@@ -562,6 +565,8 @@ class _KernelChecker:
                 raise error(f"'{node.fn}' is not a reduction; reductions are "
                             f"{', '.join(REDUCTIONS)}", node.pos)
             raise error(f"unknown reduction '{node.fn}'", node.pos)
+        if is_scan(node, scope):
+            return check_scan(self, node, scope, st)
         inner = dict(scope)
         vars_ = []
         for rv in node.vars:

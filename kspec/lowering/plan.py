@@ -17,6 +17,9 @@ Patterns:
                combines them and evaluates the statement.
 - contraction: (see below) its `fallback` is the same statement as a rows launch, for
                products with too few rows or columns for a tensor-core tile (matvec).
+- scan:        one statement whose value is a prefix reduction along its index `inner`
+               (lowering/scans.py): a program per row of `outer`, carrying the running value
+               across blocks. Its `fallback` is the masked full reduction as a loop nest.
 - loop_nest:   the always-correct fallback: one statement; each reduction loops over its
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
@@ -27,6 +30,7 @@ Patterns:
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
@@ -35,6 +39,7 @@ from ..ops import ARG_REDUCTIONS
 from ..shapes import Shape
 from .normalize import Program, has_reduce, normalize
 from .pairs import fused_pairs
+from .scans import scan_as_reduce
 
 
 @dataclass
@@ -140,6 +145,10 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
     pending: list[ir.Assign] = list(program.body)
     while pending:
         stmt = pending[0]
+        if isinstance(stmt.value, ir.Scan):   # normalize leaves each scan a statement
+            launches.append(Launch("scan", [pending.pop(0)], outer=tuple(
+                v for v in stmt.index if v != stmt.value.bound), inner=stmt.value.bound))
+            continue
         if any(r.op in ARG_REDUCTIONS for r in reduces_of(stmt.value)):
             # argmax/argmin: (value, index) pairs, which only the loop nest carries so far
             launches.append(Launch("loop_nest", [pending.pop(0)], outer=stmt.index))
@@ -170,6 +179,11 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
             launch.fallback = split_rows(launch)
         elif launch.pattern == "contraction":
             launch.fallback = [contraction_as_rows(launch)]
+        elif launch.pattern == "scan":
+            (stmt,) = launch.statements
+            launch.fallback = [Launch("loop_nest", [dataclasses.replace(
+                stmt, value=scan_as_reduce(stmt.value))], outer=stmt.index,
+                stores=launch.stores)]
     launches = fuse_attention(program, launches)
     return Plan(program, launches)
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ... import ir
 from ...dtypes import DType, accumulator
+from ...lowering.scans import scan_as_reduce
 from ...ops import ARG_REDUCTIONS
 from ...shapes import FloorDiv, Min, Shape
 from .code import ADD, MUL, UNARY, Code, binary, call, cast, convert, literal
@@ -231,6 +232,8 @@ class StatementRenderer:
             return self.cast(self.render(e.arg), e.arg.dtype, e.dtype)
         if isinstance(e, ir.Reduce):
             return self.reduce(e)
+        if isinstance(e, ir.Scan):   # the generic lowerings: the masked reduction per element
+            return self.reduce(scan_as_reduce(e))
         assert isinstance(e, ir.Op)
         ctx = OpContext(self.d, operand_ctype(e.op, e.dtype, [a.dtype for a in e.args]),
                         self.helpers)
