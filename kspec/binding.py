@@ -227,12 +227,13 @@ def _refuse_empty_max(kernel: ir.Kernel, env: dict[str, int]) -> None:
         if any(v.extent.evaluate(env) == 0 for v in stmt.index):
             continue           # an empty statement computes nothing
         for e in ir.walk(stmt.value):
-            if isinstance(e, ir.Reduce) and e.op in ("max", "min"):
+            if isinstance(e, ir.Reduce) and e.op in ("max", "min", "argmax", "argmin"):
                 empty = [v.name for v in e.vars if v.extent.evaluate(env) == 0]
+                torch_name = e.op if e.op.startswith("arg") else "a" + e.op
                 if empty:
                     raise KspecLaunchError(
                         f"{kernel.name}: {e.op}(... for {', '.join(empty)}) in {stmt.target} "
-                        f"reduces over an empty range, which has no identity (torch.a{e.op} "
+                        f"reduces over an empty range, which has no identity (torch.{torch_name} "
                         f"raises too); with {_env_text(_range_symbols(e), env)}")
 
 

@@ -116,7 +116,29 @@ class Reduce:
     dtype: DType
 
 
-Expr = Union[Const, ShapeValue, ScalarRef, IndexValue, Load, Op, Cast, Reduce]
+@dataclass(frozen=True)
+class Scan:
+    """A prefix reduction: op in sum prod max min over `var` for `var <relation> bound`, where
+    `bound` is a free index of the statement ranging like `var` (relation "<=", "<", ">=",
+    ">"); the body does not depend on `bound`. `sum(x[i, k] for k <= j)` is a cumsum along j."""
+
+    op: str
+    var: IndexVar
+    relation: str
+    bound: IndexVar
+    body: "Expr"
+    dtype: DType
+
+    @property
+    def reverse(self) -> bool:
+        return self.relation in (">=", ">")
+
+    @property
+    def exclusive(self) -> bool:
+        return self.relation in ("<", ">")
+
+
+Expr = Union[Const, ShapeValue, ScalarRef, IndexValue, Load, Op, Cast, Reduce, Scan]
 
 
 def children(e: Expr) -> tuple[Expr, ...]:
@@ -124,7 +146,7 @@ def children(e: Expr) -> tuple[Expr, ...]:
         return e.args
     if isinstance(e, (Cast,)):
         return (e.arg,)
-    if isinstance(e, Reduce):
+    if isinstance(e, (Reduce, Scan)):
         return (e.body,)
     return ()
 
@@ -144,6 +166,8 @@ def free_vars(e: Expr) -> set[IndexVar]:
         return {e.var}
     if isinstance(e, Reduce):
         return free_vars(e.body) - set(e.vars)
+    if isinstance(e, Scan):
+        return (free_vars(e.body) - {e.var}) | {e.bound}
     out: set[IndexVar] = set()
     for c in children(e):
         out |= free_vars(c)

@@ -48,6 +48,9 @@ FUNCTIONS: dict[str, str] = {name: name for name, info in OPS.items() if info.sy
                              and name not in ("maximum", "minimum")}
 FUNCTIONS.update({"max": "maximum", "min": "minimum", "pow": "pow"})
 
-REDUCTIONS = ("sum", "prod", "max", "min", "mean")
+REDUCTIONS = ("sum", "prod", "max", "min", "mean", "argmax", "argmin")
+# The index of the first maximum (minimum) as i64, NaN counting as the maximum (and, as in
+# PyTorch, as the minimum too): torch.argmax / torch.argmin over one index.
+ARG_REDUCTIONS = ("argmax", "argmin")
 
 SOURCE_NAME = {"maximum": "max", "minimum": "min"}

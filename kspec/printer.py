@@ -92,6 +92,9 @@ def _fmt(e: ir.Expr) -> tuple[str, int]:
     if isinstance(e, ir.Reduce):
         vars_ = ", ".join(f"{v.name} < {v.extent}" if v.given else v.name for v in e.vars)
         return f"{e.op}({format_expr(e.body)} for {vars_})", _ATOM
+    if isinstance(e, ir.Scan):
+        return (f"{e.op}({format_expr(e.body)} for {e.var.name} {e.relation} "
+                f"{e.bound.name})", _ATOM)
     info = OPS[e.op]
     if info.symbol is None:
         name = SOURCE_NAME.get(e.op, e.op)

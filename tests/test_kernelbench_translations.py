@@ -95,12 +95,6 @@ def small_backend(kernel) -> tuple[str, object]:
 # Translations a backend gets wrong at their small sizes: findings for the backends, kept as
 # strict xfails so that a fix shows (the reason is the failure's text).
 BACKEND_FINDINGS = {
-    "level1/51_Argmax_over_a_dimension":
-        "triton: the first-index reduction's i64 max sentinel in an int32 op "
-        "(Scalar 9223372036854775807 is out of range for type int32)",
-    "level1/52_Argmin_over_a_dimension":
-        "triton: the first-index reduction's i64 max sentinel in an int32 op "
-        "(Scalar 9223372036854775807 is out of range for type int32)",
     # the conv is within 1.5 eps of its terms' magnitude (48.9 at the worst element); its
     # 4.9e-7 error at a value of -0.0043 goes through tanh(c * tanh(softplus(c))) to 2.9e-7,
     # where the tolerance model (verify/magnitude.py: the magnitude through a function is

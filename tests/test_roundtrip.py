@@ -99,6 +99,14 @@ kernel reds(x: f32[M, N], m: bool[M, N]) -> (s: f32[M], p: f32[M], a: f32[N], b:
     c[i] = sum(m[i, j] for j)
 }
 """,
+    "arg_reductions_and_scans": """
+kernel picks(x: f32[M, N]) -> (hi: i64[M], lo: i64[M], c: f32[M, N], r: f32[M, N]) {
+    hi[i] = argmax(x[i, j] for j)
+    lo[i] = argmin(x[i, j] * 2.0 for j)
+    c[i, j] = sum(x[i, k] for k <= j) + prod(x[i, k] for k < j)
+    r[i, j] = max(x[i, k] for k >= j) - min(x[i, k] for k >= j) + sum(x[i, k] for k > j)
+}
+""",
     "nested_reductions": """
 kernel nested(x: f32[B, M, N]) -> y: f32[B] {
     y[b] = max(sum(exp(x[b, i, j] - max(x[b, i, k] for k)) for j) for i)

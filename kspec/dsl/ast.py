@@ -39,6 +39,7 @@ class RedVar:
     name: str
     bound: "Node | None"
     pos: SourcePos
+    relation: str = "<"   # `for k <= j`, `k >= j`, `k > j`: a scan (`k < j` is one too)
 
 
 @dataclass

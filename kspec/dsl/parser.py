@@ -159,6 +159,10 @@ class _ToAst(Transformer):
         name, _lt, bound = items
         return ast.RedVar(str(name), bound, self._pos(name))
 
+    def scanvar(self, items):
+        name, relation, bound = items
+        return ast.RedVar(str(name), bound, self._pos(name), str(relation))
+
     def binop(self, items):
         a, op, b = items
         return ast.BinOp(str(op), a, b, self._pos(op))

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from .. import ir
 from ..dtypes import DTYPES, DType, Level, accumulator, float_of, promote
 from ..errors import KspecSemanticError, SourcePos
-from ..ops import BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
+from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
+from .scans import check_scan, check_scan_ranges, is_scan
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
                  "false": (False, DType.bool)}
@@ -156,6 +157,7 @@ class _Access:
 class _Statement:
     vars: list[_Var] = field(default_factory=list)
     accesses: list[_Access] = field(default_factory=list)
+    scans: list[tuple[_Var, _Var, SourcePos]] = field(default_factory=list)  # (k, j, where)
 
 
 class _KernelChecker:
@@ -324,6 +326,7 @@ class _KernelChecker:
                 var.extent, var.explicit = dim, True
         value, _ = self.expr(s.value, scope, st)
         self.solve_ranges(st)
+        check_scan_ranges(self, st)
         index = tuple(v.ir for v in lhs)
         if decl is None:
             decl = ir.TensorDecl(name, value.dtype, tuple(v.extent for v in lhs), s.pos)
@@ -562,6 +565,8 @@ class _KernelChecker:
                 raise error(f"'{node.fn}' is not a reduction; reductions are "
                             f"{', '.join(REDUCTIONS)}", node.pos)
             raise error(f"unknown reduction '{node.fn}'", node.pos)
+        if is_scan(node, scope):
+            return check_scan(self, node, scope, st)
         inner = dict(scope)
         vars_ = []
         for rv in node.vars:
@@ -588,6 +593,9 @@ class _KernelChecker:
                                       start(rv.bound))
             inner[rv.name] = var
             vars_.append(var)
+        if node.fn in ARG_REDUCTIONS and len(vars_) != 1:
+            raise error(f"{node.fn} runs over one index, {len(vars_)} given; "
+                        f"write {node.fn}(expr for k)", node.vars[1].pos)
         body, lv = self.expr(node.body, inner, st)
         if body.dtype == DType.bool and node.fn not in ("sum", "max", "min"):
             raise error(f"{node.fn} of bool values; convert with i32(...)", node.pos)
@@ -595,6 +603,8 @@ class _KernelChecker:
             dt = body.dtype if body.dtype.is_float else accumulator(body.dtype)
         elif node.fn == "mean":
             dt = float_of(body.dtype)
+        elif node.fn in ARG_REDUCTIONS:
+            dt, lv = DType.i64, Level.TENSOR
         else:
             dt = body.dtype
         irvars = tuple(v.ir or self.ir_var(v) for v in vars_)

@@ -35,7 +35,12 @@ def storage_dtype(d: DType) -> DType:
 
 
 def has_reduce(e: ir.Expr) -> bool:
-    return any(isinstance(n, ir.Reduce) for n in ir.walk(e))
+    """Whether e reduces (a scan counts: it is never inlined or recomputed per use)."""
+    return any(isinstance(n, (ir.Reduce, ir.Scan)) for n in ir.walk(e))
+
+
+def has_scan(e: ir.Expr) -> bool:
+    return any(isinstance(n, ir.Scan) for n in ir.walk(e))
 
 
 def normalize(kernel: ir.Kernel) -> Program:
@@ -75,8 +80,8 @@ def _fuse_single_uses(body: list[ir.Assign], outputs: set[str]) -> list[ir.Assig
     while changed:
         changed = False
         for n, stmt in enumerate(body):
-            if stmt.target in outputs:
-                continue
+            if stmt.target in outputs or has_scan(stmt.value):
+                continue   # a scan stays a statement of its own: its launch is the scan
             uses = [(m, u) for m, other in enumerate(body) for u in _uses(other.value, stmt.target)]
             if len(uses) != 1:
                 continue
@@ -115,7 +120,7 @@ def _map_children(e: ir.Expr, f) -> ir.Expr:
         return dataclasses.replace(e, args=tuple(f(a) for a in e.args))
     if isinstance(e, ir.Cast):
         return dataclasses.replace(e, arg=f(e.arg))
-    if isinstance(e, ir.Reduce):
+    if isinstance(e, (ir.Reduce, ir.Scan)):
         return dataclasses.replace(e, body=f(e.body))
     return e
 
@@ -176,6 +181,11 @@ class _Hoister:
 
     def top(self, e: ir.Expr) -> ir.Expr:
         lhs = set(self.stmt.index)
+        if isinstance(e, ir.Scan):
+            # a scan is its statement's whole value, or a temporary of its own
+            whole = e is self.stmt.value
+            e = dataclasses.replace(e, body=self.inner(e.body))
+            return e if whole and ir.free_vars(e) == lhs else self.hoist(e)
         if isinstance(e, ir.Reduce):
             body = self.inner(e.body)
             e = dataclasses.replace(e, body=body)
@@ -186,11 +196,11 @@ class _Hoister:
 
     def inner(self, e: ir.Expr) -> ir.Expr:
         """Inside a reduction body: every nested reduction becomes a temporary."""
-        if isinstance(e, ir.Reduce):
+        if isinstance(e, (ir.Reduce, ir.Scan)):
             return self.hoist(dataclasses.replace(e, body=self.inner(e.body)))
         return _map_children(e, self.inner)
 
-    def hoist(self, r: ir.Reduce) -> ir.Expr:
+    def hoist(self, r: ir.Reduce | ir.Scan) -> ir.Expr:
         order = [v for v in self.stmt.index] + sorted(
             (v for v in ir.free_vars(r) if v not in self.stmt.index), key=lambda v: v.uid)
         index = tuple(v for v in order if v in ir.free_vars(r))

@@ -17,6 +17,9 @@ Patterns:
                combines them and evaluates the statement.
 - contraction: (see below) its `fallback` is the same statement as a rows launch, for
                products with too few rows or columns for a tensor-core tile (matvec).
+- scan:        one statement whose value is a prefix reduction along its index `inner`
+               (lowering/scans.py): a program per row of `outer`, carrying the running value
+               across blocks. Its `fallback` is the masked full reduction as a loop nest.
 - loop_nest:   the always-correct fallback: one statement; each reduction loops over its
                flattened reduction space in chunks.
 - contraction: `sum(A * B for k)` with A over (batch, i, k), B over (batch, k, j): tiled on the
@@ -27,13 +30,16 @@ Patterns:
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 
 from .. import ir
+from ..ops import ARG_REDUCTIONS
 from ..shapes import Shape
 from .normalize import Program, has_reduce, normalize
 from .pairs import fused_pairs
+from .scans import scan_as_reduce
 
 
 @dataclass
@@ -139,6 +145,14 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
     pending: list[ir.Assign] = list(program.body)
     while pending:
         stmt = pending[0]
+        if isinstance(stmt.value, ir.Scan):   # normalize leaves each scan a statement
+            launches.append(Launch("scan", [pending.pop(0)], outer=tuple(
+                v for v in stmt.index if v != stmt.value.bound), inner=stmt.value.bound))
+            continue
+        if any(r.op in ARG_REDUCTIONS for r in reduces_of(stmt.value)):
+            # argmax/argmin: (value, index) pairs, which only the loop nest carries so far
+            launches.append(Launch("loop_nest", [pending.pop(0)], outer=stmt.index))
+            continue
         contraction = match_contraction(stmt)
         if contraction is not None:
             launches.append(Launch("contraction", [stmt], contraction=contraction))
@@ -165,6 +179,11 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
             launch.fallback = split_rows(launch)
         elif launch.pattern == "contraction":
             launch.fallback = [contraction_as_rows(launch)]
+        elif launch.pattern == "scan":
+            (stmt,) = launch.statements
+            launch.fallback = [Launch("loop_nest", [dataclasses.replace(
+                stmt, value=scan_as_reduce(stmt.value))], outer=stmt.index,
+                stores=launch.stores)]
     launches = fuse_attention(program, launches)
     return Plan(program, launches)
 
@@ -192,6 +211,8 @@ def _reduced_extents(stmt: ir.Assign, any_axes: bool) -> tuple[Shape, ...] | Non
     """The extents of the indices every reduction of stmt runs over, when they agree."""
     reds = reduces_of(stmt.value)
     if not any_axes and any(len(r.vars) != 1 for r in reds):
+        return None
+    if any(r.op in ARG_REDUCTIONS for r in reds):
         return None
     shapes = {tuple(v.extent for v in r.vars) for r in reds}
     return shapes.pop() if len(shapes) == 1 else None

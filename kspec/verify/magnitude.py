@@ -41,6 +41,9 @@ class _Rewriter:
         if isinstance(e, ir.Reduce) and e.op in ("sum", "mean", "max", "min"):
             op = e.op if e.op in ("sum", "mean") else "max"
             return ir.Reduce(op, e.vars, self.mag(e.body), F64)
+        if isinstance(e, ir.Scan) and e.op in ("sum", "max", "min"):
+            op = "sum" if e.op == "sum" else "max"
+            return dataclasses.replace(e, op=op, body=self.mag(e.body), dtype=F64)
         if isinstance(e, ir.Op):
             a = e.args
             if e.op in ("add", "sub"):

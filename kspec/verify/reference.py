@@ -159,6 +159,8 @@ class Interpreter:
             return cast_exact(t, e.dtype), vs
         if isinstance(e, ir.Reduce):
             return self.reduce(e)
+        if isinstance(e, ir.Scan):
+            return self.scan(e)
         assert isinstance(e, ir.Op)
         return self.op(e)
 
@@ -224,9 +226,42 @@ class Interpreter:
         elif e.op == "prod":
             t = t.to(torch.float64 if e.dtype.is_float else torch.int64)
             r = _prod_over(t, dims)
+        elif e.op in ("argmax", "argmin"):
+            # float64 keeps PyTorch's rules: the first extreme index, NaN as the extreme
+            t = t.to(torch.float64) if t.is_floating_point() else t
+            r = t.argmax(dim=dims[0]) if e.op == "argmax" else t.argmin(dim=dims[0])
         else:
             r = t.amax(dim=dims) if e.op == "max" else t.amin(dim=dims)
         return r, keep
+
+    def scan(self, e: ir.Scan) -> Value:
+        """torch.cumsum / cumprod / cummax / cummin along the scanned index, flipped for
+        `>=`; an exclusive scan is the inclusive one shifted by one, the identity first.
+        The result is indexed by the bound (which ranges like the scanned index)."""
+        t, vs = self.eval(e.body)
+        order = union(vs, (e.var,))
+        t = align((t, vs), order)
+        t = t.expand([self.extent(v) if v == e.var else t.shape[i]
+                      for i, v in enumerate(order)])
+        d = order.index(e.var)
+        if e.op in ("sum", "prod"):
+            t = t.to(torch.float64 if e.dtype.is_float else torch.int64)
+        elif t.is_floating_point():
+            t = t.to(torch.float64)
+        if e.reverse:
+            t = t.flip(d)
+        if e.op == "sum":
+            r = t.cumsum(d)
+        elif e.op == "prod":
+            r = t.cumprod(d)
+        else:
+            r = (t.cummax(d) if e.op == "max" else t.cummin(d)).values
+        if e.exclusive:
+            first = torch.zeros_like(r.narrow(d, 0, 1)) + (1 if e.op == "prod" else 0)
+            r = torch.cat([first, r.narrow(d, 0, r.shape[d] - 1)], d)
+        if e.reverse:
+            r = r.flip(d)
+        return r, tuple(e.bound if v == e.var else v for v in order)
 
     def contract(self, e: ir.Reduce, factors: list[ir.Expr]) -> Value:
         values = [self.eval(f) for f in factors]

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 
 from ... import ir
 from ...dtypes import DType, accumulator
+from ...lowering.scans import scan_as_reduce
+from ...ops import ARG_REDUCTIONS
 from ...shapes import FloorDiv, Min, Shape
 from .code import ADD, MUL, UNARY, Code, binary, call, cast, convert, literal
 from .ctype import compute_ctype
 from .dialect import Dialect
-from .exprs import EXPR_TABLE, Accumulator, OpContext, operand_ctype
+from .exprs import EXPR_TABLE, Accumulator, OpContext, identity, operand_ctype
 from .names import Namer
 
 
@@ -230,6 +232,8 @@ class StatementRenderer:
             return self.cast(self.render(e.arg), e.arg.dtype, e.dtype)
         if isinstance(e, ir.Reduce):
             return self.reduce(e)
+        if isinstance(e, ir.Scan):   # the generic lowerings: the masked reduction per element
+            return self.reduce(scan_as_reduce(e))
         assert isinstance(e, ir.Op)
         ctx = OpContext(self.d, operand_ctype(e.op, e.dtype, [a.dtype for a in e.args]),
                         self.helpers)
@@ -263,6 +267,8 @@ class StatementRenderer:
         return result
 
     def _emit_reduce(self, e: ir.Reduce) -> Code:
+        if e.op in ARG_REDUCTIONS:
+            return self._emit_arg_reduce(e)
         body_dtype = e.body.dtype
         acc_dtype = (accumulator(body_dtype) if e.op in ("sum", "mean", "prod")
                      else body_dtype)
@@ -284,6 +290,32 @@ class StatementRenderer:
         if acc.total():   # after the loops: the last correction taken off the sum
             outer.add(acc.total())
         return self.finish(e, Code(acc.name, ctx.ctype))
+
+    def _emit_arg_reduce(self, e: ir.Reduce) -> Code:
+        """argmax/argmin: the best value and its index, replaced only by a strictly better
+        term, so the first extreme stays (torch's tie rule); a NaN beats every number and
+        nothing beats a NaN, so the first NaN stays (torch counts NaN as the extreme)."""
+        (v,) = e.vars
+        ctype = compute_ctype(e.body.dtype)
+        extreme = "max" if e.op == "argmax" else "min"
+        name = self.namer.fresh(v.name)
+        best = self.namer.fresh(f"{extreme}_{v.name}")
+        at = self.namer.fresh(f"{e.op}_{v.name}")
+        outer = self.levels[-1]
+        outer.add(f"{ctype} {best} = {identity(extreme, ctype, self.d).text};")
+        outer.add(f"int64_t {at} = 0;")
+        self.var_names[v] = name
+        loop = Loop(f"for (int64_t {name} = 0; {name} < {self.shape(v.extent)}; ++{name})")
+        outer.add(loop)
+        self.levels.append(_Level(loop.items, outer.bound | {v}, owner=loop))
+        x = self.namer.fresh("term")
+        level = self.levels[-1]
+        level.add(f"const {ctype} {x} = {convert(self.render(e.body), ctype, self.d).text};")
+        better = ">" if e.op == "argmax" else "<"
+        level.add(f"if ({x} {better} {best} || ({x} != {x} && {best} == {best})) "
+                  f"{{ {best} = {x}; {at} = {name}; }}")
+        self.levels.pop()
+        return Code(at, "int64_t")
 
     def accumulator(self, e: ir.Reduce) -> OpContext:
         """The compute context of a reduction's accumulator."""

@@ -263,7 +263,9 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
     # standby (launched by it for heads it does not compile); one it does not fuse is unfused
     entries: list[tuple[Launch, str]] = []
     for launch in plan.launches:
-        if launch.pattern != "attention":
+        if launch.pattern == "scan":   # the C++ family has no scan pattern yet
+            entries += [(f, "plain") for f in launch.fallback]
+        elif launch.pattern != "attention":
             entries.append((launch, "plain"))
         elif attention.eligible(launch, d):
             entries += [(launch, "fused")] + [(f, "standby") for f in launch.fallback]

@@ -13,6 +13,7 @@ from ...lowering import Launch, Plan, plan_kernel
 from .common import JitKernel, extent_code, torch_dtype
 from .expressions import shape_code
 from .tensorcore import TensorCorePatterns
+from .ordered import OrderedPatterns
 from .rows import RowPatterns
 from .writer import LaunchWriterBase
 
@@ -187,5 +188,5 @@ def render(kernel: ir.Kernel, file: str = "<string>") -> str:
         returns=outputs[0] if len(outputs) == 1 else "(" + ", ".join(outputs) + ")")
 
 
-class _LaunchWriter(TensorCorePatterns, RowPatterns, LaunchWriterBase):
+class _LaunchWriter(TensorCorePatterns, RowPatterns, OrderedPatterns, LaunchWriterBase):
     """Writes one launch: every pattern of the plan."""

@@ -51,6 +51,7 @@ SAMPLES: dict[str, dict[str, object]] = {
     "pointwise": {"BLOCK_P": 2, "BLOCK_I": 1024, "INDEX64": False},
     "rows": {"BLOCK_P": 1, "BLOCK_R": 4096, "SINGLE": True, "STRIDED": False, "INDEX64": False},
     "loop_nest": {"BLOCK_P": 32, "BLOCK_R": 128, "INDEX64": False},
+    "scan": {"BLOCK_P": 2, "BLOCK_J": 1024, "INDEX64": False},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
                     "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False,
                     "COMPENSATED": False},

@@ -8,6 +8,7 @@ import re
 from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch
+from ...ops import ARG_REDUCTIONS
 from ...shapes import Shape
 from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, tuple_code
 from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
@@ -214,6 +215,8 @@ class LaunchWriterBase:
                     finish_mean: bool = True) -> str:
         """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it.
         `span` = (start, end) restricts the loop to part of the flattened range (split)."""
+        if r.op in ARG_REDUCTIONS:
+            return self.arg_reduce_into(r, scope, loop_ext)   # ordered.py
         acc = self.em.fresh("red")
         acc_dt = self.accumulator(r)
         # Each lane of a looped f32 sum adds extent / BLOCK_R terms (2.5M-element groups: 20k);
