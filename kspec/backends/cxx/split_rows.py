@@ -43,8 +43,8 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         ctx.name_vars(list(a.reduce.vars), red_names)
     row_lines = ctx.decompose("row", outer)
     lin = ctx.namer.fresh("linear")
-    start = _decompose_mutable(ctx, lin, red_vars, red_names)
-    step = _advance(ctx, red_vars, red_names, "lanes")
+    start = decompose_lines(ctx, lin, red_vars, red_names)
+    step = advance_lines(ctx, red_vars, red_names, "lanes")
     folds = [a.fold(r.render(a.reduce.body)) for a in accs]
     parts = [ctx.namer.fresh(f"part{k}") for k in range(len(accs))]
     combine = [a.fold(Code(f"{p}[q * rows + row]", a.ctype)) for a, p in zip(accs, parts)]
@@ -110,7 +110,7 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                        scratch)
 
 
-def _decompose_mutable(ctx: LaunchContext, linear: str, vars_: list[ir.IndexVar],
+def decompose_lines(ctx: LaunchContext, linear: str, vars_: list[ir.IndexVar],
                        names: list[str]) -> list[str]:
     """Lines setting the (declared, mutable) index names from `linear`, row-major."""
     if len(vars_) == 1:
@@ -123,7 +123,7 @@ def _decompose_mutable(ctx: LaunchContext, linear: str, vars_: list[ir.IndexVar]
     return lines + [f"int64_t {names[0]} = {rest};"]
 
 
-def _advance(ctx: LaunchContext, vars_: list[ir.IndexVar], names: list[str],
+def advance_lines(ctx: LaunchContext, vars_: list[ir.IndexVar], names: list[str],
              step: str) -> list[str]:
     """Lines moving the index names `step` elements on (row-major): the last index steps and
     carries into the ones before it (the first never wraps: the loop bound stops it)."""
