@@ -336,9 +336,9 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
 def cxx_launches(launches: list[Launch]) -> list[Launch]:
     """The plan's launches as the C++ patterns render them (the plan is made with
     rows_any_axes, as Triton's): a rows launch the rows pattern cannot render (several reduced
-    indices, a row vector whose inner index is not its last) or one reduction alone (whose
-    row may be strided, or long: the split per row picks its orientation and slice count at
-    launch) becomes its fallback, each reduction a split launch of its own (a fused pair's
+    indices, a row vector whose inner index is not its last) or one reduction alone over an
+    index some load has before its last dim (likely strided: the split per row picks its
+    orientation and slice count at launch) becomes its fallback, each reduction a split launch of its own (a fused pair's
     second statement reads the first from memory) and each row vector a pointwise launch; a
     contraction with at most NARROW_GEMM rows or columns (a matrix-vector product) is a
     rows launch, as Triton runs it."""
@@ -367,11 +367,20 @@ def _rows_render(launch: Launch) -> bool:
     if len(launch.reduced) != 1:
         return False
     vectors = [s for s in launch.statements if not has_reduce(s.value)]
-    if not vectors and len(launch.statements) == 1:
+    if not vectors and len(launch.statements) == 1 and _across(launch.statements[0]):
         return False
     outer = tuple(v.extent for v in launch.outer)
     return all(vector_axes(s, outer, (launch.inner.extent,), any_axes=False) is not None
                for s in vectors)
+
+
+def _across(stmt: ir.Assign) -> bool:
+    """Some load of a reduction has its innermost reduced index before its last dim (likely
+    strided: a sum over a middle axis). The split per row picks its orientation from the
+    strides at launch; along a last dim the rows pattern's packed loads read better."""
+    return any(isinstance(n, ir.Load) and any(a.bare == red.vars[-1] for a in n.index[:-1])
+               for red in ir.walk(stmt.value) if isinstance(red, ir.Reduce)
+               for n in ir.walk(red.body))
 
 
 def _narrow(launch: Launch) -> bool:
