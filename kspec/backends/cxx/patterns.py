@@ -6,7 +6,9 @@
                  else V = 1 (templates/pointwise.j2)
     rows         a warp (short rows) or a block per row; per-row values in registers; the row
                  cached in registers when it fits, else looped (rows.py, templates/rows.j2)
-    split        a reduction to a scalar: partials from many blocks, then one block (rows.py)
+    split        a reduction to a scalar: partials from many blocks, then one block (rows.py);
+                 per row (a rows launch's fallback, cxx_launches): a warp or a thread per
+                 (row, slice), then a thread per row (split_rows.py, templates/split_rows.j2)
     loop_nest    the generic kernel of one statement (generic.py)
     contraction  f16/bf16 operands where the dialect has a tensor-core path: tiles on the
                  tensor cores (contraction.py, templates/contraction.j2); otherwise the generic
@@ -338,8 +340,9 @@ def cxx_launches(launches: list[Launch]) -> list[Launch]:
     rows_any_axes, as Triton's): a rows launch the rows pattern cannot render (several reduced
     indices, a row vector whose inner index is not its last) or one reduction alone over an
     index some load has before its last dim (likely strided: the split per row picks its
-    orientation and slice count at launch) becomes its fallback, each reduction a split launch of its own (a fused pair's
-    second statement reads the first from memory) and each row vector a pointwise launch; a
+    orientation and slice count at launch) becomes its fallback, each reduction a split
+    launch of its own (a fused pair's second statement reads the first from memory) and each
+    row vector a pointwise launch; a
     contraction with at most NARROW_GEMM rows or columns (a matrix-vector product) is a
     rows launch, as Triton runs it."""
     out: list[Launch] = []
