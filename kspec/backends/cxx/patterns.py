@@ -6,7 +6,9 @@
                  else V = 1 (templates/pointwise.j2)
     rows         a warp (short rows) or a block per row; per-row values in registers; the row
                  cached in registers when it fits, else looped (rows.py, templates/rows.j2)
-    split        a reduction to a scalar: partials from many blocks, then one block (rows.py)
+    split        a reduction to a scalar: partials from many blocks, then one block (rows.py);
+                 per row (a rows launch's fallback, cxx_launches): a warp or a thread per
+                 (row, slice), then a thread per row (split_rows.py, templates/split_rows.j2)
     loop_nest    the generic kernel of one statement (generic.py)
     contraction  f16/bf16 operands where the dialect has a tensor-core path: tiles on the
                  tensor cores (contraction.py, templates/contraction.j2); otherwise the generic
@@ -25,6 +27,9 @@ from typing import Any, Callable
 from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch, plan_kernel
+from ...lowering.normalize import has_reduce
+from ...lowering.plan import vector_axes
+from ...lowering.policy import NARROW_GEMM
 from ...printer import format_expr
 from ...shapes import Shape
 from .code import MUL, Code
@@ -256,13 +261,15 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
     (or "<launch>.precision") is the f32 contractions' precision policy (precision.py)."""
     from . import attention, contraction
     from .rows import lower_rows, lower_split
+    from .split_rows import LOCALS as SPLIT_ROWS_LOCALS
+    from .split_rows import lower_split_rows
 
-    plan = plan_kernel(kernel)
+    plan = plan_kernel(kernel, rows_any_axes=True)
     program = plan.program
     # (launch, role): an attention the target fuses is followed by its unfused launches on
     # standby (launched by it for heads it does not compile); one it does not fuse is unfused
     entries: list[tuple[Launch, str]] = []
-    for launch in plan.launches:
+    for launch in cxx_launches(plan.launches):
         if launch.pattern == "scan":   # the C++ family has no scan pattern yet
             entries += [(f, "plain") for f in launch.fallback]
         elif launch.pattern != "attention":
@@ -299,7 +306,8 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         in_registers = {s.target for s in launch.statements} - set(launch.stores)
         reads = launch_reads(launch, scalars, in_registers)
         local_names = (contraction.LOCALS if tensor_cores else
-                       attention.LOCALS if role == "fused" else ())
+                       attention.LOCALS if role == "fused" else
+                       SPLIT_ROWS_LOCALS if launch.pattern == "split" else ())
         ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores),
                             local_names)
         if role == "fused":
@@ -313,7 +321,8 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             out.units.append(unit)
         else:
             lower = {"pointwise": lower_pointwise, "rows": lower_rows,
-                     "split": lower_split}[launch.pattern]
+                     "split": lower_split_rows if launch.outer else lower_split
+                     }[launch.pattern]
             out.units.append(lower(ctx, name))
         if role == "standby":
             out.units[-1].standby = True
@@ -326,6 +335,68 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         unit.temporaries = [t for t in out.temporaries if t.name in written]
         out.temporaries = [t for t in out.temporaries if t.name not in written]
     return out
+
+
+def cxx_launches(launches: list[Launch]) -> list[Launch]:
+    """The plan's launches as the C++ patterns render them (the plan is made with
+    rows_any_axes, as Triton's): a rows launch the rows pattern cannot render (several reduced
+    indices, a row vector whose inner index is not its last) or one reduction alone over an
+    index some load has before its last dim (likely strided: the split per row picks its
+    orientation and slice count at launch) becomes its fallback, each reduction a split
+    launch of its own (a fused pair's second statement reads the first from memory) and each
+    row vector a pointwise launch; a
+    contraction with at most NARROW_GEMM rows or columns (a matrix-vector product) is a
+    rows launch, as Triton runs it."""
+    out: list[Launch] = []
+    for launch in launches:
+        if launch.pattern == "contraction" and _narrow(launch) and launch.fallback:
+            launch = launch.fallback[0]
+        if launch.pattern != "rows" or _rows_render(launch):
+            out.append(launch)
+            continue
+        parts = [Launch(p.pattern, [s], outer=s.index, inner=p.inner, reduced=p.reduced)
+                 if p.pattern == "split" else p
+                 for p in launch.fallback for s in p.statements]
+        for n, part in enumerate(parts):
+            later = {name for p in parts[n + 1:] for s in p.statements
+                     for name in _loaded(s.value)}
+            part.stores = tuple(s.target for s in part.statements
+                                if s.target in launch.stores or s.target in later)
+        out += parts
+    return out
+
+
+def _rows_render(launch: Launch) -> bool:
+    """The rows pattern renders the launch: one reduced index, every row vector's inner index
+    its last, and more than one reduction statement or a row vector to keep in registers."""
+    if len(launch.reduced) != 1:
+        return False
+    vectors = [s for s in launch.statements if not has_reduce(s.value)]
+    if not vectors and len(launch.statements) == 1 and _across(launch.statements[0]):
+        return False
+    outer = tuple(v.extent for v in launch.outer)
+    return all(vector_axes(s, outer, (launch.inner.extent,), any_axes=False) is not None
+               for s in vectors)
+
+
+def _across(stmt: ir.Assign) -> bool:
+    """Some load of a reduction has its innermost reduced index before its last dim (likely
+    strided: a sum over a middle axis). The split per row picks its orientation from the
+    strides at launch; along a last dim the rows pattern's packed loads read better."""
+    return any(isinstance(n, ir.Load) and any(a.bare == red.vars[-1] for a in n.index[:-1])
+               for red in ir.walk(stmt.value) if isinstance(red, ir.Reduce)
+               for n in ir.walk(red.body))
+
+
+def _narrow(launch: Launch) -> bool:
+    c = launch.contraction
+    return any(all(v.extent.is_const for v in vs) and
+               extent_product([v.extent for v in vs], {}) <= NARROW_GEMM for vs in (c.iv, c.jv))
+
+
+def _loaded(e: ir.Expr) -> set[str]:
+    return {n.tensor if isinstance(n, ir.Load) else n.name for n in ir.walk(e)
+            if isinstance(n, (ir.Load, ir.ScalarRef))}
 
 
 def _writes(unit) -> set[str]:

@@ -27,6 +27,7 @@ import re
 
 from ... import ir
 from ...dtypes import DType
+from ...lowering.policy import scalar_split
 from .code import Code, convert
 from .ctype import compute_ctype, storage_ctype
 from .exprs import Accumulator
@@ -44,7 +45,7 @@ PACKS_PER_THREAD = 2             # ... and moves at most this many 16-byte packs
 INDEX_LIMIT = (1 << 31) - (1 << 20)   # 32-bit index math below this (with room for the steps)
 
 
-def _reduces(e: ir.Expr) -> list[ir.Reduce]:
+def reduces(e: ir.Expr) -> list[ir.Reduce]:
     out, seen = [], set()
     for n in ir.walk(e):
         if isinstance(n, ir.Reduce) and alpha_key(n) not in seen:
@@ -53,7 +54,7 @@ def _reduces(e: ir.Expr) -> list[ir.Reduce]:
     return out
 
 
-class _Acc:
+class Acc:
     """A reduction's per-thread accumulator in a rows or split kernel (compensated for f32
     sums: exprs.compensated), and the team-reduction op code the templates pass on."""
 
@@ -86,7 +87,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         ctx.name_vars(list(stmt.index[:n_outer]), outer_names)
         if len(stmt.index) > n_outer:
             ctx.name_vars([stmt.index[-1]], [jname])
-        for red in _reduces(stmt.value):
+        for red in reduces(stmt.value):
             ctx.name_vars(list(red.vars), [jname])
     outer_lines = ctx.decompose("row", list(launch.outer))
     # the row's indices are IDX (int in the contiguous variants): widened where used as values
@@ -218,7 +219,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
             caching[0] = False
             steps.append(out)
             continue
-        accs = [_Acc(ctx, red) for red in _reduces(stmt.value)]
+        accs = [Acc(ctx, red) for red in reduces(stmt.value)]
         folds = {}
         for mode in ("cached", "looped"):
             caching[0] = mode == "cached"
@@ -375,7 +376,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
 def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
     (stmt,) = ctx.launch.statements
     r, d = ctx.r, ctx.d
-    accs = [_Acc(ctx, red) for red in _reduces(stmt.value)]
+    accs = [Acc(ctx, red) for red in reduces(stmt.value)]
     phase1 = []
     parts = []
     for k, a in enumerate(accs):
@@ -409,8 +410,7 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
     def count(env, info) -> int:
         if info is None or info.cpu:
             return 1
-        biggest = max(extent_product(e, env) for e in extents)
-        return max(1, min(4 * info.multiprocessors * 4, biggest // 8192))
+        return scalar_split(max(extent_product(e, env) for e in extents), info.multiprocessors)
 
     def scratch(env, info):
         n = count(env, info)
