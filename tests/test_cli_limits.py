@@ -57,3 +57,33 @@ def test_help_lists_every_subcommand(capsys) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert all(f"kcompile {sub}" in out for sub in ("check", "tune", "store"))
+
+
+DEBIAN_HIPCC = "HIP version: 5.2.21153-0\n\nDebian clang version 15.0.6\nTarget: x86_64-pc-linux-gnu\n"
+
+
+def test_hip_arch_too_new_for_hipcc_is_refused_before_compiling(monkeypatch, capsys) -> None:
+    from kspec.backends.hip import toolchain
+
+    def no_compile(*args, **kwargs):
+        raise AssertionError("hipcc ran")
+
+    monkeypatch.setattr(toolchain, "hipcc_path", lambda: "/usr/bin/hipcc")
+    monkeypatch.setattr(toolchain, "tool_version", lambda path: DEBIAN_HIPCC)
+    monkeypatch.setattr(toolchain, "cached_compile", no_compile)
+    assert main(["--target", "hip", "--arch", "gfx942", "--emit", "asm", RELU]) == 1
+    assert capsys.readouterr().err == (
+        "backend unavailable: /usr/bin/hipcc is clang 15, which cannot compile gfx942 (clang 17 "
+        "added it); install ROCm 6 or later (its hipcc and device libraries), or compile for "
+        "gfx90a\n")
+
+
+def test_hip_arch_check_reads_the_clang_version() -> None:
+    from kspec.backends.hip.toolchain import check_clang_knows
+    from kspec.errors import BackendUnavailable
+
+    rocm6 = "HIP version: 6.0.32830\nAMD clang version 17.0.0 (https://github.com/RadeonOpenCompute"
+    check_clang_knows("gfx942", rocm6, "hipcc")                   # new enough: no error
+    check_clang_knows("gfx90a", DEBIAN_HIPCC, "hipcc")            # clang 15 knows gfx90a
+    with pytest.raises(BackendUnavailable, match="clang 15, which cannot compile gfx942:sramecc+"):
+        check_clang_knows("gfx942:sramecc+", DEBIAN_HIPCC, "hipcc")
