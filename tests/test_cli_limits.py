@@ -31,6 +31,9 @@ def test_bad_values_are_errors(argv: list[str], message: str, capsys) -> None:
     assert message in err and "Traceback" not in err
 
 
+NO_OPENAI = "error: --llm needs the openai package: pip install 'kspec[llm]'\n"
+
+
 def test_llm_without_openai_is_an_error_at_start(monkeypatch, capsys) -> None:
     import importlib.util
 
@@ -38,7 +41,18 @@ def test_llm_without_openai_is_an_error_at_start(monkeypatch, capsys) -> None:
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "openai" else real(name, *a))
     assert main(["tune", RELU, "--llm", "some-model", "--no-store"]) == 1
-    assert "--llm needs the openai package" in capsys.readouterr().err
+    assert capsys.readouterr().err == NO_OPENAI
+    # at start: before the files are read (this one does not exist) or any evaluator starts
+    assert main(["tune", "no/such.kspec", "--llm", "m", "--workers", "2", "--no-store"]) == 1
+    assert capsys.readouterr().err == NO_OPENAI
+
+
+def test_llm_without_endpoint_is_an_error_at_start(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert main(["tune", "no/such.kspec", "--llm", "some-model", "--no-store"]) == 1
+    assert capsys.readouterr().err == ("error: --llm needs an endpoint: set OPENAI_BASE_URL (and "
+                                       "OPENAI_API_KEY)\n")
 
 
 def test_several_files_on_stdout_are_separated(capsys) -> None:
