@@ -86,7 +86,8 @@ def test_help_lists_every_subcommand(capsys) -> None:
     assert all(f"kcompile {sub}" in out for sub in ("check", "tune", "store"))
 
 
-DEBIAN_HIPCC = "HIP version: 5.2.21153-0\n\nDebian clang version 15.0.6\nTarget: x86_64-pc-linux-gnu\n"
+DEBIAN_HIPCC = ("HIP version: 5.2.21153-0\n\nDebian clang version 15.0.6\n"
+                "Target: x86_64-pc-linux-gnu\n")
 
 
 def test_hip_arch_too_new_for_hipcc_is_refused_before_compiling(monkeypatch, capsys) -> None:
@@ -109,7 +110,7 @@ def test_hip_arch_check_reads_the_clang_version() -> None:
     from kspec.backends.hip.toolchain import check_clang_knows
     from kspec.errors import BackendUnavailable
 
-    rocm6 = "HIP version: 6.0.32830\nAMD clang version 17.0.0 (https://github.com/RadeonOpenCompute"
+    rocm6 = "HIP version: 6.0.32830\nAMD clang version 17.0.0 (roc-6.0.0 23483 7208e8d15fbf)"
     check_clang_knows("gfx942", rocm6, "hipcc")                   # new enough: no error
     check_clang_knows("gfx90a", DEBIAN_HIPCC, "hipcc")            # clang 15 knows gfx90a
     with pytest.raises(BackendUnavailable, match="clang 15, which cannot compile gfx942:sramecc+"):
