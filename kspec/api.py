@@ -1,6 +1,7 @@
 """The Python API of KSPEC.md: kspec.load / kspec.loads, Module, Kernel."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -41,12 +42,12 @@ class Kernel:
         """A launcher taking torch tensors (in signature order) and returning the output(s).
 
         use_store=True (or KSPEC_USE_STORE=1): run the best kernel of the kernel store
-        (kspec/agent/store.py) for each call's device and shape class, when it has one."""
+        (kspec/agent/stored.py) for each call's device and shape class, when it has one."""
         from .backends import get_backend
 
         use_store = options.pop("use_store", None)
         if use_store or (use_store is None and os.environ.get("KSPEC_USE_STORE") == "1"):
-            from .agent.store import stored_launcher
+            from .agent.stored import stored_launcher
             return stored_launcher(self, backend, **options)
         key = (backend, repr(sorted(options.items())))
         if key not in self._builds:
@@ -69,6 +70,11 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"<kspec kernel {self.name} from {self.module.file}>"
+
+    def __reduce__(self) -> tuple:
+        # a Kernel travels to another process (the tuner's process pool, Ray) as its source
+        # text, file and name; the receiver compiles that source once per process
+        return (_kernel_from_source, (self.module.source, self.module.file, self.name))
 
 
 class Module:
@@ -106,6 +112,16 @@ class Module:
 def loads(source: str, file: str = "<string>") -> Module:
     """Compile kspec source text. Raises a KspecError (with file:line:col) on bad input."""
     return Module(compile_source(source, file), source, file)
+
+
+@functools.lru_cache(maxsize=32)
+def _module_from_source(source: str, file: str) -> Module:
+    return loads(source, file)
+
+
+def _kernel_from_source(source: str, file: str, name: str) -> Kernel:
+    """A pickled Kernel, unpickled: its kernels built in this process are kept with it."""
+    return _module_from_source(source, file)[name]
 
 
 def load(path: str | Path) -> Module:

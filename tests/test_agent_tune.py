@@ -161,8 +161,7 @@ def test_process_pool_evaluator():
 
     k = _k("row_sum")
     src = k.source("triton")
-    job = {"spec_text": k.module.source, "file": k.module.file, "kernel": "row_sum",
-           "options": {"env": {"M": 3, "N": 7}, "device": "cpu", "examples": 2}}
+    job = {"kernel": k, "options": {"env": {"M": 3, "N": 7}, "device": "cpu", "examples": 2}}
     ev = PoolEvaluator("cpu", workers=2)
     try:
         a, b = ev.map([{**job, "source": src}, {**job, "source": "def launch(:\n"}])
@@ -179,8 +178,7 @@ def test_ray_evaluator():
     k = _k("row_sum")
     ev = RayEvaluator("cpu", workers=2)
     try:
-        (a,) = ev.map([{"spec_text": k.module.source, "file": k.module.file, "kernel": "row_sum",
-                        "source": k.source("triton"),
+        (a,) = ev.map([{"kernel": k, "source": k.source("triton"),
                         "options": {"env": {"M": 3, "N": 7}, "device": "cpu", "examples": 2}}])
     finally:
         ray.shutdown()

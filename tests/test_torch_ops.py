@@ -124,6 +124,17 @@ def test_numpy_and_sequences() -> None:
         rs([[1, 2], [3]])
 
 
+def test_ops_take_tensors_as_torch_operators_do() -> None:
+    # the dispatcher checks the schema before kspec sees the call: README says so
+    op = spec("row_sum").op()
+    for a in (np.ones((2, 3), np.float32), [[1.0, 2.0], [3.0, 4.0]]):
+        with pytest.raises(RuntimeError, match="Expected a value of type 'Tensor' for argument"):
+            op(a)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(spec("leaky_relu").op()(x, torch.tensor(0.25)),
+                               torch.nn.functional.leaky_relu(x, 0.25))
+
+
 def _scalar_launchers():
     k = spec("leaky_relu")
     yield pytest.param(k.build("triton"), id="triton")

@@ -115,10 +115,21 @@ def _store(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_llm(args: argparse.Namespace) -> None:
+    """--llm's requirements, before any file is read or evaluator started."""
+    if not args.llm:
+        return
+    if importlib.util.find_spec("openai") is None:
+        raise KspecError("--llm needs the openai package: pip install 'kspec[llm]'")
+    if not os.environ.get("OPENAI_BASE_URL") and not os.environ.get("OPENAI_API_KEY"):
+        raise KspecError("--llm needs an endpoint: set OPENAI_BASE_URL (and OPENAI_API_KEY)")
+
+
 def _tune(args: argparse.Namespace) -> int:
     if args.examples < 1:
         raise KspecError(f"kcompile tune: --examples must be at least 1, got {args.examples} "
                          f"(a candidate checked on nothing would be stored)")
+    _check_llm(args)
     from .. import load
     from .llm import LLMProposer
     from .loop import tune
@@ -138,12 +149,6 @@ def _tune(args: argparse.Namespace) -> int:
             for k in kernels:
                 llm = None
                 if args.llm:
-                    if importlib.util.find_spec("openai") is None:   # before any round runs
-                        raise KspecError("--llm needs the openai package: "
-                                         "pip install 'kspec[llm]'")
-                    if not os.environ.get("OPENAI_BASE_URL") and not os.environ.get("OPENAI_API_KEY"):
-                        raise KspecError("--llm needs an endpoint: set OPENAI_BASE_URL (and "
-                                         "OPENAI_API_KEY)")
                     llm = LLMProposer(args.llm, samples=args.samples,
                                       max_tokens_total=args.max_tokens,
                                       max_seconds=args.max_seconds)

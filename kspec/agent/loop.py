@@ -16,17 +16,16 @@ serves them all.
 from __future__ import annotations
 
 import hashlib
-import math
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..binding import bind
-from .evaluate import Outcome, make_inputs
-from .space import SIZE_CHOICES, choose
+from .evaluate import Outcome
+from .space import choose
 from .store import Entry, KernelStore, shape_class, spec_hash
+from .workload import default_env
 
 MIN_GAIN = 0.01          # a timed candidate must be >= 1% faster than the best to replace it
 
@@ -152,52 +151,6 @@ class Progress:
             sys.stderr.write("\n")
 
 
-class _Recorder(dict):
-    """A schedule dict that records every default the module reads (the fixed schedule)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen: dict[str, Any] = {}
-
-    def __bool__(self) -> bool:       # the module does `schedule = schedule or {}`
-        return True
-
-    def get(self, key, default=None):
-        self.seen.setdefault(key, default)
-        return default
-
-
-def fixed_schedule(kernel, source: str, env: dict[str, int], device: str) -> dict[str, Any]:
-    """The values the generated module picks by itself at `env` (one recorded launch)."""
-    from ..verify.candidates import load_triton_module
-
-    rec = _Recorder()
-    module = load_triton_module(source, interpret=device == "cpu")
-    b = bind(kernel.ir, tuple(make_inputs(kernel, env, device)), {})
-    call = [b.tensors[p.name] if p.name in b.tensors else b.scalars[p.name]
-            for p in kernel.ir.params]
-    module.launch(*call, *[b.env[s] for s in kernel.ir.symbols], schedule=rec)
-    return {k: v for k, v in rec.seen.items()
-            if k != "allow_tf32" and k.rpartition(".")[2] not in SIZE_CHOICES}
-
-
-def default_env(kernel, device: str) -> dict[str, int]:
-    """The same power of two for every shape symbol, the largest keeping every tensor within
-    2^26 elements on a GPU (2^10 under the interpreter)."""
-    budget = 1 << (26 if device == "cuda" else 10)
-    syms = kernel.ir.symbols
-    for e in range(14, 0, -1):
-        env = {s: 1 << e for s in syms}
-        try:
-            if all(math.prod(d.evaluate(env) for d in t.dims) <= budget
-                   for t in (*kernel.ir.tensor_params, *kernel.ir.outputs)) and \
-                    all(c.holds(env) for c in kernel.ir.checks):
-                return env
-        except Exception:  # noqa: BLE001
-            continue
-    return {s: 1 for s in syms}
-
-
 def _sha(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:16]
 
@@ -248,8 +201,7 @@ class Tuner:
 
     def _job(self, source: str, verify: bool, time_it: bool = True) -> dict[str, Any]:
         time_it = time_it and (self.device != "cpu" or self.adapter.cpu_timed)
-        return {"spec_text": self.kernel.module.source, "file": self.kernel.module.file,
-                "kernel": self.kernel.name, "source": source,
+        return {"kernel": self.kernel, "source": source,
                 "options": {"env": self.env, "device": self.device, "target": self.target,
                             "arch": self.adapter.arch, "verify": verify,
                             "time_it": time_it, "examples": self.examples, "seed": self.seed,

@@ -2,8 +2,9 @@
 per GPU, each pinned with CUDA_VISIBLE_DEVICES; or CPU interpreter workers), or on a Ray cluster
 (`pip install 'kspec[cluster]'`; ray is imported only when asked for).
 
-A job is plain data (the spec text, the kernel's name, the candidate source and the options of
-`evaluate.evaluate`), so it travels to another process or host as it is.
+A job is the kspec.Kernel, the candidate source and the options of `evaluate.evaluate`; it
+travels to another process or host as it is (a Kernel pickles as its spec's text, file and name,
+compiled again once per worker).
 """
 from __future__ import annotations
 
@@ -14,22 +15,11 @@ from typing import Any
 
 from .evaluate import Outcome, evaluate
 
-_KERNELS: dict[tuple[str, str, str], Any] = {}
-
-
-def _kernel(spec_text: str, file: str, name: str):
-    key = (spec_text, file, name)
-    if key not in _KERNELS:
-        from .. import loads
-        _KERNELS[key] = loads(spec_text, file)[name]
-    return _KERNELS[key]
-
 
 def run_job(job: dict[str, Any]) -> dict[str, Any]:
     """Evaluate one job; returns Outcome.as_dict() (never raises)."""
     try:
-        k = _kernel(job["spec_text"], job["file"], job["kernel"])
-        return evaluate(k, job["source"], **job["options"]).as_dict()
+        return evaluate(job["kernel"], job["source"], **job["options"]).as_dict()
     except Exception as e:  # noqa: BLE001
         return Outcome("compile_error", f"{type(e).__name__}: {e}").as_dict()
 

@@ -9,13 +9,10 @@ For cuda / hip, arch "cpu" means the C++ of the CPU emulation, verified on it.
     store = KernelStore()                       # $KSPEC_STORE or ~/.cache/kspec/store.sqlite
     store.best(spec_hash(k), "softmax", "triton", "sm_90", "M=16384,N=4096")
 
-`stored_launcher` is what `Kernel.build(..., use_store=True)` returns: per call it finds the
-device's arch and the arguments' shape class, and runs the best stored kernel for them, or the
-deterministic lowering when the store has none.
+Running the stored kernels (`Kernel.build(..., use_store=True)`) is kspec/agent/stored.py's.
 """
 from __future__ import annotations
 
-from ..binding import bind
 import hashlib
 import json
 import os
@@ -24,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _SCHEMA = """
 create table if not exists kernels (
@@ -178,64 +175,3 @@ class KernelStore:
             lines.append(f"{e.kernel:16s} {e.target:7s} {e.arch:7s} {e.shape_class:24s} "
                          f"{ms:>9s} {sp:>8s} {e.proposer:9s} {e.spec_hash}")
         return "\n".join(lines)
-
-
-def rebuild(kernel, backend: str, entry: Entry, **options: Any) -> Callable:
-    """A launcher of a stored entry's source (Triton: the module; cuda / hip: the C++ text and
-    the schedule after it, compiled for the entry's arch or run on the CPU emulation)."""
-    if backend == "triton":
-        from ..backends.triton.launcher import build as triton_build
-        return triton_build(kernel.ir, entry.source, **options)
-    from .targets import cxx_launcher
-    # a GPU entry's arch is the device's (store.device_arch); compile for it as its backend does
-    return cxx_launcher(kernel.ir, backend, entry.source, "cpu" if entry.arch == "cpu" else None)
-
-
-def stored_launcher(kernel, backend: str = "triton", store: KernelStore | None = None,
-                    **options: Any) -> Callable:
-    """A launcher that runs the best stored kernel for each call's (arch, shape class), else
-    the deterministic lowering (`kernel.build(backend, **options)`). For cuda / hip on a
-    machine where that lowering cannot run (no GPU), stored kernels of arch "cpu" (the CPU
-    emulation) still run; calls with nothing stored raise the backend's reason."""
-    import torch
-
-    from ..errors import BackendUnavailable
-
-    unavailable: BackendUnavailable | None = None
-    try:
-        default = kernel.build(backend, use_store=False, **options)   # not this again
-    except BackendUnavailable as e:
-        if backend not in ("cuda", "hip"):
-            raise
-        default, unavailable = None, e
-    if backend not in ("triton", "cuda", "hip"):
-        return default
-    store = store or KernelStore()
-    digest = spec_hash(kernel)
-    chosen: dict[tuple, Callable] = {}
-    by_entry: dict[str, Callable] = {}
-
-    def launcher(*args: Any, **kwargs: Any):
-        key = tuple((a.shape, a.dtype, a.device) if isinstance(a, torch.Tensor) else type(a)
-                    for a in args) + tuple(sorted(kwargs))
-        fn = chosen.get(key)
-        if fn is None:
-            b = bind(kernel.ir, args, kwargs)
-            devices = [t.device for t in b.tensors.values()]
-            arch = device_arch(devices[0] if devices else None)
-            entry = store.best(digest, kernel.name, backend, arch, shape_class(b.env))
-            fn = default
-            if entry is not None:
-                fn = by_entry.get(entry.source_hash)
-                if fn is None:
-                    fn = by_entry[entry.source_hash] = rebuild(kernel, backend, entry, **options)
-            launcher.entry = entry  # type: ignore[attr-defined]  # the last lookup's
-            if fn is None:        # C++ without a GPU and nothing stored for this call
-                raise unavailable  # type: ignore[misc]
-            chosen[key] = fn
-        return fn(*args, **kwargs)
-
-    launcher.source = getattr(default, "source", None)  # type: ignore[attr-defined]
-    launcher.store = store            # type: ignore[attr-defined]
-    launcher.entry = None             # type: ignore[attr-defined]
-    return launcher

@@ -27,9 +27,11 @@ import time
 from typing import Any, Callable
 
 from .. import ir
+from ..binding import bind
 from ..errors import BackendUnavailable, KspecError
-from .space import (Target, compile_time, cxx_launch_spaces, cxx_schedule,
+from .space import (SIZE_CHOICES, Target, compile_time, cxx_launch_spaces, cxx_schedule,
                     cxx_schedule_source, launch_spaces, schedule_source)
+from .workload import make_inputs
 
 CXX_TARGETS = ("cuda", "hip")
 
@@ -79,7 +81,6 @@ class TritonTuning:
         return launch_spaces(self.kernel.ir, self.base_source(), env)
 
     def fixed_schedule(self, env: dict[str, int]) -> dict[str, Any]:
-        from .loop import fixed_schedule
         return fixed_schedule(self.kernel, self.base_source(), env, self.device)
 
     def same(self, env: dict[str, int], fixed: dict[str, Any], tgt: Target):
@@ -99,6 +100,35 @@ class TritonTuning:
         from ..verify.candidates import load_triton_module, triton_launcher
         return triton_launcher(self.kernel.ir,
                                load_triton_module(source, interpret=self.device == "cpu"))
+
+
+class _Recorder(dict):
+    """A schedule dict that records every default the module reads (the fixed schedule)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: dict[str, Any] = {}
+
+    def __bool__(self) -> bool:       # the module does `schedule = schedule or {}`
+        return True
+
+    def get(self, key, default=None):
+        self.seen.setdefault(key, default)
+        return default
+
+
+def fixed_schedule(kernel, source: str, env: dict[str, int], device: str) -> dict[str, Any]:
+    """The values the generated module picks by itself at `env` (one recorded launch)."""
+    from ..verify.candidates import load_triton_module
+
+    rec = _Recorder()
+    module = load_triton_module(source, interpret=device == "cpu")
+    b = bind(kernel.ir, tuple(make_inputs(kernel, env, device)), {})
+    call = [b.tensors[p.name] if p.name in b.tensors else b.scalars[p.name]
+            for p in kernel.ir.params]
+    module.launch(*call, *[b.env[s] for s in kernel.ir.symbols], schedule=rec)
+    return {k: v for k, v in rec.seen.items()
+            if k != "allow_tf32" and k.rpartition(".")[2] not in SIZE_CHOICES}
 
 
 # --- CUDA / HIP ------------------------------------------------------------------------------
@@ -396,7 +426,7 @@ class CxxTuning:
             return Verdict(UNVERIFIED, self.name, f"not compiled: {e}",
                            seconds=time.perf_counter() - t0)
         except Exception as e:  # noqa: BLE001 - the compiler's failure, or Rejected
-            return Verdict(COMPILE_ERROR, self.name, _first_error(e),
+            return Verdict(COMPILE_ERROR, self.name, first_error(e),
                            seconds=time.perf_counter() - t0, compiled_for=compiled_for)
         if launch is None:
             return Verdict(UNVERIFIED, self.name, note, seconds=time.perf_counter() - t0,
@@ -433,7 +463,7 @@ class CxxTuning:
         return launch
 
 
-def _first_error(e: Exception) -> str:
+def first_error(e: Exception) -> str:
     """The exception's first line, and the compiler's first error line when there is one."""
     lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
     if isinstance(e, Rejected):

@@ -5,6 +5,7 @@ threads, grid), for the Triton and the C++ backends alike.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .. import ir
@@ -78,3 +79,12 @@ def check_limits(where: str, threads: int, grid: tuple[int, ...], shared: int,
 
 def env_text(env: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in env.items())
+
+
+def source_name(kernel: ir.Kernel) -> str:
+    """What a generated module's header says it was generated from: the spec file's name, or,
+    for text given to kspec.loads without a file name ("<string>"), that, not a made-up path."""
+    file = kernel.pos.file if kernel.pos else ""
+    if not file or (file.startswith("<") and file.endswith(">")):
+        return "a kspec.loads() string"
+    return Path(file).name

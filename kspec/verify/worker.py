@@ -237,7 +237,7 @@ class Session:
         """The tuner's timing of this (verified) candidate at `env`, here rather than in the
         tuner's process, which never imports candidate code; unrecorded, unshadowed launches."""
         from kspec import loads
-        from kspec.agent.evaluate import time_launch
+        from kspec.agent.workload import time_launch
         from kspec.binding import bind
 
         kernel = loads(spec["spec_text"], spec["file"])[spec["kernel"]]

@@ -9,6 +9,7 @@ import jinja2
 from ... import ir
 from ...errors import KspecError
 from ...printer import format_kernel
+from ..target import source_name
 from .dialect import Dialect
 from .generic import GenericPlan, plan_generic
 
@@ -59,9 +60,8 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
 
 def render_plan(plan: GenericPlan, arch: str | None = None) -> str:
     kernel = plan.kernel
-    file = Path(kernel.pos.file).name if kernel.pos and kernel.pos.file else "<string>"
     text = environment().get_template("module.j2").render(
-        d=plan.dialect, plan=plan, kernel=kernel, file=file, arch=arch,
+        d=plan.dialect, plan=plan, kernel=kernel, file=source_name(kernel), arch=arch,
         signature=format_kernel(kernel).rstrip("\n").splitlines())
     return text
 

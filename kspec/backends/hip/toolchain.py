@@ -2,7 +2,8 @@
 
 AMD: `hipcc` with HIP_PLATFORM=amd (else it picks NVIDIA when nvcc is on PATH) and always an
 explicit --offload-arch (else it probes for a GPU and crashes without one). Debian's hipcc 5.2
-(clang 15) compiles gfx90a, gfx908, gfx940, gfx1030; not gfx942 or gfx1100.
+(clang 15) compiles gfx90a, gfx908, gfx940, gfx1030; not gfx942 (refused before compiling:
+MIN_CLANG) or gfx1100.
 
 NVIDIA: nvcc -x cu -D__HIP_PLATFORM_NVIDIA__ with a force-included prelude
 (templates/nvidia_prelude.h.j2). With HIP's headers installed they are used (minus the host-API
@@ -25,6 +26,11 @@ from ..cuda.toolchain import compile_nvcc
 
 AMD_ARCH_RE = re.compile(r"^gfx[0-9a-f]{3,4}(:[a-z+-]+)*$")
 DEFAULT_ARCH = "gfx90a"
+# The first clang release that knows an architecture, for those an older clang in use today
+# does not: Debian's hipcc is clang 15, and without this table it fails inside clang's
+# driver, once per kernel, with nothing saying why.
+MIN_CLANG = {"gfx941": 17, "gfx942": 17, "gfx1200": 18, "gfx1201": 18}
+_CLANG_VERSION = re.compile(r"clang version (\d+)\.")
 FLAGS = ["-O3", "-std=c++17"]
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -48,8 +54,10 @@ def compile_hipcc(source: str, arch: str, *, asm: bool = False) -> Compiled:
     if hipcc is None:
         raise BackendUnavailable("hipcc is not on PATH (nor in $ROCM_PATH/bin or /opt/rocm/bin); "
                                  "install ROCm or Debian's `hipcc` package")
+    version = tool_version(hipcc)
+    check_clang_knows(arch, version, hipcc)
     flags = [*FLAGS, f"--offload-arch={arch}"]
-    key = cache.cache_key("hipcc", tool_version(hipcc), source, " ".join(flags), str(asm))
+    key = cache.cache_key("hipcc", version, source, " ".join(flags), str(asm))
     outputs = ["kernel.hsaco", "hipcc.log"] + (["kernel.s"] if asm else [])
     env = {"HIP_PLATFORM": "amd"}
     remarks = ["-Rpass-analysis=kernel-resource-usage"]
@@ -73,6 +81,17 @@ def compile_hipcc(source: str, arch: str, *, asm: bool = False) -> Compiled:
     return Compiled(arch=arch, binary=files["kernel.hsaco"],
                     asm=files["kernel.s"].decode() if asm else "", log=log,
                     resources=parse_resource_usage(log), command="hipcc", cached=hit)
+
+
+def check_clang_knows(arch: str, version_text: str, hipcc: str) -> None:
+    """Refuse an architecture the hipcc's clang is too old for, before compiling anything."""
+    need = MIN_CLANG.get(arch.split(":")[0])
+    m = _CLANG_VERSION.search(version_text)
+    if need is None or m is None or int(m.group(1)) >= need:
+        return
+    raise BackendUnavailable(
+        f"{hipcc} is clang {m.group(1)}, which cannot compile {arch} (clang {need} added it); "
+        f"install ROCm 6 or later (its hipcc and device libraries), or compile for gfx90a")
 
 
 def _quiet(log: str) -> str:

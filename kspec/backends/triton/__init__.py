@@ -4,10 +4,10 @@ CPU tensors run through Triton's interpreter, CUDA tensors on the GPU. Triton re
 source with `inspect`, so generated modules are real files in a cache directory."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 from ... import ir
+from ..target import source_name
 from .codegen import plan_text, render
 from .asm import compile_module_asm
 from .launcher import build
@@ -18,8 +18,7 @@ class TritonBackend:
 
     def source(self, kernel: ir.Kernel, **options: Any) -> str:
         # the header names the spec file, as the C++ family's does
-        file = Path(kernel.pos.file).name if kernel.pos and kernel.pos.file else "<string>"
-        return render(kernel, file=options.get("file", file))
+        return render(kernel, file=options.get("file", source_name(kernel)))
 
     def plan(self, kernel: ir.Kernel) -> str:
         """The plan this backend writes the module from, with its launch-time schedule."""
