@@ -82,7 +82,6 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     jname = ctx.namer.fresh(launch.inner.name)
     outputs = {o.name: o for o in ctx.kernel.outputs}
     # every statement's outer indices and its inner index (reduction or last index) -> names
-    inner_of: dict[int, ir.IndexVar] = {}
     for stmt in launch.statements:
         ctx.name_vars(list(stmt.index[:n_outer]), outer_names)
         if len(stmt.index) > n_outer:

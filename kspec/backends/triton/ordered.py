@@ -35,7 +35,7 @@ class OrderedPatterns:
         inner = Scope(self.lines, "    ")
         at = lambda s: f"({n} - 1 - ({s}))" if scan.reverse else s   # noqa: E731
         shift = " - 1" if scan.exclusive else ""
-        self.lines += [f"    offs_s = j0 + tl.arange(0, BLOCK_J)[None, :]",
+        self.lines += ["    offs_s = j0 + tl.arange(0, BLOCK_J)[None, :]",
                        f"    smask = offs_s < {n}",
                        f"    offs_j = {at('offs_s')}",
                        f"    offs_k = {at('offs_s' + shift)}"]
