@@ -220,7 +220,7 @@ def test_sum_kernel_agrees_with_reference(name: str, env: dict, parts: int, tmp_
     f32, summed and finished by the emulated sum kernel, agree with the reference."""
     kernel = _kernel(name)
     d = replace(emulate.CPU, tensor_cores="mma_sync")
-    from kspec.backends.cxx.patterns import plan_patterns
+    from kspec.backends.cxx.planner import plan_patterns
 
     plan = plan_patterns(kernel.ir, d)
     unit = next(u for u in plan.units if u.pattern == "splitk_sum")

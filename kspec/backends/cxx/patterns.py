@@ -21,22 +21,18 @@ launches(env, buffers, info) -> [(function, grid, block, launch values)].
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ... import ir
 from ...dtypes import DType
-from ...lowering import Launch, plan_kernel
-from ...lowering.normalize import has_reduce
-from ...lowering.plan import vector_axes
-from ...lowering.policy import NARROW_GEMM
+from ...lowering import Launch
 from ...printer import format_expr
 from ...shapes import Shape
 from .code import MUL, Code
-from .ctype import storage_ctype, temporary_dtype
+from .ctype import storage_ctype
 from .dialect import Dialect
-from .generic import (MAX_BLOCKS, Arg, GenericPlan, Temporary, _lower_statement, _product,
-                      extent_product, grid_size, kernel_args)
+from .generic import MAX_BLOCKS, Arg, _product, extent_product, grid_size, kernel_args
 from .loops import Buffer, StatementRenderer
 from .names import Namer, reserved_for
 
@@ -177,7 +173,7 @@ def lower_pointwise(ctx: LaunchContext, name: str) -> PatternUnit:
         if _vector_load(node, inner) and node.tensor != stmt.target:
             vec_loads.setdefault((node.tensor, node.index), node)
     vec_tensors = sorted({ld.tensor for ld in vec_loads.values()} | {stmt.target})
-    width = 16 // max(_size(ctx.elements[t], d) for t in vec_tensors)
+    width = 16 // max(element_size(ctx.elements[t], d) for t in vec_tensors)
     width = max(1, width)
     j0 = ctx.name_vars([inner], ["j0"])[0]
     outer_lines = ctx.decompose("p", outer)
@@ -226,7 +222,7 @@ def lower_pointwise(ctx: LaunchContext, name: str) -> PatternUnit:
             return []
         v = width
         if v > 1 and (not info.schedule.get("vector", True) or n_in % v != 0 or not all(
-                _aligned(buffers[t], v) for t in vec_tensors)):
+                aligned(buffers[t], v) for t in vec_tensors)):
             v = 1
         chunks = rows * (n_in // v)
         if info.cpu:
@@ -237,11 +233,11 @@ def lower_pointwise(ctx: LaunchContext, name: str) -> PatternUnit:
                        data, variants, pick)
 
 
-def _size(dtype: DType, d: Dialect) -> int:
+def element_size(dtype: DType, d: Dialect) -> int:
     return dtype.bits // 8 if dtype != DType.bool else 1
 
 
-def _aligned(t, v: int) -> bool:
+def aligned(t, v: int) -> bool:
     """Chunks of v elements along the last dim start on v * element-size byte boundaries."""
     if t.dim() == 0:
         return False
@@ -254,153 +250,4 @@ def _aligned(t, v: int) -> bool:
             and all(t.stride(k) % v == 0 or t.shape[k] == 1 for k in range(t.dim() - 1)))
 
 
-# --- the plan ------------------------------------------------------------------------------------
-def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -> GenericPlan:
-    """`schedule` holds compile-time choices: {"<launch>.tile": "128x256x32w8s3"} compiles
-    that tile alone for a tensor-core contraction (see contraction.py); {"precision": ...}
-    (or "<launch>.precision") is the f32 contractions' precision policy (precision.py)."""
-    from . import attention, contraction
-    from .rows import lower_rows, lower_split
-    from .split_rows import LOCALS as SPLIT_ROWS_LOCALS
-    from .split_rows import lower_split_rows
-
-    plan = plan_kernel(kernel, rows_any_axes=True)
-    program = plan.program
-    # (launch, role): an attention the target fuses is followed by its unfused launches on
-    # standby (launched by it for heads it does not compile); one it does not fuse is unfused
-    entries: list[tuple[Launch, str]] = []
-    for launch in cxx_launches(plan.launches):
-        if launch.pattern == "scan":   # the C++ family has no scan pattern yet
-            entries += [(f, "plain") for f in launch.fallback]
-        elif launch.pattern != "attention":
-            entries.append((launch, "plain"))
-        elif attention.eligible(launch, d):
-            entries += [(launch, "fused")] + [(f, "standby") for f in launch.fallback]
-        else:
-            entries += [(f, "plain") for f in launch.fallback]
-    launches = [launch for launch, role in entries if role != "fused"]
-    stored = {t for launch in launches for t in launch.stores}
-    elements: dict[str, DType] = {}
-    ranks: dict[str, int] = {}
-    for dcl in (*kernel.tensor_params, *kernel.outputs):
-        elements[dcl.name], ranks[dcl.name] = dcl.dtype, dcl.rank
-    temps = [Temporary(n, temporary_dtype(program.buffers[n].dtype), program.buffers[n].dims)
-             for n in program.temporaries if n in stored]
-    for t in temps:
-        elements[t.name], ranks[t.name] = t.dtype, len(t.dims)
-    out = GenericPlan(kernel, d, [], temps, pattern="plan (kspec.lowering.plan's patterns)")
-    scalars = {p.name for p in kernel.scalar_params}
-    fused: list[attention.AttentionUnit] = []
-    for k, (launch, role) in enumerate(entries):
-        name = f"{kernel.name}_{k}_{launch.pattern}"
-        tensor_cores = contraction.eligible(launch, d, schedule, k)
-        if launch.pattern == "loop_nest" or (launch.pattern == "contraction"
-                                             and not tensor_cores):
-            (stmt,) = launch.statements
-            unit = _lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers)
-            out.units.append(replace(unit, standby=True) if role == "standby" else unit)
-            if role == "standby":
-                fused[-1].fallback.append(out.units[-1])
-            continue
-        after: list[PatternUnit] = []   # launched by this unit only (split-K's sum kernel)
-        in_registers = {s.target for s in launch.statements} - set(launch.stores)
-        reads = launch_reads(launch, scalars, in_registers)
-        local_names = (contraction.LOCALS if tensor_cores else
-                       attention.LOCALS if role == "fused" else
-                       SPLIT_ROWS_LOCALS if launch.pattern == "split" else ())
-        ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores),
-                            local_names)
-        if role == "fused":
-            unit = attention.AttentionUnit(attention.lower_attention(ctx, name), [], [],
-                                           [launch.attention.scores.k.extent,
-                                            launch.attention.out.j.extent])
-            fused.append(unit)
-            out.units.append(unit)
-        elif tensor_cores:
-            unit, *after = contraction.lower_contraction(ctx, name, k, schedule)
-            out.units.append(unit)
-        else:
-            lower = {"pointwise": lower_pointwise, "rows": lower_rows,
-                     "split": lower_split_rows if launch.outer else lower_split
-                     }[launch.pattern]
-            out.units.append(lower(ctx, name))
-        if role == "standby":
-            out.units[-1].standby = True
-            fused[-1].fallback.append(out.units[-1])
-        out.units += after
-        out.helpers |= ctx.r.helpers
-    # a fused attention's temporaries are its fallback's scratch, allocated only for it
-    for unit in fused:
-        written = {t for u in unit.fallback for t in _writes(u)}
-        unit.temporaries = [t for t in out.temporaries if t.name in written]
-        out.temporaries = [t for t in out.temporaries if t.name not in written]
-    return out
-
-
-def cxx_launches(launches: list[Launch]) -> list[Launch]:
-    """The plan's launches as the C++ patterns render them (the plan is made with
-    rows_any_axes, as Triton's): a rows launch the rows pattern cannot render (several reduced
-    indices, a row vector whose inner index is not its last) or one reduction alone over an
-    index some load has before its last dim (likely strided: the split per row picks its
-    orientation and slice count at launch) becomes its fallback, each reduction a split
-    launch of its own (a fused pair's second statement reads the first from memory) and each
-    row vector a pointwise launch; a
-    contraction with at most NARROW_GEMM rows or columns (a matrix-vector product) is a
-    rows launch, as Triton runs it."""
-    out: list[Launch] = []
-    for launch in launches:
-        if launch.pattern == "contraction" and _narrow(launch) and launch.fallback:
-            launch = launch.fallback[0]
-        if launch.pattern != "rows" or _rows_render(launch):
-            out.append(launch)
-            continue
-        parts = [Launch(p.pattern, [s], outer=s.index, inner=p.inner, reduced=p.reduced)
-                 if p.pattern == "split" else p
-                 for p in launch.fallback for s in p.statements]
-        for n, part in enumerate(parts):
-            later = {name for p in parts[n + 1:] for s in p.statements
-                     for name in _loaded(s.value)}
-            part.stores = tuple(s.target for s in part.statements
-                                if s.target in launch.stores or s.target in later)
-        out += parts
-    return out
-
-
-def _rows_render(launch: Launch) -> bool:
-    """The rows pattern renders the launch: one reduced index, every row vector's inner index
-    its last, and more than one reduction statement or a row vector to keep in registers."""
-    if len(launch.reduced) != 1:
-        return False
-    vectors = [s for s in launch.statements if not has_reduce(s.value)]
-    if not vectors and len(launch.statements) == 1 and _across(launch.statements[0]):
-        return False
-    outer = tuple(v.extent for v in launch.outer)
-    return all(vector_axes(s, outer, (launch.inner.extent,), any_axes=False) is not None
-               for s in vectors)
-
-
-def _across(stmt: ir.Assign) -> bool:
-    """Some load of a reduction has its innermost reduced index before its last dim (likely
-    strided: a sum over a middle axis). The split per row picks its orientation from the
-    strides at launch; along a last dim the rows pattern's packed loads read better."""
-    return any(isinstance(n, ir.Load) and any(a.bare == red.vars[-1] for a in n.index[:-1])
-               for red in ir.walk(stmt.value) if isinstance(red, ir.Reduce)
-               for n in ir.walk(red.body))
-
-
-def _narrow(launch: Launch) -> bool:
-    c = launch.contraction
-    return any(all(v.extent.is_const for v in vs) and
-               extent_product([v.extent for v in vs], {}) <= NARROW_GEMM for vs in (c.iv, c.jv))
-
-
-def _loaded(e: ir.Expr) -> set[str]:
-    return {n.tensor if isinstance(n, ir.Load) else n.name for n in ir.walk(e)
-            if isinstance(n, (ir.Load, ir.ScalarRef))}
-
-
-def _writes(unit) -> set[str]:
-    return {a.ref for a in unit.args if a.kind == "tensor" and "const " not in a.decl}
-
-
-__all__ = ["PatternUnit", "plan_patterns", "MAX_BLOCKS"]
+__all__ = ["PatternUnit", "LaunchContext", "lower_pointwise", "launch_reads", "MAX_BLOCKS"]

@@ -45,7 +45,7 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
     if schedule and "tensor_cores" in schedule:
         d = d.with_tensor_cores(schedule["tensor_cores"])
     if lowering == "plan":
-        from .patterns import plan_patterns
+        from .planner import plan_patterns
         return plan_patterns(kernel, d, schedule)
     if lowering == "generic":
         return plan_generic(kernel, d)

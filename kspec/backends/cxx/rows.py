@@ -33,7 +33,7 @@ from .ctype import compute_ctype, storage_ctype
 from .exprs import Accumulator
 from .generic import Arg, extent_product, grid_size
 from .loops import alpha_key
-from .patterns import LaunchContext, PatternUnit, _aligned, _size, statement_text
+from .patterns import LaunchContext, PatternUnit, aligned, element_size, statement_text
 
 OP_CODE = {"sum": 0, "mean": 0, "prod": 1, "max": 2, "min": 3}
 WARP_VPT = (1, 2, 4, 8)          # one warp per row: rows up to 8 x lanes
@@ -138,7 +138,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     vec_tensors = sorted({n.tensor for s in launch.statements for n in ir.walk(s.value)
                           if vector_load(n)}
                          | {s.target for s in launch.statements if len(s.index) > n_outer})
-    width = max(1, 16 // max([_size(ctx.elements[t], d) for t in vec_tensors] or [16]))
+    width = max(1, 16 // max([element_size(ctx.elements[t], d) for t in vec_tensors] or [16]))
     packing = {"on": False, "packs": {}}
 
     def hook(e):
@@ -311,7 +311,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                 return variant
         for t in vec_tensors:
             buf = buffers[t]
-            if buf.dim() == 0 or buf.stride(-1) != 1 or (v > 1 and not _aligned(buf, v)):
+            if buf.dim() == 0 or buf.stride(-1) != 1 or (v > 1 and not aligned(buf, v)):
                 return variant
         return variant + "c"
 
