@@ -49,8 +49,11 @@ class IndexReader:
             if den_coeffs:
                 raise error("the divisor of an index must be a constant or a shape "
                             "expression, not an index variable", start(node.b))
-            if den.is_const and den.value < 1 or not (den - 1).provably_nonneg():
-                raise error(f"the divisor of an index must be at least 1; {den} may not be",
+            if den.is_const and den.value < 1:
+                raise error(f"the divisor of an index must be at least 1, not {den}",
+                            start(node.b))
+            if not (den - 1).provably_nonneg():
+                raise error(f"the divisor of an index must be at least 1; {den} may be less",
                             start(node.b))
             if den == 1:
                 return coeffs, offset, None

@@ -117,18 +117,19 @@ def shape_of(node: ast.Node, symbols: dict[str, SourcePos], what: str,
                 node.pos)
 
 
-def constant_value(node: ast.Node) -> int | float | bool:
-    """A scalar parameter's default: a number, optionally negated, or inf/true/false."""
+def constant_value(node: ast.Node, what: str = "a default value") -> int | float | bool:
+    """A scalar parameter's default (or a pad value): a number, optionally negated, or
+    inf/true/false."""
     if isinstance(node, ast.Num):
         return node.value
     if isinstance(node, ast.Name) and node.id in LITERAL_NAMES:
         return LITERAL_NAMES[node.id][0]
     if isinstance(node, ast.UnOp) and node.op in "+-":
-        v = constant_value(node.a)
+        v = constant_value(node.a, what)
         if isinstance(v, bool):
-            raise error("a bool default cannot be negated", node.pos)
+            raise error(f"{what} cannot be a negated bool", node.pos)
         return -v if node.op == "-" else v
-    raise error("a default value must be a constant: a number, inf, true or false, "
+    raise error(f"{what} must be a constant: a number, inf, true or false, "
                 "optionally negated", start(node))
 
 
@@ -464,7 +465,7 @@ class _KernelChecker:
                              padded=True)
         decl = self.decls[tensor.id]
         assert isinstance(load, ir.Load) and isinstance(decl, ir.TensorDecl)
-        pad = pad_value(node, decl, constant_value(call.args[1]))
+        pad = pad_value(node, decl, constant_value(call.args[1], "a pad value"))
         return ir.Load(load.tensor, load.index, load.dtype, pad), lv
 
     def load(self, node: ast.Index, scope: dict[str, _Var], st: _Statement,
