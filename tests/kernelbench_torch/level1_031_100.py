@@ -66,6 +66,9 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "38_L1Norm_": lambda x: x / torch.mean(torch.abs(x), dim=1, keepdim=True),
     "39_L2Norm_": lambda x: x / torch.linalg.vector_norm(x, dim=1, keepdim=True),
     "40_LayerNorm": _layer_norm,
+    "41_Max_Pooling_1D": lambda x: F.max_pool1d(x, 8, stride=1, padding=4, dilation=3),
+    "42_Max_Pooling_2D": lambda x: F.max_pool2d(x, 4, stride=1, padding=1),
+    "44_Average_Pooling_1D": lambda x: F.avg_pool1d(x, 8, stride=1, padding=4),
     "45_Average_Pooling_2D": lambda x: F.avg_pool2d(x, 11),
     "47_Sum_reduction_over_a_dimension": lambda x: torch.sum(x, dim=1),
     "48_Mean_reduction_over_a_dimension": lambda x: torch.mean(x, dim=1),
@@ -74,6 +77,8 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "52_Argmin_over_a_dimension": lambda x: torch.argmin(x, dim=1),
     "53_Min_reduction_over_a_dimension": lambda x: torch.amin(x, dim=1),
     "54_conv_standard_3D__square_input__square_kernel": _conv3d,
+    "57_conv_transposed_2D__square_input__square_kernel":
+        lambda x, conv_transpose2d_weight: F.conv_transpose2d(x, conv_transpose2d_weight),
     "55_conv_standard_2D__asymmetric_input__square_kernel": _conv2d,
     "56_conv_standard_2D__asymmetric_input__asymmetric_kernel": _conv2d,
     "59_conv_standard_3D__asymmetric_input__square_kernel": _conv3d,
