@@ -640,9 +640,11 @@ class _KernelChecker:
                 progress = True
         for var in st.vars:
             if var.extent is None and var.uid in st.padded:
+                fix = (f"give it a range (for {var.name} < 3)" if var.reduced else
+                       "assign a declared output here")
                 raise error(f"cannot infer the range of index '{var.name}': a padded read "
-                            f"does not bound its indices; give it a range (for {var.name} < 3) "
-                            f"or use it in an unpadded read", var.pos)
+                            f"does not bound its indices; {fix} or use it in an unpadded read",
+                            var.pos)
             if var.extent is None and not var.reduced:
                 raise error(f"cannot infer the range of index '{var.name}'; use it bare as an "
                             f"index of a tensor on the right-hand side", var.pos)
