@@ -41,11 +41,15 @@ class Affine:
 
     terms: tuple[tuple[IndexVar, int], ...]
     offset: Shape
+    # An exact division `(p + PAD - r) / S` (only in a padded read): the index is
+    # (terms + offset) / div where that divides; where it does not, the read takes its pad value.
+    div: Shape | None = None
 
     @property
     def bare(self) -> IndexVar | None:
         """The variable when the index is exactly one variable with coefficient 1."""
-        if len(self.terms) == 1 and self.terms[0][1] == 1 and self.offset == 0:
+        if len(self.terms) == 1 and self.terms[0][1] == 1 and self.offset == 0 \
+                and self.div is None:
             return self.terms[0][0]
         return None
 
@@ -85,10 +89,20 @@ class IndexValue:
 
 
 @dataclass(frozen=True)
+class Pad:
+    """What a padded read (`pad(x, 0)[...]`) takes outside the tensor: `value` (in the tensor's
+    dtype) wherever an index is outside `dims` (the tensor's dims) or a division is inexact."""
+
+    value: Union[int, float, bool]
+    dims: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
 class Load:
     tensor: str
     index: tuple[Affine, ...]
     dtype: DType
+    pad: Pad | None = None
 
 
 @dataclass(frozen=True)

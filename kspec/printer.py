@@ -51,6 +51,10 @@ def _literal(v: int | float | bool) -> str:
 
 
 def _affine(a: ir.Affine) -> str:
+    if a.div is not None:
+        den = str(a.div)
+        num = _affine(ir.Affine(a.terms, a.offset))
+        return f"({num}) / {den if den.isidentifier() or a.div.is_const else f'({den})'}"
     parts = []
     for v, c in a.terms:
         text = v.name if abs(c) == 1 else f"{abs(c)} * {v.name}"
@@ -86,7 +90,8 @@ def _fmt(e: ir.Expr) -> tuple[str, int]:
     if isinstance(e, ir.IndexValue):
         return e.var.name, _ATOM
     if isinstance(e, ir.Load):
-        return f"{e.tensor}[{', '.join(_affine(a) for a in e.index)}]", _ATOM
+        name = e.tensor if e.pad is None else f"pad({e.tensor}, {_literal(e.pad.value)})"
+        return f"{name}[{', '.join(_affine(a) for a in e.index)}]", _ATOM
     if isinstance(e, ir.Cast):
         return f"{e.dtype}({format_expr(e.arg)})", _ATOM
     if isinstance(e, ir.Reduce):

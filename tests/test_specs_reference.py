@@ -267,6 +267,35 @@ def _avg_pool2d(x):
     return F.avg_pool2d(x, 2)
 
 
+# padded reads (language 1.1): padding 1, and the transposed convolution's exact division
+@case("conv2d_pad", [randn(F32, "N", "C", "H", "W"), randn(F32, "O", "C", "KH", "KW"),
+                     randn(F32, "O")], CONV2D)
+def _conv2d_pad(x, w, bias):
+    return F.conv2d(x, w, bias, padding=1)
+
+
+@case("max_pool2d_pad", [randn(F32, "N", "C", "H", "W")],
+      shapes("N C H W", (1, 1, 1, 1), (2, 3, 5, 7), (1, 2, 8, 3), (3, 1, 2, 9)))
+def _max_pool2d_pad(x):
+    return F.max_pool2d(x, 3, stride=2, padding=1)
+
+
+@case("conv_transpose2d", [randn(F32, "N", "C", "H", "W"), randn(F32, "C", "O", "KH", "KW"),
+                           randn(F32, "O")],
+      shapes("N C H W O KH KW", (1, 1, 1, 1, 1, 3, 3), (2, 3, 7, 5, 4, 3, 3),
+             (1, 2, 4, 3, 3, 4, 2), (2, 1, 3, 6, 2, 5, 3)))
+def _conv_transpose2d(x, w, bias):
+    return F.conv_transpose2d(x, w, bias, stride=2, padding=1)
+
+
+@case("rope", [randn(F32, "B", "S", "H", "D"), randn(F32, "S", "D"), randn(F32, "S", "D")],
+      shapes("B S H D", (1, 1, 1, 2), (2, 5, 3, 8), (1, 7, 2, 6)))
+def _rope(x, c, sn):
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * c[:, None] + rotated * sn[:, None]
+
+
 # --- losses -----------------------------------------------------------------------------------
 @case("cross_entropy", [randn(F32, "M", "C"), labels("C", "M")],
       shapes("M C", (1, 1), (1, 5), (7, 1), (13, 10), (32, 3)))

@@ -35,6 +35,16 @@ class Call:
 
 
 @dataclass
+class Padded:
+    """`pad(x, 0)[i - 1, j]`: a read of `x` that takes the value `0` outside it. `call` is the
+    `pad(...)` part as written (checked by the semantics: a tensor and a constant)."""
+
+    call: Call
+    args: list["Node"]
+    pos: SourcePos
+
+
+@dataclass
 class RedVar:
     name: str
     bound: "Node | None"
@@ -65,7 +75,7 @@ class UnOp:
     pos: SourcePos
 
 
-Node = Union[Num, Name, Index, Call, Generator, BinOp, UnOp]
+Node = Union[Num, Name, Index, Padded, Call, Generator, BinOp, UnOp]
 
 
 @dataclass

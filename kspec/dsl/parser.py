@@ -147,6 +147,18 @@ class _ToAst(Transformer):
         name, _lsqb, *args = items
         return ast.Index(str(name), [a for a in args if a is not None], self._pos(name))
 
+    def padded(self, items):
+        name, *rest = items
+        cut = next(n for n, t in enumerate(rest) if isinstance(t, Token) and t.type == "LSQB")
+        call = ast.Call(str(name), [a for a in rest[:cut] if a is not None], self._pos(name))
+        return ast.Padded(call, [a for a in rest[cut + 1:] if a is not None], self._pos(name))
+
+    def padded_stmt(self, items):
+        target = items[1].id if isinstance(items[1], ast.Name) else "y"
+        raise KspecSyntaxError(f"a write cannot take a pad value; write {target}[...] = ... "
+                               f"(pad(x, v)[...] is a read of x that gives v outside it)",
+                               self._pos(items[0]))
+
     def call(self, items):
         name, *args = items
         return ast.Call(str(name), [a for a in args if a is not None], self._pos(name))

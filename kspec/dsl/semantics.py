@@ -15,6 +15,7 @@ from ..errors import KspecSemanticError, SourcePos
 from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
+from .indices import IndexReader, pad_value
 from .scans import check_scan, check_scan_ranges, is_scan
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
@@ -117,18 +118,19 @@ def shape_of(node: ast.Node, symbols: dict[str, SourcePos], what: str,
                 node.pos)
 
 
-def constant_value(node: ast.Node) -> int | float | bool:
-    """A scalar parameter's default: a number, optionally negated, or inf/true/false."""
+def constant_value(node: ast.Node, what: str = "a default value") -> int | float | bool:
+    """A scalar parameter's default (or a pad value): a number, optionally negated, or
+    inf/true/false."""
     if isinstance(node, ast.Num):
         return node.value
     if isinstance(node, ast.Name) and node.id in LITERAL_NAMES:
         return LITERAL_NAMES[node.id][0]
     if isinstance(node, ast.UnOp) and node.op in "+-":
-        v = constant_value(node.a)
+        v = constant_value(node.a, what)
         if isinstance(v, bool):
-            raise error("a bool default cannot be negated", node.pos)
+            raise error(f"{what} cannot be a negated bool", node.pos)
         return -v if node.op == "-" else v
-    raise error("a default value must be a constant: a number, inf, true or false, "
+    raise error(f"{what} must be a constant: a number, inf, true or false, "
                 "optionally negated", start(node))
 
 
@@ -158,6 +160,7 @@ class _Statement:
     vars: list[_Var] = field(default_factory=list)
     accesses: list[_Access] = field(default_factory=list)
     scans: list[tuple[_Var, _Var, SourcePos]] = field(default_factory=list)  # (k, j, where)
+    padded: set[int] = field(default_factory=set)   # uids used in padded reads
 
 
 class _KernelChecker:
@@ -358,6 +361,8 @@ class _KernelChecker:
             return self.name(node, scope)
         if isinstance(node, ast.Index):
             return self.load(node, scope, st)
+        if isinstance(node, ast.Padded):
+            return self.padded(node, scope, st)
         if isinstance(node, ast.Call):
             return self.call(node, scope, st)
         if isinstance(node, ast.Generator):
@@ -445,8 +450,29 @@ class _KernelChecker:
         var.ir = ir.IndexVar(var.name, var.uid, Shape.const(0))
         return var.ir
 
-    def load(self, node: ast.Index, scope: dict[str, _Var], st: _Statement
-             ) -> tuple[ir.Expr, Level]:
+    def padded(self, node: ast.Padded, scope: dict[str, _Var], st: _Statement
+               ) -> tuple[ir.Expr, Level]:
+        call = node.call
+        if call.name != "pad":
+            raise error(f"'{call.name}(...)' cannot be indexed; only a padded read "
+                        f"pad(x, 0)[...] is a call followed by [...]", call.pos)
+        if len(call.args) != 2:
+            raise error(f"pad takes a tensor and the value outside it, pad(x, 0)[...]; "
+                        f"{len(call.args)} argument{'s' * (len(call.args) != 1)} given",
+                        call.pos)
+        tensor = call.args[0]
+        if not isinstance(tensor, ast.Name):
+            raise error("pad's first argument must be the name of a tensor, as in "
+                        "pad(x, 0)[i - 1, j]", start(tensor))
+        load, lv = self.load(ast.Index(tensor.id, node.args, tensor.pos), scope, st,
+                             padded=True)
+        decl = self.decls[tensor.id]
+        assert isinstance(load, ir.Load) and isinstance(decl, ir.TensorDecl)
+        pad = pad_value(node, decl, constant_value(call.args[1], "a pad value"))
+        return ir.Load(load.tensor, load.index, load.dtype, pad), lv
+
+    def load(self, node: ast.Index, scope: dict[str, _Var], st: _Statement,
+             padded: bool = False) -> tuple[ir.Expr, Level]:
         n = node.name
         self.require_defined(n, node.pos)
         decl = self.decls.get(n)
@@ -468,59 +494,24 @@ class _KernelChecker:
             raise error(f"wrong number of indices for '{n}': it has {dims_text(decl.rank)}, "
                         f"{len(node.args)} given", node.pos)
         affines, parts = [], []
+        reader = self.index_reader(scope)
         for arg in node.args:
-            coeffs, offset = self.affine(arg, scope)
+            coeffs, offset, div = reader.index(arg, padded)
             parts.append((coeffs, offset, start(arg)))
             terms = tuple((scope_var.ir or self.ir_var(scope_var), c)
                           for scope_var in st.vars if (c := coeffs.get(scope_var.uid, 0)) != 0)
-            affines.append(ir.Affine(terms, offset))
-        st.accesses.append(_Access(n, decl.dims, parts, node.pos))
+            affines.append(ir.Affine(terms, offset, div))
+        if padded:  # reads anywhere: its indices neither fix ranges nor need bounds checks
+            st.padded |= {u for coeffs, _, _ in parts for u in coeffs}
+        else:
+            st.accesses.append(_Access(n, decl.dims, parts, node.pos))
         return ir.Load(n, tuple(affines), decl.dtype), Level.TENSOR
 
-    def affine(self, node: ast.Node, scope: dict[str, _Var]) -> tuple[dict[int, int], Shape]:
-        """An index expression -> ({var uid: coefficient}, offset)."""
-        if isinstance(node, ast.Num):
-            if not isinstance(node.value, int):
-                raise error(f"an index must be an integer expression, not '{node.text}'",
-                            node.pos)
-            return {}, Shape.const(node.value)
-        if isinstance(node, ast.Name):
-            if node.id in scope:
-                return {scope[node.id].uid: 1}, Shape.const(0)
-            if node.id in self.symbols:
-                return {}, Shape.sym(node.id)
-            if node.id in self.names or node.id in RESERVED:
-                raise error(f"'{node.id}' cannot be used in an index: indices are affine in "
-                            f"index variables and shape symbols", node.pos)
-            raise error(f"unknown index '{node.id}'; index variables come from the "
-                        f"left-hand side or a reduction's 'for'", node.pos)
-        if isinstance(node, ast.UnOp) and node.op in "+-":
-            c, o = self.affine(node.a, scope)
-            return ({k: -v for k, v in c.items()}, -o) if node.op == "-" else (c, o)
-        if isinstance(node, ast.BinOp) and node.op in "+-":
-            c1, o1 = self.affine(node.a, scope)
-            c2, o2 = self.affine(node.b, scope)
-            sign = 1 if node.op == "+" else -1
-            out = dict(c1)
-            for k, v in c2.items():
-                out[k] = out.get(k, 0) + sign * v
-            return {k: v for k, v in out.items() if v}, o1 + o2 if sign == 1 else o1 - o2
-        if isinstance(node, ast.BinOp) and node.op == "*":
-            c1, o1 = self.affine(node.a, scope)
-            c2, o2 = self.affine(node.b, scope)
-            if c1 and c2:
-                raise error("an index must be affine: a product of two index variables is not",
-                            node.pos)
-            (cv, ov), (cc, oc) = ((c1, o1), (c2, o2)) if c1 else ((c2, o2), (c1, o1))
-            if cv and not oc.is_const:
-                raise error("an index variable's coefficient must be an integer constant",
-                            node.pos)
-            k = oc.value if oc.is_const else None
-            if cv:
-                return {u: v * k for u, v in cv.items() if v * k}, ov * oc
-            return {}, ov * oc
-        raise error("an index must be affine: integers, shape symbols and index variables "
-                    "with + - and constant *", node.pos)
+    def index_reader(self, scope: dict[str, _Var]) -> IndexReader:
+        return IndexReader(lambda n: scope[n].uid if n in scope else None,
+                           lambda n: n in self.symbols,
+                           lambda n: self.names.get(n) or (builtin_kind(n) if n in RESERVED
+                                                           else None))
 
     def call(self, node: ast.Call, scope: dict[str, _Var], st: _Statement
              ) -> tuple[ir.Expr, Level]:
@@ -534,6 +525,8 @@ class _KernelChecker:
             raise error(f"'{n}' is a reduction; write {n}(expr for k)", node.pos)
         if n in ("max", "min") and nargs != 2:
             raise error(f"{n} takes two arguments, or a generator: {n}(expr for k)", node.pos)
+        if n == "pad" and n not in self.names:
+            raise error("pad(x, v) is a padded read; index it: pad(x, 0)[i - 1, j]", node.pos)
         if n not in FUNCTIONS:
             decl = self.decls.get(n)
             if isinstance(decl, ir.TensorDecl):
@@ -656,6 +649,12 @@ class _KernelChecker:
                                       f"it in bounds)", var.pos)
                 progress = True
         for var in st.vars:
+            if var.extent is None and var.uid in st.padded:
+                fix = (f"give it a range (for {var.name} < 3)" if var.reduced else
+                       "assign a declared output here")
+                raise error(f"cannot infer the range of index '{var.name}': a padded read "
+                            f"does not bound its indices; {fix} or use it in an unpadded read",
+                            var.pos)
             if var.extent is None and not var.reduced:
                 raise error(f"cannot infer the range of index '{var.name}'; use it bare as an "
                             f"index of a tensor on the right-hand side", var.pos)

@@ -45,12 +45,16 @@ def has_scan(e: ir.Expr) -> bool:
 
 def normalize(kernel: ir.Kernel) -> Program:
     outputs = {o.name for o in kernel.outputs}
+    # a tensor read through pad(...) stays in memory: inlined, its definition would be
+    # evaluated outside its own index ranges
+    padded = {n.tensor for stmt in kernel.body for n in ir.walk(stmt.value)
+              if isinstance(n, ir.Load) and n.pad is not None}
     inline: dict[str, ir.Assign] = {}
     body: list[ir.Assign] = []
     for stmt in kernel.body:
         value = substitute(stmt.value, inline)
         stmt = dataclasses.replace(stmt, value=value)
-        if stmt.target not in outputs and not has_reduce(value):
+        if stmt.target not in outputs | padded and not has_reduce(value):
             inline[stmt.target] = stmt
             continue
         body.append(stmt)
@@ -88,7 +92,8 @@ def _fuse_single_uses(body: list[ir.Assign], outputs: set[str]) -> list[ir.Assig
             m, (node, inside_reduce) = uses[0]
             reader = body[m]
             index = node.index if isinstance(node, ir.Load) else ()
-            if inside_reduce or tuple(a.bare for a in index) != tuple(reader.index):
+            padded = isinstance(node, ir.Load) and node.pad is not None
+            if inside_reduce or padded or tuple(a.bare for a in index) != tuple(reader.index):
                 continue
             body[m] = dataclasses.replace(reader, value=substitute(reader.value, {stmt.target: stmt}))
             del body[n]

@@ -33,7 +33,9 @@ class _Rewriter:
         if not e.dtype.is_float:
             return _abs(e)
         if isinstance(e, ir.Load) and e.tensor not in self.inputs:
-            return ir.Load(e.tensor + "__mag", e.index, F64)
+            # a padded read's pad value is exact: it adds no magnitude
+            pad = e.pad and ir.Pad(0.0, e.pad.dims)
+            return ir.Load(e.tensor + "__mag", e.index, F64, pad)
         if isinstance(e, ir.ScalarRef) and e.name not in self.inputs:
             return ir.ScalarRef(e.name + "__mag", F64)
         if isinstance(e, ir.Cast):

@@ -183,6 +183,8 @@ class Interpreter:
     def load(self, e: ir.Load) -> Value:
         base = self.values[e.tensor]
         bare = [a.bare for a in e.index]
+        if e.pad is not None:
+            return self.padded_load(e, base)
         if all(bare) and len(set(bare)) == len(bare):
             # a `for k < E` index may cover only the start of the dim it indexes
             for d, v in enumerate(bare):
@@ -204,6 +206,29 @@ class Interpreter:
         out = base[tuple(idx)]
         full = [self.extent(v) for v in vars_]
         return out.expand(full), vars_
+
+    def padded_load(self, e: ir.Load, base: torch.Tensor) -> Value:
+        """pad(x, v)[...]: x where every index is inside x (and every division exact), else v."""
+        assert e.pad is not None
+        vars_ = union(*(tuple(a.vars()) for a in e.index))
+        full = [self.extent(v) for v in vars_]
+        valid = torch.ones(full, dtype=torch.bool, device=self.device)
+        idx = []
+        for d, a in enumerate(e.index):
+            t = self.tensor(a.offset.evaluate(self.env), torch.int64).reshape([1] * len(vars_))
+            for v, c in a.terms:
+                s = [1] * len(vars_)
+                s[vars_.index(v)] = self.extent(v)
+                t = t + c * self.arange(v).reshape(s)
+            if a.div is not None:
+                den = a.div.evaluate(self.env)
+                valid = valid & (t % den == 0)
+                t = torch.div(t, den, rounding_mode="floor")
+            valid = valid & (t >= 0) & (t < base.shape[d])
+            idx.append(t.clamp(0, base.shape[d] - 1).expand(full))
+        out = base[tuple(idx)] if idx else base
+        pad = self.tensor(e.pad.value, base.dtype)
+        return torch.where(valid, out, pad), vars_
 
     def reduce(self, e: ir.Reduce) -> Value:
         if e.op in ("sum", "mean") and e.dtype.is_float:

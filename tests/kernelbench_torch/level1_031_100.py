@@ -54,6 +54,16 @@ def _conv3d(x: torch.Tensor, conv3d_weight: torch.Tensor) -> torch.Tensor:
     return F.conv3d(x, conv3d_weight)
 
 
+def _transposed1d(**options) -> Callable[..., torch.Tensor]:
+    return lambda x, conv1d_transpose_weight: F.conv_transpose1d(x, conv1d_transpose_weight,
+                                                                 **options)
+
+
+def _transposed2d(**options) -> Callable[..., torch.Tensor]:
+    return lambda x, conv_transpose2d_weight: F.conv_transpose2d(x, conv_transpose2d_weight,
+                                                                 **options)
+
+
 TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "31_ELU": lambda x, alpha=1.0: F.elu(x, alpha=alpha),
     "32_HardTanh": lambda x: F.hardtanh(x, min_val=-1.0, max_val=1.0),
@@ -66,14 +76,24 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "38_L1Norm_": lambda x: x / torch.mean(torch.abs(x), dim=1, keepdim=True),
     "39_L2Norm_": lambda x: x / torch.linalg.vector_norm(x, dim=1, keepdim=True),
     "40_LayerNorm": _layer_norm,
+    "41_Max_Pooling_1D": lambda x: F.max_pool1d(x, 8, stride=1, padding=4, dilation=3),
+    "42_Max_Pooling_2D": lambda x: F.max_pool2d(x, 4, stride=1, padding=1),
+    "43_Max_Pooling_3D": lambda x: F.max_pool3d(x, 3, stride=2, padding=1, dilation=3),
+    "44_Average_Pooling_1D": lambda x: F.avg_pool1d(x, 8, stride=1, padding=4),
     "45_Average_Pooling_2D": lambda x: F.avg_pool2d(x, 11),
+    "46_Average_Pooling_3D": lambda x: F.avg_pool3d(x, 3, stride=2, padding=1),
     "47_Sum_reduction_over_a_dimension": lambda x: torch.sum(x, dim=1),
     "48_Mean_reduction_over_a_dimension": lambda x: torch.mean(x, dim=1),
     "49_Max_reduction_over_a_dimension": lambda x: torch.amax(x, dim=1),
+    "50_conv_standard_2D__square_input__square_kernel":
+        lambda x, conv1_weight, conv1_bias: F.conv2d(x, conv1_weight, conv1_bias, stride=4,
+                                                     padding=2),
     "51_Argmax_over_a_dimension": lambda x: torch.argmax(x, dim=1),
     "52_Argmin_over_a_dimension": lambda x: torch.argmin(x, dim=1),
     "53_Min_reduction_over_a_dimension": lambda x: torch.amin(x, dim=1),
     "54_conv_standard_3D__square_input__square_kernel": _conv3d,
+    "57_conv_transposed_2D__square_input__square_kernel":
+        _transposed2d(),
     "55_conv_standard_2D__asymmetric_input__square_kernel": _conv2d,
     "56_conv_standard_2D__asymmetric_input__asymmetric_kernel": _conv2d,
     "59_conv_standard_3D__asymmetric_input__square_kernel": _conv3d,
@@ -82,12 +102,32 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "63_conv_standard_2D__square_input__square_kernel": _conv2d,
     "66_conv_standard_3D__asymmetric_input__asymmetric_kernel": _conv3d,
     "67_conv_standard_1D": lambda x, conv1d_weight: F.conv1d(x, conv1d_weight),
+    "64_conv_transposed_1D": _transposed1d(),
+    "65_conv_transposed_2D__square_input__asymmetric_kernel":
+        _transposed2d(),
+    "69_conv_transposed_2D__asymmetric_input__asymmetric_kernel":
+        _transposed2d(),
+    "71_conv_transposed_2D__asymmetric_input__square_kernel":
+        _transposed2d(),
+    "74_conv_transposed_1D_dilated":
+        _transposed1d(dilation=3),
     "76_conv_standard_1D_dilated_strided__":
         lambda x, conv1d_weight: F.conv1d(x, conv1d_weight, stride=3, dilation=4),
+    "78_conv_transposed_2D_asymmetric_input_asymmetric_kernel___padded__":
+        _transposed2d(padding=(1, 3)),
+    "79_conv_transposed_1D_asymmetric_input_square_kernel___padded____strided____dilated__":
+        _transposed1d(stride=2, padding=1, dilation=2),
+    "80_conv_standard_2D_square_input_asymmetric_kernel___dilated____padded__":
+        lambda x, conv2d_weight: F.conv2d(x, conv2d_weight, padding=(2, 4), dilation=(2, 3)),
+    "81_conv_transposed_2D_asymmetric_input_square_kernel___dilated____padded____strided__":
+        _transposed2d(stride=5, padding=1, dilation=2),
     "82_conv_depthwise_2D_square_input_square_kernel": _depthwise,
     "83_conv_depthwise_2D_square_input_asymmetric_kernel": _depthwise,
     "84_conv_depthwise_2D_asymmetric_input_square_kernel": _depthwise,
     "85_conv_depthwise_2D_asymmetric_input_asymmetric_kernel": _depthwise,
+    "86_conv_depthwise_separable_2D":
+        lambda x, depthwise_weight, pointwise_weight: F.conv2d(
+            F.conv2d(x, depthwise_weight, padding=1, groups=x.shape[1]), pointwise_weight),
     "87_conv_pointwise_2D": lambda x, conv1d_weight: F.conv2d(x, conv1d_weight),
     "88_MinGPTNewGelu": lambda x: 0.5 * x * (1.0 + torch.tanh(
         math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0)))),

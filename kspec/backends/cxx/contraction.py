@@ -194,7 +194,7 @@ def tile_kind(path: str, elem: DType) -> str:
 
 def _contiguous_load(e: ir.Expr, var: ir.IndexVar) -> ir.Load | None:
     """e itself is a load whose last index is exactly `var`, used nowhere else in the index."""
-    if (isinstance(e, ir.Load) and e.index and e.index[-1].bare == var
+    if (isinstance(e, ir.Load) and e.pad is None and e.index and e.index[-1].bare == var
             and all(var not in a.vars() for a in e.index[:-1])):
         return e
     return None

@@ -15,7 +15,9 @@ from ...dtypes import DType, accumulator
 from ...lowering.scans import scan_as_reduce
 from ...ops import ARG_REDUCTIONS
 from ...shapes import FloorDiv, Min, Shape
-from .code import ADD, MUL, UNARY, Code, binary, call, cast, convert, literal
+from ...lowering.padding import dim_tests
+from .code import (ADD, AND, EQ, MUL, REL, UNARY, Code, binary, call, cast, convert, literal,
+                   ternary)
 from .ctype import compute_ctype
 from .dialect import Dialect
 from .exprs import EXPR_TABLE, Accumulator, OpContext, identity, operand_ctype
@@ -158,6 +160,32 @@ class StatementRenderer:
                 terms.append((off, False))
         return self._sum(terms) if terms else literal(0, "int64_t", self.d)
 
+    def padded_load(self, e: ir.Load) -> Code:
+        """pad(x, v)[...]: `(inside ? x[...] : v)`, inside testing only the bounds (and
+        divisions) that the index ranges do not already guarantee."""
+        assert e.pad is not None
+        index = [self.affine(a) for a in e.index]
+        tests: list[Code] = []
+        zero = literal(0, "int64_t", self.d)
+        for t in dim_tests(e):
+            num, div = index[t.dim], e.index[t.dim].div
+            if div is not None:
+                den = self.shape(div)
+                tests.append(binary(binary(num, "%", den, MUL, "int64_t"), "==", zero, EQ,
+                                    "bool"))
+                num = index[t.dim] = binary(num, "/", den, MUL, "int64_t")
+            if t.low:
+                tests.append(binary(zero, "<=", num, REL, "bool"))
+            if t.high:
+                tests.append(binary(num, "<", self.shape(t.size), REL, "bool"))
+        value = self.from_storage(self.element(e.tensor, index), self.buffers[e.tensor].element)
+        if not tests:
+            return value
+        inside = tests[0]
+        for t_ in tests[1:]:
+            inside = binary(inside, "&&", t_, AND, "bool")
+        return ternary(inside, value, literal(e.pad.value, value.ctype, self.d), value.ctype)
+
     def element(self, tensor: str, index: list[Code]) -> str:
         buf = self.buffers[tensor]
         return f"{buf.pointer}[{self.offset(buf, index)}]"
@@ -224,6 +252,8 @@ class StatementRenderer:
                 return Code(self.scalars[e.name][0], compute_ctype(e.dtype))
             buf = self.buffers[e.name]      # a 0-dim intermediate or output
             return self.from_storage(f"{buf.pointer}[0]", buf.element)
+        if isinstance(e, ir.Load) and e.pad is not None:
+            return self.padded_load(e)
         if isinstance(e, ir.Load):
             buf = self.buffers[e.tensor]
             return self.from_storage(self.element(e.tensor, [self.affine(a) for a in e.index]),
@@ -351,8 +381,9 @@ def alpha_key(e: ir.Expr, bound: dict | None = None) -> object:
         return ("reduce", e.op, e.dtype, tuple(inner[v] for v in e.vars),
                 alpha_key(e.body, inner))
     if isinstance(e, ir.Load):
-        return ("load", e.tensor, e.dtype, tuple(
-            (tuple((bound.get(v, v), c) for v, c in a.terms), a.offset) for a in e.index))
+        return ("load", e.tensor, e.dtype, e.pad, tuple(
+            (tuple((bound.get(v, v), c) for v, c in a.terms), a.offset, a.div)
+            for a in e.index))
     if isinstance(e, ir.IndexValue):
         return ("index", bound.get(e.var, e.var))
     if isinstance(e, ir.Op):

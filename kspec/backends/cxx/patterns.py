@@ -160,7 +160,8 @@ def launch_reads(launch: Launch, scalars: set[str], in_registers: set[str]) -> l
 # --- pointwise ----------------------------------------------------------------------------------
 def _vector_load(e: ir.Expr, inner: ir.IndexVar) -> bool:
     """A load whose last index is exactly the inner variable and whose others do not use it."""
-    return (isinstance(e, ir.Load) and bool(e.index) and e.index[-1].bare == inner
+    return (isinstance(e, ir.Load) and e.pad is None and bool(e.index)
+            and e.index[-1].bare == inner
             and all(inner not in a.vars() for a in e.index[:-1]))
 
 

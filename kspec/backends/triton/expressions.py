@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ... import ir
 from ...dtypes import DType
+from ...lowering.padding import dim_tests
 from ...shapes import Shape
 
 TL_DTYPE = {
@@ -137,8 +138,10 @@ class Emitter:
             parts.append(shape_code(a.offset))
         return " + ".join(parts)
 
-    def address(self, name: str, index: tuple[ir.Affine, ...]) -> str:
-        terms = [f"({self.affine(a)}) * {name}_s{d}" for d, a in enumerate(index)]
+    def address(self, name: str, index: tuple[ir.Affine | str, ...]) -> str:
+        """The address of an element; an index is an affine form or already code."""
+        terms = [f"({a if isinstance(a, str) else self.affine(a)}) * {name}_s{d}"
+                 for d, a in enumerate(index)]
         return f"{name}_ptr" + "".join(f" + {t}" for t in terms)
 
     # --- expressions ----------------------------------------------------------------------
@@ -162,6 +165,8 @@ class Emitter:
         if isinstance(e, ir.Load):
             if e.tensor in self.registers:
                 return self.registers[e.tensor]
+            if e.pad is not None:
+                return self.padded_load(e, scope, mask)
             return self.load_code(e.tensor, e.index, e.dtype, scope, mask)
         if isinstance(e, ir.Cast):
             inner = self.expr(e.arg, scope, mask)
@@ -237,19 +242,44 @@ class Emitter:
             return code
         return f"{code}.to({tl_compute(dst)})"
 
-    def load_code(self, name: str, index: tuple[ir.Affine, ...], dtype: DType, scope: Scope,
-                  mask: str) -> str:
-        if all(not a.terms for a in index):
+    def padded_load(self, e: ir.Load, scope: Scope, mask: str) -> str:
+        """pad(x, v)[...]: a load masked to the tensor (and to exact divisions), other=v.
+        Each tested index is bound to a variable: the mask and the address use it."""
+        assert e.pad is not None
+        key = f"{e}|{mask}|{self.raw_loads}|{sorted(self.var_code.items(), key=str)}"
+        if key in scope.loads:
+            return scope.loads[key]
+        index: list[ir.Affine | str] = list(e.index)
+        tests: list[str] = []
+        for t in dim_tests(e):
+            a = e.index[t.dim]
+            num = self.bind(self.affine(ir.Affine(a.terms, a.offset)), scope)
+            if a.div is not None:
+                den = shape_code(a.div)
+                tests.append(f"({num} % {den} == 0)")
+                num = self.bind(f"{num} // {den}", scope)
+            tests += [f"({num} >= 0)"] * t.low + [f"({num} < {shape_code(t.size)})"] * t.high
+            index[t.dim] = num
+        inside = " & ".join(([mask] if mask != "True" else []) + tests) or "True"
+        var = self.load_code(e.tensor, tuple(index), e.dtype, scope, inside, e.pad.value)
+        scope.loads[key] = var
+        return var
+
+    def load_code(self, name: str, index: tuple[ir.Affine | str, ...], dtype: DType, scope: Scope,
+                  mask: str, pad: object = None) -> str:
+        if pad is None and all(isinstance(a, ir.Affine) and not a.terms for a in index):
             # a constant index (`scale[0]`) addresses one element, in bounds (the checker
             # proves every access or checks it at launch): a scalar load, which Triton refuses
             # a tile-shaped mask for
             mask = "True"
         addr = self.address(name, index)
-        key = f"{addr}|{mask}|{self.raw_loads}"
+        key = f"{addr}|{mask}|{self.raw_loads}|{pad}"
         if key in scope.loads:
             return scope.loads[key]
         var = self.fresh(f"{name}_")
         other = "0" if dtype.is_int or dtype == DType.bool else "0.0"
+        if pad is not None:
+            other = literal(pad, dtype)
         load = f"tl.load({addr}, mask={mask}, other={other})" if mask != "True" else \
             f"tl.load({addr})"
         if not self.raw_loads and dtype.is_half:
