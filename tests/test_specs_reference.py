@@ -296,6 +296,17 @@ def _rope(x, c, sn):
     return x * c[:, None] + rotated * sn[:, None]
 
 
+# arg-reductions and scans (language 1.1)
+@case("argmax", [randn(F32, "M", "N")], shapes("M N", (1, 1), (3, 7), (5, 130)))
+def _argmax(x):
+    return torch.argmax(x, dim=1)
+
+
+@case("cumsum", [randn(F32, "M", "N")], shapes("M N", (1, 1), (3, 7), (2, 300)))
+def _cumsum(x):
+    return torch.cumsum(x, dim=1)
+
+
 # --- losses -----------------------------------------------------------------------------------
 @case("cross_entropy", [randn(F32, "M", "C"), labels("C", "M")],
       shapes("M C", (1, 1), (1, 5), (7, 1), (13, 10), (32, 3)))
