@@ -302,11 +302,11 @@ class Tuner:
         from .memory import seed_schedules
 
         entries = self.similar(limit=8)
-        kept = [ch.schedule for ch in keep]
+        base = self.report.baseline_schedule
+        kept = [{**base, **ch.schedule} for ch in keep] + [dict(base)]
         out = []
         for schedule, _ in seed_schedules(entries, self.spaces, self.tgt):
-            if schedule not in kept and schedule != self.report.baseline_schedule and \
-                    same(schedule) is None:
+            if {**base, **schedule} not in kept and same(schedule) is None:
                 out.append(schedule)
         return out
 
