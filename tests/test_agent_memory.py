@@ -64,13 +64,10 @@ def test_memory_across_specs(endpoint, tmp_path):
     assert "Worked examples" not in script3.requests[0]["messages"][-1]["content"]
 
     # the autotuner tries row_sum's winning schedule first, beside the cost model's choice
-    r3 = tune(k2, env={"M": 6, "N": 40}, device="cpu", store=None, limit=1, examples=2,
-              progress=False)
     r4 = tune(k2, env={"M": 6, "N": 40}, device="cpu", store=store, limit=1, examples=2,
               progress=False)
-    assert [c.proposer for c in r3.candidates] == ["autotune"]
-    assert [(c.proposer, c.schedule) for c in r4.candidates] == \
-        [("memory", {"0.BLOCK_P": 2}), ("autotune", r3.candidates[0].schedule)]
+    assert [(c.proposer, c.schedule) for c in r4.candidates][0] == ("memory", {"0.BLOCK_P": 2})
+    assert [c.proposer for c in r4.candidates][1:] == ["autotune"]     # limit=1: one more
     assert r4.candidates[0].verification["status"] == "accepted"
 
 
