@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .workload import time_launch
 
 
 # the branch-boundary budget of each tuning candidate under the interpreter (MiB): none. A CPU
