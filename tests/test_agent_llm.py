@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import kspec  # noqa: E402
 from kspec.agent import KernelStore, tune  # noqa: E402
 from kspec.agent.llm import LLMProposer, extract_code  # noqa: E402
 from kspec.agent.space import schedule_source  # noqa: E402
+from llm_server import endpoint  # noqa: E402,F401 - the fixture
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "row_sum.kspec"
 
@@ -39,55 +38,6 @@ def scripted_candidates(base: str) -> list[tuple[str, str]]:
     good = schedule_source(base, {"0.BLOCK_R": 64, "0.BLOCK_P": 1})
     return [("compile_error", broken), ("wrong", odd), ("cheat", mutates), ("cheat", caches),
             ("accepted", good)]
-
-
-class Script:
-    def __init__(self, replies: list[str]):
-        self.replies, self.requests = replies, []
-        self.lock = threading.Lock()
-
-
-def serve(script: Script):
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *a):  # quiet
-            pass
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            with script.lock:
-                script.requests.append(body)
-                i = len(script.requests) - 1
-            content = script.replies[min(i, len(script.replies) - 1)]
-            reply = {"id": f"c{i}", "object": "chat.completion", "created": 0,
-                     "model": body["model"],
-                     "choices": [{"index": 0, "finish_reason": "stop",
-                                  "message": {"role": "assistant", "content": content}}],
-                     "usage": {"prompt_tokens": 100, "completion_tokens": 50,
-                               "total_tokens": 150}}
-            data = json.dumps(reply).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-@pytest.fixture
-def endpoint():
-    servers = []
-
-    def start(replies):
-        script = Script(replies)
-        servers.append(serve(script))
-        return script, f"http://127.0.0.1:{servers[-1].server_address[1]}/v1"
-
-    yield start
-    for s in servers:
-        s.shutdown()
 
 
 def test_extract_code():
@@ -174,5 +124,6 @@ def test_llm_retries_with_backoff(tmp_path):
                         "kernel_name": "k", "launch_args": "x", "symbols": "", "returns": "y",
                         "spec_file": "f", "spec_text": "s", "semantics": "s", "env_text": "",
                         "best_source": "", "best_ms": None, "baseline_ms": None,
-                        "feedback": []}, 1)
+                        "feedback": [], "language": "python", "fence": "python",
+                        "schedule": {"space": []}, "examples": []}, 1)
     assert p.source is None and "Connection" in p.error

@@ -20,6 +20,13 @@ only verified kernels are kept (in the kernel store, used by build(..., use_stor
   kcompile tune specs/matmul.kspec --shape M=4096,N=4096,K=4096 --json report.json
   kcompile tune specs/matmul.kspec --target cuda          tiles, rows / vector choices (C++)
   OPENAI_BASE_URL=... OPENAI_API_KEY=... kcompile tune specs/softmax.kspec --llm MODEL --rounds 5
+  ... kcompile tune specs/softmax.kspec --target cuda --llm MODEL   C++ sources or schedules
+
+LLM rounds: a reply is a whole source of the target's language (Triton: a Python module; cuda /
+hip: the C++, on CPU the emulation's) or a ```json schedule (always compilable). The prompt
+carries the spec, the target's constraints, the best source, the schedule space, the closest
+accepted kernels of other specs from the store (--memory) and the feedback of earlier rounds.
+The autotuner tries the schedules that won on similar launches (the store) first.
 
 Statuses: compile_error, wrong, cheat (a guard violation), slower, accepted (unverified: compiled,
 nothing here runs it; never kept).
@@ -49,6 +56,8 @@ def _tune_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=1, help="parallel LLM samples per round")
     p.add_argument("--max-tokens", type=int, help="token budget over all rounds")
     p.add_argument("--max-seconds", type=float, help="time budget for the LLM rounds")
+    p.add_argument("--memory", type=int, default=2,
+                   help="worked examples from the store in each prompt (default 2; 0: none)")
     p.add_argument("--limit", type=int, help="schedules to try per kernel (after pruning)")
     p.add_argument("--examples", type=int, default=8, help="checked examples per candidate")
     p.add_argument("--seed", type=int, default=0)
@@ -66,9 +75,12 @@ def _tune_parser() -> argparse.ArgumentParser:
 
 def _store_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="kcompile store",
-                                description="List, export or clear the kernel store.")
-    p.add_argument("action", choices=("list", "export", "clear"))
-    p.add_argument("dir", nargs="?", help="export: the directory to write into")
+                                description="List, export, import or clear the kernel store. "
+                                            "export writes each kernel's source and JSON "
+                                            "record, and index.json; import reads such a "
+                                            "directory into the store.")
+    p.add_argument("action", choices=("list", "export", "import", "clear"))
+    p.add_argument("dir", nargs="?", help="export / import: the directory")
     p.add_argument("--store", help="the store (default $KSPEC_STORE or "
                                    "~/.cache/kspec/store.sqlite)")
     p.add_argument("--kernel", "-k")
@@ -109,6 +121,11 @@ def _store(args: argparse.Namespace) -> int:
             raise KspecError("kcompile store export DIR: name the directory")
         files = store.export(args.dir, **where)
         print(f"exported {len(files)} kernel(s) to {args.dir}", file=sys.stderr)
+    elif args.action == "import":
+        if not args.dir:
+            raise KspecError("kcompile store import DIR: name the directory")
+        entries = store.import_dir(args.dir)
+        print(f"imported {len(entries)} kernel(s) into {store.path}", file=sys.stderr)
     else:
         n = store.clear(**where)
         print(f"removed {n} kernel(s) from {store.path}", file=sys.stderr)
@@ -162,7 +179,7 @@ def _tune(args: argparse.Namespace) -> int:
                          autotune=True if args.autotune else None, report_path=report_path,
                          env=_shape(args.shape, k), device=device, store=store, evaluator=ev,
                          examples=args.examples, seed=args.seed, limit=args.limit,
-                         progress=not args.quiet)
+                         progress=not args.quiet, memory=args.memory)
                 print(r.text())
                 reports.append(r.as_dict())
                 if report_path:

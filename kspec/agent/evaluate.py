@@ -15,7 +15,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
-from .workload import time_launch
 
 
 # the branch-boundary budget of each tuning candidate under the interpreter (MiB): none. A CPU
@@ -78,47 +77,33 @@ def evaluate(kernel, source: str, *, env: dict[str, int] | None, device: str = "
         if v.status != "accepted":
             out.seconds = time.perf_counter() - t0
             return out
-    if time_it and env and target == "triton":
-        return _time_isolated(kernel, source, env, device, rep_ms, seed, out, t0)
-    if time_it and env:
+    if not (time_it and env):
+        out.seconds = time.perf_counter() - t0
+        return out
+    if target == "triton":
+        from ..verify.isolation import IsolatedCandidate
+        candidate = IsolatedCandidate(kernel, "triton", source, device=device)
+    else:
         try:
-            launch = tt.launcher(source)
+            candidate = tt.isolated(source)
         except Exception as e:  # noqa: BLE001 - the compiler's failure (or its resource report)
             from .targets import first_error
             out.status, out.detail = "compile_error", first_error(e)
             out.seconds = time.perf_counter() - t0
             return out
-        if launch is None:            # compiled only: nothing here runs it
+        if candidate is None:         # compiled only: nothing here runs it
             out.seconds = time.perf_counter() - t0
             return out
-        try:
-            t = time_launch(launch, kernel, env, device, rep_ms=rep_ms, seed=seed)
-        except Exception as e:  # noqa: BLE001 - a launch that fails at the timing size
-            name = type(e).__name__
-            status = "compile_error" if ("OutOfResources" in name or "Compil" in name
-                                         or "triton.compiler" in (type(e).__module__ or "")) \
-                else "wrong"
-            first = (str(e).strip().splitlines() or [""])[0]
-            out.status, out.detail = status, f"{name} at the timing size {env}: {first}"
-            out.seconds = time.perf_counter() - t0
-            return out
-        out.timing = t
-        if device == "cpu":
-            out.wall_ms = t["ms"]
-        else:
-            out.ms = t["ms"]
-    out.seconds = time.perf_counter() - t0
-    return out
+    return _time_isolated(candidate, env, device, rep_ms, seed, out, t0)
 
 
-def _time_isolated(kernel, source: str, env: dict[str, int], device: str, rep_ms: float,
-                   seed: int, out: Outcome, t0: float) -> Outcome:
-    """Time a Triton candidate in a worker process of its own (kspec.verify.isolation): the
-    tuner's process never imports candidate code, so nothing a candidate patches at import
+def _time_isolated(candidate, env: dict[str, int], device: str, rep_ms: float, seed: int,
+                   out: Outcome, t0: float) -> Outcome:
+    """Time a candidate in the gate's worker process (kspec.verify.isolation): the tuner's
+    process never imports or loads candidate code, so nothing a candidate patches at import
     outlives it."""
-    from ..verify.isolation import CandidateError, IsolatedCandidate
+    from ..verify.isolation import CandidateError
 
-    candidate = IsolatedCandidate(kernel, "triton", source, device=device)
     try:
         t = candidate.time(env, timeout=600.0, rep_ms=rep_ms, seed=seed)
     except CandidateError as e:

@@ -60,7 +60,8 @@ class Candidate:
             timing = f"{self.ms:.4f} ms" + (f" ({self.speedup:.2f}x the fixed schedule)"
                                             if self.speedup else "")
         return {"round": self.round, "id": self.id, "status": self.status,
-                "detail": self.detail, "case": self.case, "timing": timing}
+                "detail": self.detail, "case": self.case, "timing": timing,
+                "schedule": self.schedule}
 
 
 @dataclass
@@ -122,6 +123,8 @@ class TuneReport:
         lines = [head, tail]
         for c in self.candidates:
             what = c.detail.splitlines()[0][:100] if c.detail else ""
+            if c.proposer in ("llm", "memory") and c.schedule is not None:
+                what = f"schedule {c.schedule}" + (f"; {what}" if what else "")
             if c.speedup:
                 what = f"{c.ms:.4f} ms, {c.speedup:.2f}x" + (f"; {what}" if what else "")
             elif c.cost is not None and c.ms is None and c.status in ("accepted", "slower"):
@@ -159,7 +162,8 @@ class Tuner:
     def __init__(self, kernel, *, target: str = "triton", env: dict[str, int] | None = None,
                  device: str | None = None, store: KernelStore | None = None,
                  evaluator=None, examples: int = 8, seed: int = 0, limit: int | None = None,
-                 progress: bool = True, max_elements: int = 4096, arch: str | None = None):
+                 progress: bool = True, max_elements: int = 4096, arch: str | None = None,
+                 memory: int = 2):
         import torch
 
         from .pool import LocalEvaluator
@@ -171,6 +175,7 @@ class Tuner:
         self.env = env or default_env(kernel, self.adapter.env_device())
         self.store, self.evaluator = store, evaluator or LocalEvaluator()
         self.examples, self.seed, self.max_elements = examples, seed, max_elements
+        self.memory = memory         # worked examples from the store per prompt (0: none)
         self.limit = limit or (32 if self.device == "cuda" else 6)
         self.tgt = self.adapter.target()
         self.base = self.adapter.base_source()
@@ -241,13 +246,15 @@ class Tuner:
     # --- the autotuner -----------------------------------------------------------------
     def autotune(self) -> None:
         base = dict(self.report.baseline_schedule)
-        keep, pruned = choose(self.spaces, self.tgt, self.limit,
-                              self.adapter.same(self.env, base, self.tgt))
+        same = self.adapter.same(self.env, base, self.tgt)
+        keep, pruned = choose(self.spaces, self.tgt, self.limit, same)
         self.report.pruned = len(pruned)
+        # the memory's schedules first (they won on similar launches), then the cost model's;
         # a candidate's cost is its whole schedule's (the other launches at the fixed one)
-        cands = [self._new("autotune", 0, self.adapter.candidate_source(ch.schedule),
-                           schedule=ch.schedule, cost=self._cost({**base, **ch.schedule}))
-                 for ch in keep]
+        chosen = [("memory", s) for s in self.remembered(keep, same)] + \
+            [("autotune", ch.schedule) for ch in keep]
+        cands = [self._new(who, 0, self.adapter.candidate_source(s), schedule=s,
+                           cost=self._cost({**base, **s})) for who, s in chosen]
         if self.device == "cuda":
             self._line(f"timing {len(cands)} schedules")
             for c, o in zip(cands, self._run([c.source for c in cands], verify=False)):
@@ -286,6 +293,23 @@ class Tuner:
         if ok and ok[0].cost < self.report.baseline_cost * (1 - MIN_GAIN):
             self._accept(ok[0])
 
+    def remembered(self, keep, same) -> list[dict[str, Any]]:
+        """Schedules that won for other specs on launches like these (the store), rewritten to
+        this kernel's launches; those the search has already, or that run the fixed
+        schedule's kernels, are left out."""
+        if self.store is None:
+            return []
+        from .memory import seed_schedules
+
+        entries = self.similar(limit=8)
+        base = self.report.baseline_schedule
+        kept = [{**base, **ch.schedule} for ch in keep] + [dict(base)]
+        out = []
+        for schedule, _ in seed_schedules(entries, self.spaces, self.tgt):
+            if {**base, **schedule} not in kept and same(schedule) is None:
+                out.append(schedule)
+        return out
+
     # --- the LLM rounds ----------------------------------------------------------------
     def llm_rounds(self, proposer, rounds: int) -> None:
         feedback: list[dict[str, Any]] = []
@@ -298,40 +322,64 @@ class Tuner:
                        f"{proposer.samples} candidate(s)")
             proposals = proposer.propose(self.context(feedback), rnd)
             self.report.tokens = proposer.tokens_used
-            fresh = []
-            for p in proposals:
-                c = self._new("llm", rnd, p.source or "", tokens=p.tokens)
-                if p.source is None:
-                    c.status, c.detail = "compile_error", p.error or "no code block"
-                else:
-                    fresh.append(c)
+            fresh = [c for c in (self._proposed(p, rnd) for p in proposals) if c is not None]
             self._line(f"round {rnd}/{rounds}: verifying {len(fresh)} candidate(s)")
             for c, o in zip(fresh, self._run([c.source for c in fresh], verify=True)):
                 self._apply(c, o)
-                if c.status != "accepted":
-                    continue
-                if self.device == "cuda" and self.report.best_ms and \
-                        (c.ms is None or c.ms >= self.report.best_ms * (1 - MIN_GAIN)):
-                    c.status = "slower"
-                else:
-                    self._accept(c)   # on CPU (untimed): the latest verified candidate
+                if c.status == "accepted":
+                    self._keep_if_better(c)
             feedback += [c.feedback() for c in self.report.candidates if c.round == rnd
                          and c.proposer == "llm"]
             self._line(f"round {rnd}/{rounds} done")
 
+    def _proposed(self, p, rnd: int) -> Candidate | None:
+        """The candidate of one reply; None when it is already classified (no code, a schedule
+        outside the space): nothing to verify."""
+        if p.schedule is not None:
+            from .proposals import check_schedule
+
+            why = check_schedule(p.schedule, self.spaces, self.tgt)
+            source = "" if why else self.adapter.candidate_source(p.schedule)
+            c = self._new("llm", rnd, source, tokens=p.tokens, schedule=dict(p.schedule),
+                          cost=self._cost({**self.report.baseline_schedule, **p.schedule}))
+            if why:
+                c.status, c.detail = "compile_error", f"schedule rejected: {why}"
+                return None
+            return c
+        c = self._new("llm", rnd, p.source or "", tokens=p.tokens)
+        if p.source is None:
+            c.status, c.detail = "compile_error", p.error or "no code block"
+            return None
+        return c
+
+    def _keep_if_better(self, c: Candidate) -> None:
+        """A verified LLM candidate replaces the best when it is faster (a GPU); on CPU, where
+        nothing is timed, a schedule when the cost model prefers it, a source always (the
+        latest verified)."""
+        r = self.report
+        if self.device == "cuda" and r.best_ms:
+            if c.ms is None or c.ms >= r.best_ms * (1 - MIN_GAIN):
+                c.status = "slower"
+                return
+        elif self.device != "cuda" and c.schedule is not None:
+            best = r.best
+            current = r.baseline_cost if best is None else best.cost
+            if current is not None and c.cost is not None and \
+                    c.cost >= current * (1 - MIN_GAIN):
+                c.status, c.detail = "slower", (f"model cost {c.cost:.3f}, the current "
+                                                f"best's {current:.3f}")
+                return
+        self._accept(c)
+
     def context(self, feedback: list[dict[str, Any]]) -> dict[str, Any]:
         from ..printer import format_kernel
+        from .prompt import example_context, schedule_context, target_context
 
         k = self.kernel
         ins = [p.name for p in k.ir.params]
         outs = [o.name for o in k.ir.outputs]
-        arch_text = ("CPU (Triton interpreter; " + "no GPU)" if self.tgt.interpreter else
-                     f"an NVIDIA GPU, {self.tgt.arch}")
-        tgt = {"arch": self.tgt.arch, "arch_text": arch_text, "smem": self.tgt.smem,
-               "sms": self.tgt.sms, "max_warps": self.tgt.max_warps,
-               "interpreter": self.tgt.interpreter}
         r = self.report
-        return {"target_name": "Triton", "target": tgt, "kernel_name": k.name,
+        return {**target_context(self.adapter, self.tgt), "kernel_name": k.name,
                 "launch_args": ", ".join(ins + list(k.ir.symbols)),
                 "symbols": ", ".join(k.ir.symbols),
                 "returns": outs[0] if len(outs) == 1 else "the tuple (" + ", ".join(outs) + ")",
@@ -339,10 +387,26 @@ class Tuner:
                 "semantics": format_kernel(k.ir, annotate=True).strip(),
                 "env_text": ", ".join(f"{s}={v}" for s, v in self.env.items()),
                 "best_source": self.best_source.strip(), "best_ms": r.best_ms,
-                "baseline_ms": r.baseline_ms, "feedback": feedback[-12:]}
+                "baseline_ms": r.baseline_ms, "feedback": feedback[-12:],
+                "schedule": schedule_context(self),
+                "examples": [example_context(e) for e in self.similar()]}
+
+    def similar(self, limit: int | None = None) -> list[Entry]:
+        """The memory: the closest accepted kernels of other specs for this target and arch
+        (`limit`, default: the prompt's number of worked examples)."""
+        limit = self.memory if limit is None else limit
+        if self.store is None or limit < 1:
+            return []
+        from .memory import launch_patterns, similar
+        return similar(self.store, spec_hash(self.kernel), self.target,
+                       self.adapter.store_arch(self.tgt),
+                       launch_patterns(self.kernel, self.spaces), self.report.shape_class, limit)
 
     # --- the end -----------------------------------------------------------------------
     def finish(self) -> TuneReport:
+        from ..printer import format_kernel
+        from .memory import launch_patterns
+
         r = self.report
         r.seconds = time.monotonic() - self.t0
         best = r.best
@@ -355,7 +419,8 @@ class Tuner:
                 best.source, best.schedule or {}, best.verification,
                 {"ms": best.ms, "baseline_ms": r.baseline_ms, "device": r.device,
                  "env": r.env, "cost": best.cost, "baseline_cost": r.baseline_cost},
-                best.ms, r.baseline_ms, best.proposer))
+                best.ms, r.baseline_ms, best.proposer, spec=format_kernel(self.kernel.ir),
+                launches=launch_patterns(self.kernel, self.spaces)))
             r.stored = True
         self.progress.done()
         return r
@@ -364,12 +429,8 @@ class Tuner:
 def tune(kernel, *, target: str = "triton", llm=None, rounds: int = 3, autotune: bool | None = None,
          report_path: str | Path | None = None, **kw: Any) -> TuneReport:
     """Tune one kspec.Kernel for `target` (triton, cuda, hip): the autotuner (default) and/or
-    LLM rounds (when `llm`, an LLMProposer, is given; Triton only). Writes the store entry of
-    the best verified kernel."""
-    if llm is not None and target != "triton":
-        from ..errors import KspecError
-        raise KspecError(f"LLM rounds write Triton modules; --target {target} is tuned by the "
-                         "autotuner only (leave out --llm)")
+    LLM rounds (when `llm`, an LLMProposer, is given: whole sources of the target's language
+    or schedules). Writes the store entry of the best verified kernel."""
     t = Tuner(kernel, target=target, **kw)
     if autotune if autotune is not None else llm is None:
         t.autotune()

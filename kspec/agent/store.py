@@ -30,8 +30,15 @@ create table if not exists kernels (
     source text not null, schedule text not null, verification text not null,
     timings text not null, ms real, baseline_ms real, timed integer not null,
     proposer text not null, created real not null,
+    spec text not null default '', launches text not null default '{}',
     primary key (spec_hash, kernel, target, arch, shape_class, source_hash))
 """
+# columns added since the first schema: (name, declaration), added to older stores on open
+_ADDED = (("spec", "text not null default ''"), ("launches", "text not null default '{}'"))
+_COLUMNS = ("spec_hash, kernel, target, arch, shape_class, source, schedule, verification, "
+            "timings, ms, baseline_ms, proposer, created, spec, launches")
+# the file extension of an exported source, by target (arch "cpu": the emulation's C++)
+SOURCE_EXT = {"triton": "py", "cuda": "cu", "hip": "hip"}
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Entry:
     baseline_ms: float | None = None   # the deterministic lowering's, same run
     proposer: str = "autotune"
     created: float = 0.0
+    spec: str = ""                     # the kernel as kspec prints it (the memory's examples)
+    launches: dict[str, str] = field(default_factory=dict)   # schedule prefix -> pattern
 
     @property
     def source_hash(self) -> str:
@@ -108,6 +117,10 @@ class KernelStore:
         self._lock = threading.Lock()
         with self._connect() as db:
             db.execute(_SCHEMA)
+            have = {r[1] for r in db.execute("pragma table_info(kernels)")}
+            for name, decl in _ADDED:
+                if name not in have:
+                    db.execute(f"alter table kernels add column {name} {decl}")
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.path, timeout=30)
@@ -117,25 +130,27 @@ class KernelStore:
         row = (e.spec_hash, e.kernel, e.target, e.arch, e.shape_class, e.source_hash, e.source,
                json.dumps(e.schedule, sort_keys=True), json.dumps(e.verification, default=str),
                json.dumps(e.timings, default=str), e.ms, e.baseline_ms, int(e.ms is not None),
-               e.proposer, e.created)
+               e.proposer, e.created, e.spec, json.dumps(e.launches, sort_keys=True))
         with self._lock, self._connect() as db:
-            db.execute("insert or replace into kernels values "
-                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+            db.execute("insert or replace into kernels (spec_hash, kernel, target, arch, "
+                       "shape_class, source_hash, source, schedule, verification, timings, ms, "
+                       "baseline_ms, timed, proposer, created, spec, launches) values "
+                       "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
         return e
 
     def entries(self, **where: Any) -> list[Entry]:
         cols = ("spec_hash", "kernel", "target", "arch", "shape_class")
         clauses = [f"{c} = ?" for c in cols if where.get(c) is not None]
         args = [where[c] for c in cols if where.get(c) is not None]
-        sql = ("select spec_hash, kernel, target, arch, shape_class, source, schedule, "
-               "verification, timings, ms, baseline_ms, proposer, created from kernels"
+        sql = (f"select {_COLUMNS} from kernels"
                + (" where " + " and ".join(clauses) if clauses else "")
                # best first: timed before untimed, fastest, then newest (deterministic)
                + " order by kernel, target, arch, shape_class, timed desc, ms asc, created desc")
         with self._lock, self._connect() as db:
             rows = db.execute(sql, args).fetchall()
         return [Entry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]),
-                      json.loads(r[8]), r[9], r[10], r[11], r[12]) for r in rows]
+                      json.loads(r[8]), r[9], r[10], r[11], r[12], r[13], json.loads(r[14]))
+                for r in rows]
 
     def best(self, spec_hash: str, kernel: str, target: str, arch: str,
              shape_class: str) -> Entry | None:
@@ -153,18 +168,51 @@ class KernelStore:
             return cur.rowcount
 
     def export(self, directory: str | Path, **where: Any) -> list[Path]:
-        """Write each entry as SOURCE file + JSON record into `directory`."""
+        """Write each entry's source (.py, .cu, .hip; .cpp for the CPU emulation's) with its
+        JSON record beside it, and index.json (every record, its source's file name): a
+        directory another store imports (`import_dir`)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        written = []
+        written, index = [], []
         for e in self.entries(**where):
             stem = (f"{e.kernel}-{e.target}-{e.arch}-{e.shape_class.replace(',', '_')}-"
                     f"{e.source_hash}").replace("=", "")
-            (out / f"{stem}.py").write_text(e.source)
-            (out / f"{stem}.json").write_text(json.dumps(e.as_dict(with_source=False),
-                                                         indent=2, default=str))
-            written.append(out / f"{stem}.py")
+            ext = "cpp" if e.arch == "cpu" and e.target != "triton" else \
+                SOURCE_EXT.get(e.target, "txt")
+            record = {**e.as_dict(with_source=False), "file": f"{stem}.{ext}"}
+            (out / record["file"]).write_text(e.source)
+            (out / f"{stem}.json").write_text(json.dumps(record, indent=2, default=str))
+            written.append(out / record["file"])
+            index.append(record)
+        (out / "index.json").write_text(json.dumps({"kspec_store": 1, "kernels": index},
+                                                   indent=2, default=str))
         return written
+
+    def import_dir(self, directory: str | Path) -> list[Entry]:
+        """Put every kernel of an exported directory (its index.json) into this store."""
+        from ..errors import KspecError
+
+        root = Path(directory)
+        index = root / "index.json"
+        if not index.is_file():
+            raise KspecError(f"{root}: no index.json (not a directory `kcompile store export` "
+                             f"wrote)")
+        try:
+            records = json.loads(index.read_text())["kernels"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise KspecError(f"{index}: not a kernel store index ({e})") from None
+        names = {f.name for f in Entry.__dataclass_fields__.values()} - {"source"}
+        out = []
+        for r in records:
+            src = root / str(r.get("file", ""))
+            if not src.is_file():
+                raise KspecError(f"{index}: {r.get('kernel')}'s source {src.name} is missing")
+            e = Entry(**{k: v for k, v in r.items() if k in names}, source=src.read_text())
+            if e.source_hash != r.get("source_hash", e.source_hash):
+                raise KspecError(f"{src}: the source does not match its record's hash "
+                                 f"({r['source_hash']})")
+            out.append(self.put(e))
+        return out
 
     def table(self, **where: Any) -> str:
         lines = [f"{'kernel':16s} {'target':7s} {'arch':7s} {'shape class':24s} {'ms':>9s} "

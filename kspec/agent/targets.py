@@ -34,6 +34,7 @@ from .space import (SIZE_CHOICES, Target, compile_time, cxx_launch_spaces, cxx_s
 from .workload import make_inputs
 
 CXX_TARGETS = ("cuda", "hip")
+LAUNCH_TIMEOUT = 120.0        # seconds one launch of a candidate may take in the gate's worker
 
 
 class Rejected(Exception):
@@ -381,12 +382,21 @@ class CxxTuning:
             text = self.backend.source(self.kernel.ir, self.arch, schedule=tiles or None)
         return cxx_schedule_source(text, schedule)
 
-    def _build(self, source: str, compiled_for: list[str]) -> tuple[Callable | None, str, str]:
+    def _build(self, source: str, compiled_for: list[str], isolated: bool = False
+               ) -> tuple[Callable | None, str, str]:
         """(launcher or None when nothing here runs it, the device it runs on, a note).
-        Raises on compile errors; Rejected when the schedule's tiles spill."""
+        `isolated`: the launcher is the gate's worker process (kspec.verify.isolation), which
+        builds the candidate there; else it is built in this process. Raises on compile errors
+        found here; Rejected when the schedule's tiles spill."""
+        from ..verify.isolation import IsolatedCandidate
+
         body, schedule = cxx_schedule(source)
         if is_emulation(body):
             compiled_for.append("cpu (g++ emulation)")
+            if isolated:
+                return IsolatedCandidate(self.kernel, "cpu", body, device="cpu",
+                                         launch_timeout=LAUNCH_TIMEOUT, schedule=schedule), \
+                    "cpu", ""
             return cxx_launcher(self.kernel.ir, self.name, source, "cpu"), "cpu", ""
         tool = "hipcc" if self.name == "hip" and not self.arch.startswith("sm_") else "nvcc"
         compiled = compile_cxx(self.name, body, self.arch)
@@ -405,21 +415,33 @@ class CxxTuning:
                     + ("tensor-core tiles run only on a GPU" if compile_time(schedule)
                        else "nothing here runs it"))
             return None, "", note
+        if isolated:
+            return IsolatedCandidate(self.kernel, self.name, body, device="cuda", arch=self.arch,
+                                     launch_timeout=LAUNCH_TIMEOUT, schedule=schedule), "cuda", ""
         return (cxx_launcher(self.kernel.ir, self.name, source, self.arch, compiled), "cuda", "")
 
     def verify(self, source: str, *, examples: int = 10, seed: int = 0,
                max_elements: int = 4096, max_seconds: float | None = None):
-        """The gate of kspec.verify.candidates (every guard, the same statuses), with the
-        candidate's schedule applied at launch: verify_candidate builds C++ launchers without
-        a schedule, so this builds the launcher and runs kspec.verify's search on it."""
-        from ..verify.candidates import ACCEPTED, BUDGET_MB, COMPILE_ERROR, UNVERIFIED, Verdict
+        """The gate of kspec.verify.candidates (every guard, the same statuses), the candidate
+        run in the gate's worker process with its schedule applied: verify_candidate builds
+        C++ launchers without a schedule, so this starts the worker with one and runs
+        kspec.verify's search on it. Compiled here first for the compiler's resource report
+        (the worker's build of the same text is a cache hit)."""
+        from ..verify.candidates import (ACCEPTED, BUDGET_MB, CHEAT, COMPILE_ERROR, UNVERIFIED,
+                                         Verdict)
+        from ..verify.isolation import CandidateError
         from ..verify.runner import search
+        from ..verify.static import problems
         from ..verify.strategies import boundary_cases
 
         t0 = time.perf_counter()
+        finding = problems(self.name, cxx_schedule(source)[0])
+        if finding:
+            return Verdict(CHEAT, self.name, f"static check: {finding}",
+                           seconds=time.perf_counter() - t0)
         compiled_for: list[str] = []
         try:
-            launch, dev, note = self._build(source, compiled_for)
+            launch, dev, note = self._build(source, compiled_for, isolated=True)
         except BackendUnavailable as e:
             if self.device == "cuda":
                 raise
@@ -431,17 +453,29 @@ class CxxTuning:
         if launch is None:
             return Verdict(UNVERIFIED, self.name, note, seconds=time.perf_counter() - t0,
                            compiled_for=compiled_for)
-        # the sizes past each launch-time threshold (looped rows, packed vectors ...), as the
-        # Triton gate runs them: compiled C++ takes the gate's budget even on the CPU
-        fixed = [("branch boundary", c) for c in boundary_cases(
-            self.kernel.ir, "", int(BUDGET_MB["cpu"] * 2 ** 20))]
-        res = search(self.kernel, launch, examples=examples, seed=seed, device=dev,
-                     max_elements=max_elements, block_sizes=self._block_sizes(source),
-                     max_seconds=max_seconds, fixed=fixed)
+        try:
+            launch.load()
+            # the sizes past each launch-time threshold (looped rows, packed vectors ...), as
+            # the Triton gate runs them: compiled C++ takes the gate's budget even on the CPU
+            fixed = [("branch boundary", c) for c in boundary_cases(
+                self.kernel.ir, "", int(BUDGET_MB["cpu"] * 2 ** 20))]
+            res = search(self.kernel, launch, examples=examples, seed=seed, device=dev,
+                         max_elements=max_elements, block_sizes=self._block_sizes(source),
+                         max_seconds=max_seconds, fixed=fixed)
+        except CandidateError as e:
+            return Verdict(e.status, self.name, e.detail, seconds=time.perf_counter() - t0,
+                           compiled_for=compiled_for)
+        finally:
+            launch.close()
         status = ACCEPTED if res.ok else res.failure.status
         return Verdict(status, self.name, "" if res.ok else res.failure.detail, res.failure,
                        res.examples, res.passed, res.worst, time.perf_counter() - t0, dev,
-                       compiled_for)
+                       compiled_for, res.records)
+
+    def isolated(self, source: str):
+        """The candidate in the gate's worker process, for timing (None: nothing here runs it)."""
+        launch, _, _ = self._build(source, [], isolated=True)
+        return launch
 
     def _block_sizes(self, source: str) -> set[int]:
         """Sizes around which partial tiles show: the schedule's tile dimensions."""

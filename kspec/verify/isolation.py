@@ -109,7 +109,8 @@ class IsolatedCandidate:
         job = {"target": self.target, "source": self.source,
                "interpret": self.device == "cpu", "arch": self.arch}
         if self.target != "triton":
-            job.update(self.spec())
+            # C++: the schedule is the launcher's (built with it in the worker), not a call's
+            job.update(self.spec(), schedule=self.schedule)
         return job
 
     def spec(self) -> dict[str, Any]:
@@ -141,8 +142,8 @@ class IsolatedCandidate:
         else:
             call = list(args)
         try:
-            reply = self.shared["worker"].request(("run", call, self.schedule),
-                                                  self.launch_timeout)
+            schedule = self.schedule if self.target == "triton" else None
+            reply = self.shared["worker"].request(("run", call, schedule), self.launch_timeout)
         except CandidateError:
             self.shared["worker"] = None       # a fresh worker for whatever runs next
             raise

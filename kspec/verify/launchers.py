@@ -44,13 +44,18 @@ def gpu_available() -> bool:
 
 
 def cxx_launcher(kernel: ir.Kernel, target: str, source: str, arch: str | None,
-                  compiled_for: list[str]) -> tuple[Callable | None, str]:
-    """Compile a C++ candidate; return (launcher or None when it cannot run here, device)."""
+                  compiled_for: list[str], schedule: dict | None = None
+                  ) -> tuple[Callable | None, str]:
+    """Compile a C++ candidate; return (launcher or None when it cannot run here, device).
+    `schedule`: what the source was generated and is launched with (a tuner's candidate: its
+    contraction tiles name the kernels, its launch-time keys pick the variants)."""
     from ..backends.cxx import CUDA, HIP, plan_for
     from ..backends.cxx.launch import PlanLauncher
 
+    schedule = dict(schedule or {})
+    tiles = {k: v for k, v in schedule.items() if k == "tile" or k.endswith(".tile")} or None
     if target == "cpu":
-        launch = emulated(kernel, source)
+        launch = emulated(kernel, source, schedule)
         compiled_for.append("cpu (g++)")
         return launch, "cpu"
     if target == "cuda":
@@ -61,9 +66,9 @@ def cxx_launcher(kernel: ir.Kernel, target: str, source: str, arch: str | None,
         compiled_for.append(f"cuda {arch} (nvcc)")
         if not run_here:
             return None, ""
-        plan = plan_for(kernel, CUDA, arch)
+        plan = plan_for(kernel, CUDA, arch, schedule=tiles)
         rt = cl.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-        return PlanLauncher(plan, rt, "cuda", f"cuda candidate {arch}"), "cuda"
+        return PlanLauncher(plan, rt, "cuda", f"cuda candidate {arch}", schedule), "cuda"
     if target == "hip":
         from ..backends.cuda import launcher as cl
         from ..backends.hip import toolchain
@@ -72,9 +77,9 @@ def cxx_launcher(kernel: ir.Kernel, target: str, source: str, arch: str | None,
             arch = arch or device_arch()
             compiled = toolchain.compile_hip_nvidia(source, arch)
             compiled_for.append(f"hip-on-nvidia {arch} (nvcc)")
-            plan = plan_for(kernel, HIP, arch)
+            plan = plan_for(kernel, HIP, arch, schedule=tiles)
             rt = cl.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
-            return PlanLauncher(plan, rt, "cuda", f"hip candidate {arch}"), "cuda"
+            return PlanLauncher(plan, rt, "cuda", f"hip candidate {arch}", schedule), "cuda"
         arch = arch or toolchain.DEFAULT_ARCH
         toolchain.compile_hipcc(source, arch)
         compiled_for.append(f"hip {arch} (hipcc)")
@@ -87,8 +92,10 @@ def device_arch() -> str:
     return device_arch()
 
 
-def emulated(kernel: ir.Kernel, text: str) -> Callable:
-    """emulate.build with the candidate's C++ instead of the generated text."""
+def emulated(kernel: ir.Kernel, text: str, schedule: dict | None = None) -> Callable:
+    """emulate.build with the candidate's C++ instead of the generated text (and the schedule
+    it is launched with)."""
     from ..backends.cxx import emulate
 
-    return emulate.build(kernel, source=text, label="cpu-emulation candidate")
+    return emulate.build(kernel, schedule=schedule or None, source=text,
+                         label="cpu-emulation candidate")

@@ -175,6 +175,13 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
 
 
+def _first_error_line(e: BaseException) -> str:
+    """' | ' and the compiler's first error line after the message's first, if there is one."""
+    err = next((ln.strip() for ln in str(e).strip().splitlines()[1:] if "error" in ln.lower()),
+               None)
+    return f" | {err[:300]}" if err else ""
+
+
 class Session:
     """One candidate: loaded once, launched once per request."""
 
@@ -197,7 +204,7 @@ class Session:
         except SyntaxError as e:
             return ("compile_error", f"SyntaxError: {e.msg} (line {e.lineno})")
         except Exception as e:  # noqa: BLE001 - an import's or a compiler's failure
-            return ("compile_error", _first_line(e))
+            return ("compile_error", _first_line(e) + _first_error_line(e))
         return ("loaded",)
 
     def run(self, call: list, schedule: dict | None) -> tuple:
@@ -290,7 +297,8 @@ def _cxx_launch(job: dict[str, Any]):
     from kspec.verify.launchers import cxx_launcher
 
     kernel = loads(job["spec_text"], job["file"])[job["kernel"]]
-    launch, _ = cxx_launcher(kernel.ir, job["target"], job["source"], job.get("arch"), [])
+    launch, _ = cxx_launcher(kernel.ir, job["target"], job["source"], job.get("arch"), [],
+                             job.get("schedule"))
     if launch is None:
         raise RuntimeError(f"no device here runs {job['target']} kernels")
     return launch
