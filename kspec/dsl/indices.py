@@ -91,6 +91,10 @@ class IndexReader:
         if isinstance(node, ast.Call) and node.name == "min" and len(node.args) == 2:
             return {}, self.shape_part(node.args[0], "min").min(
                 self.shape_part(node.args[1], "min"))
+        if isinstance(node, ast.Index):
+            raise error(f"a gathered index {node.name}[...] may only be added to an affine "
+                        f"index, once per index (x[i, t[i] + 1]); it cannot be scaled, "
+                        f"subtracted or divided", node.pos)
         if isinstance(node, ast.BinOp) and node.op == "/":
             raise error("an exact division must be the whole index: write (e) / S with "
                         "every other term inside e", node.pos)
@@ -131,6 +135,34 @@ class IndexReader:
         if divisor and shape.is_const and shape.value == 0:
             raise error("division by zero in a shape expression", start(node))
         return shape
+
+
+def split_gather(node: ast.Node) -> tuple[ast.Index | None, ast.Node]:
+    """A gather in one index, `t[i] + k - 1`: (the read t[i], the affine rest k - 1 with the
+    read replaced by 0), or (None, node). Only a term added at the top is a gather; any other
+    read in an index is an error of `IndexReader.affine`."""
+    if isinstance(node, ast.Index):
+        return node, ast.Num("0", 0, node.pos)
+    if isinstance(node, ast.BinOp) and node.op in "+-":
+        found, rest = split_gather(node.a)
+        if found is not None:
+            return found, ast.BinOp(node.op, rest, node.b, node.pos)
+        if node.op == "+":
+            found, rest = split_gather(node.b)
+            if found is not None:
+                return found, ast.BinOp("+", node.a, rest, node.pos)
+    return None, node
+
+
+def check_gather(read: ast.Index, decl: object, outer: str) -> None:
+    """The index tensor of a gather into `outer`: an integer input tensor (the launch checks
+    its values before anything runs; an intermediate's values are not known then)."""
+    if not isinstance(decl, ir.TensorDecl):
+        return   # not a tensor: the load reports it
+    if decl.dtype == DType.bool or decl.dtype.is_float:
+        raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be an "
+                    f"integer tensor, not {decl.dtype}; convert it with i64(...) in a "
+                    f"statement of its own", read.pos)
 
 
 def pad_value(node: ast.Padded, decl: ir.TensorDecl, value: Union[int, float, bool]) -> ir.Pad:
