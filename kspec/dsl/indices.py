@@ -161,8 +161,7 @@ def check_gather(read: ast.Index, decl: object, outer: str) -> None:
         return   # not a tensor: the load reports it
     if decl.dtype == DType.bool or decl.dtype.is_float:
         raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be an "
-                    f"integer tensor, not {decl.dtype}; convert it with i64(...) in a "
-                    f"statement of its own", read.pos)
+                    f"integer tensor, not {decl.dtype}, as a PyTorch index tensor", read.pos)
 
 
 def pad_value(node: ast.Padded, decl: ir.TensorDecl, value: Union[int, float, bool]) -> ir.Pad:

@@ -523,8 +523,8 @@ class _KernelChecker:
         """The index read of a gather `outer[..., read + e, ...]`."""
         if gather_in is not None:
             raise error(f"a gather's index cannot itself gather: '{read.name}' is read in an "
-                        f"index of '{gather_in}', which is read in an index of "
-                        f"'{outer}'; read it into a tensor of its own first", read.pos)
+                        f"index of '{outer}', which is read in an index of "
+                        f"'{gather_in}'; read it into a tensor of its own first", read.pos)
         if padded:
             raise error(f"a padded read cannot gather: pad({outer}, ...) takes its pad value "
                         f"outside '{outer}', but a gathered index out of range is an error",
