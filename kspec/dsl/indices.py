@@ -164,6 +164,28 @@ def check_gather(read: ast.Index, decl: object, outer: str) -> None:
                     f"integer tensor, not {decl.dtype}, as a PyTorch index tensor", read.pos)
 
 
+def gather_read(checker, read: ast.Index, outer: str, scope: dict, st, padded: bool,
+                gather_in: str | None) -> ir.Load:
+    """The index read of a gather `outer[..., read + e, ...]`, checked (`checker` is the
+    kernel's checker; `gather_in` the tensor whose index `outer` is in, if any)."""
+    if gather_in is not None:
+        raise error(f"a gather's index cannot itself gather: '{read.name}' is read in an "
+                    f"index of '{outer}', which is read in an index of "
+                    f"'{gather_in}'; read it into a tensor of its own first", read.pos)
+    if padded:
+        raise error(f"a padded read cannot gather: pad({outer}, ...) takes its pad value "
+                    f"outside '{outer}', but a gathered index out of range is an error",
+                    read.pos)
+    if read.name in checker.decls and read.name not in {p.name for p in checker.kdef.params}:
+        raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be "
+                    f"an input tensor; its values are checked before the launch",
+                    read.pos)
+    check_gather(read, checker.decls.get(read.name), outer)
+    load, _ = checker.load(read, scope, st, gather_in=outer)
+    assert isinstance(load, ir.Load)
+    return load
+
+
 def pad_value(node: ast.Padded, decl: ir.TensorDecl, value: Union[int, float, bool]) -> ir.Pad:
     """The Pad of `pad(x, v)[...]`, `x` being the tensor `decl` and `value` the constant v:
     it must be of x's kind (a number for numbers, an integer for integers, true/false for bool)."""

@@ -15,7 +15,7 @@ from ..errors import KspecSemanticError, SourcePos
 from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
-from .indices import IndexReader, check_gather, pad_value, split_gather
+from .indices import IndexReader, gather_read, pad_value, split_gather
 from .scans import check_scan, check_scan_ranges, is_scan
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
@@ -503,7 +503,8 @@ class _KernelChecker:
         reader = self.index_reader(scope)
         for arg in node.args:
             read, rest = split_gather(arg)
-            gather = None if read is None else self.gather(read, n, scope, st, padded, gather_in)
+            gather = None if read is None else gather_read(self, read, n, scope, st, padded,
+                                                           gather_in)
             coeffs, offset, div = reader.index(rest, padded)
             terms = tuple((scope_var.ir or self.ir_var(scope_var), c)
                           for scope_var in st.vars if (c := coeffs.get(scope_var.uid, 0)) != 0)
@@ -517,26 +518,6 @@ class _KernelChecker:
         else:
             st.accesses.append(_Access(n, decl.dims, parts, node.pos))
         return ir.Load(n, tuple(affines), decl.dtype), Level.TENSOR
-
-    def gather(self, read: ast.Index, outer: str, scope: dict[str, _Var], st: _Statement,
-               padded: bool, gather_in: str | None) -> ir.Load:
-        """The index read of a gather `outer[..., read + e, ...]`."""
-        if gather_in is not None:
-            raise error(f"a gather's index cannot itself gather: '{read.name}' is read in an "
-                        f"index of '{outer}', which is read in an index of "
-                        f"'{gather_in}'; read it into a tensor of its own first", read.pos)
-        if padded:
-            raise error(f"a padded read cannot gather: pad({outer}, ...) takes its pad value "
-                        f"outside '{outer}', but a gathered index out of range is an error",
-                        read.pos)
-        if read.name in self.decls and read.name not in {p.name for p in self.kdef.params}:
-            raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be "
-                        f"an input tensor; its values are checked before the launch",
-                        read.pos)
-        check_gather(read, self.decls.get(read.name), outer)
-        load, _ = self.load(read, scope, st, gather_in=outer)
-        assert isinstance(load, ir.Load)
-        return load
 
     def index_reader(self, scope: dict[str, _Var]) -> IndexReader:
         return IndexReader(lambda n: scope[n].uid if n in scope else None,
