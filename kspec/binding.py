@@ -11,6 +11,7 @@ import torch
 from . import ir
 from .dtypes import DType, from_torch
 from .errors import KspecLaunchError
+from .printer import format_index
 
 
 @dataclass
@@ -76,6 +77,7 @@ def bind(kernel: ir.Kernel, args: tuple, kwargs: dict, strict_dtypes: bool = Tru
             where = f" ({check.pos})" if check.pos else ""
             raise KspecLaunchError(f"{kernel.name}: {check.message}{where}; with "
                                    f"{_env_text(check.expr.symbols(), env)}")
+    check_gathers(kernel, tensors, env)
     return Bound(tensors, scalars, env)
 
 
@@ -239,3 +241,38 @@ def _refuse_empty_max(kernel: ir.Kernel, env: dict[str, int]) -> None:
 
 def _range_symbols(e: ir.Reduce) -> set[str]:
     return set().union(*(v.extent.symbols() for v in e.vars))
+
+
+def gathers_of(kernel: ir.Kernel) -> list[tuple[ir.Load, int]]:
+    """Every gathered index of the kernel: (the load, the dim whose index gathers)."""
+    return [(n, d) for stmt in kernel.body for n in ir.walk(stmt.value)
+            if isinstance(n, ir.Load) for d, a in enumerate(n.index) if a.gather is not None]
+
+
+def check_gathers(kernel: ir.Kernel, tensors: dict[str, torch.Tensor],
+                  env: dict[str, int]) -> None:
+    """Every value of a gather's index tensor (all of it, read or not) keeps the gathered
+    index inside the dim it indexes, over the whole range of the affine rest (`t[i] + k`:
+    t + 0 and t + K - 1). Negative values are errors, as in torch.gather and cross_entropy
+    (plain PyTorch indexing would wrap them). One test on the tensor's device per gather."""
+    for load, d in gathers_of(kernel):
+        a = load.index[d]
+        assert a.gather is not None
+        t = tensors[a.gather.tensor]
+        if t.numel() == 0 or t.is_meta:   # meta: a launch planned, not run (no values)
+            continue
+        size = kernel.decl(load.tensor).dims[d].evaluate(env)
+        off = a.offset.evaluate(env)
+        lo = off + sum(c * (v.extent.evaluate(env) - 1) for v, c in a.terms if c < 0)
+        hi = off + sum(c * (v.extent.evaluate(env) - 1) for v, c in a.terms if c > 0)
+        bad = (t < -lo) | (t > size - 1 - hi)
+        if not bool(bad.any()):
+            continue
+        at = tuple(int(k) for k in bad.nonzero()[0])
+        value = int(t[at])
+        reach = f"{value + lo}" if lo == hi else f"{value + lo}..{value + hi}"
+        where = f" ({a.pos})" if a.pos else ""
+        raise KspecLaunchError(
+            f"{kernel.name}: gathered index out of bounds: {load.tensor} (dim {d}, size "
+            f"{size}) is indexed by {format_index(a)}, and {a.gather.tensor}[{', '.join(map(str, at))}] "
+            f"= {value} puts it at {reach}; valid indices are 0..{size - 1}{where}")

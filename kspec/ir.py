@@ -44,17 +44,23 @@ class Affine:
     # An exact division `(p + PAD - r) / S` (only in a padded read): the index is
     # (terms + offset) / div where that divides; where it does not, the read takes its pad value.
     div: Shape | None = None
+    # A gather `x[i, t[i] + 1]`: the value read from an integer input tensor is added to the
+    # index (never with `div`); the read has plain affine indices itself (no nested gather).
+    gather: "Load | None" = None
+    pos: SourcePos | None = field(default=None, compare=False)
 
     @property
     def bare(self) -> IndexVar | None:
         """The variable when the index is exactly one variable with coefficient 1."""
         if len(self.terms) == 1 and self.terms[0][1] == 1 and self.offset == 0 \
-                and self.div is None:
+                and self.div is None and self.gather is None:
             return self.terms[0][0]
         return None
 
     def vars(self) -> list[IndexVar]:
-        return [v for v, _ in self.terms]
+        """Every variable the index depends on, a gather's own indices included."""
+        inner = [v for a in self.gather.index for v in a.vars()] if self.gather else []
+        return [v for v, _ in self.terms] + [v for v in inner if v not in dict(self.terms)]
 
 
 # --- expressions ------------------------------------------------------------------------------
@@ -155,7 +161,15 @@ class Scan:
 Expr = Union[Const, ShapeValue, ScalarRef, IndexValue, Load, Op, Cast, Reduce, Scan]
 
 
+def gathers(e: "Load") -> tuple["Load", ...]:
+    """The index-tensor reads of a gather `x[i, t[i]]`: (t[i],)."""
+    return tuple(a.gather for a in e.index if a.gather is not None)
+
+
 def children(e: Expr) -> tuple[Expr, ...]:
+    """Sub-expressions; a gather's index reads are children of its load (walks see them)."""
+    if isinstance(e, Load):
+        return gathers(e)
     if isinstance(e, Op):
         return e.args
     if isinstance(e, (Cast,)):

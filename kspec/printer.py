@@ -50,7 +50,18 @@ def _literal(v: int | float | bool) -> str:
     return repr(v)
 
 
+def format_index(a: ir.Affine) -> str:
+    """One index as source text: `t[i] + k - 1`."""
+    return _affine(a)
+
+
 def _affine(a: ir.Affine) -> str:
+    if a.gather is not None:   # `t[i] + k - 1`: the read first, then the affine rest
+        read = format_expr(a.gather)
+        rest = _affine(ir.Affine(a.terms, a.offset))
+        if rest == "0":
+            return read
+        return f"{read} - {rest[1:]}" if rest.startswith("-") else f"{read} + {rest}"
     if a.div is not None:
         den = str(a.div)
         num = _affine(ir.Affine(a.terms, a.offset))

@@ -314,6 +314,18 @@ def _cross_entropy(x, label):
     return F.cross_entropy(x, label)
 
 
+@case("cross_entropy_labels", [randn(F32, "M", "C"), labels("C", "M")],
+      shapes("M C", (1, 1), (1, 5), (7, 1), (13, 10), (32, 3)))
+def _cross_entropy_labels(x, label):
+    return F.cross_entropy(x, label)
+
+
+@case("embedding", [randn(F16, "V", "D"), lambda g, s: labels("V", "B", "S")(g, s).int()],
+      shapes("V D B S", (1, 1, 1, 1), (7, 5, 2, 3), (31, 8, 3, 17)))
+def _embedding(table, tok):
+    return F.embedding(tok.long(), table)
+
+
 @case("mse_loss", [randn(F32, "M", "N"), randn(F32, "M", "N")], MATRIX)
 def _mse_loss(a, b):
     return F.mse_loss(a, b)

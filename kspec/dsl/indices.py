@@ -91,6 +91,10 @@ class IndexReader:
         if isinstance(node, ast.Call) and node.name == "min" and len(node.args) == 2:
             return {}, self.shape_part(node.args[0], "min").min(
                 self.shape_part(node.args[1], "min"))
+        if isinstance(node, ast.Index):
+            raise error(f"a gathered index {node.name}[...] may only be added to an affine "
+                        f"index, once per index (x[i, t[i] + 1]); it cannot be scaled, "
+                        f"subtracted or divided", node.pos)
         if isinstance(node, ast.BinOp) and node.op == "/":
             raise error("an exact division must be the whole index: write (e) / S with "
                         "every other term inside e", node.pos)
@@ -131,6 +135,55 @@ class IndexReader:
         if divisor and shape.is_const and shape.value == 0:
             raise error("division by zero in a shape expression", start(node))
         return shape
+
+
+def split_gather(node: ast.Node) -> tuple[ast.Index | None, ast.Node]:
+    """A gather in one index, `t[i] + k - 1`: (the read t[i], the affine rest k - 1 with the
+    read replaced by 0), or (None, node). Only a term added at the top is a gather; any other
+    read in an index is an error of `IndexReader.affine`."""
+    if isinstance(node, ast.Index):
+        return node, ast.Num("0", 0, node.pos)
+    if isinstance(node, ast.BinOp) and node.op in "+-":
+        found, rest = split_gather(node.a)
+        if found is not None:
+            return found, ast.BinOp(node.op, rest, node.b, node.pos)
+        if node.op == "+":
+            found, rest = split_gather(node.b)
+            if found is not None:
+                return found, ast.BinOp("+", node.a, rest, node.pos)
+    return None, node
+
+
+def check_gather(read: ast.Index, decl: object, outer: str) -> None:
+    """The index tensor of a gather into `outer`: an integer input tensor (the launch checks
+    its values before anything runs; an intermediate's values are not known then)."""
+    if not isinstance(decl, ir.TensorDecl):
+        return   # not a tensor: the load reports it
+    if decl.dtype == DType.bool or decl.dtype.is_float:
+        raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be an "
+                    f"integer tensor, not {decl.dtype}, as a PyTorch index tensor", read.pos)
+
+
+def gather_read(checker, read: ast.Index, outer: str, scope: dict, st, padded: bool,
+                gather_in: str | None) -> ir.Load:
+    """The index read of a gather `outer[..., read + e, ...]`, checked (`checker` is the
+    kernel's checker; `gather_in` the tensor whose index `outer` is in, if any)."""
+    if gather_in is not None:
+        raise error(f"a gather's index cannot itself gather: '{read.name}' is read in an "
+                    f"index of '{outer}', which is read in an index of "
+                    f"'{gather_in}'; read it into a tensor of its own first", read.pos)
+    if padded:
+        raise error(f"a padded read cannot gather: pad({outer}, ...) takes its pad value "
+                    f"outside '{outer}', but a gathered index out of range is an error",
+                    read.pos)
+    if read.name in checker.decls and read.name not in {p.name for p in checker.kdef.params}:
+        raise error(f"the index tensor '{read.name}' of a gather into '{outer}' must be "
+                    f"an input tensor; its values are checked before the launch",
+                    read.pos)
+    check_gather(read, checker.decls.get(read.name), outer)
+    load, _ = checker.load(read, scope, st, gather_in=outer)
+    assert isinstance(load, ir.Load)
+    return load
 
 
 def pad_value(node: ast.Padded, decl: ir.TensorDecl, value: Union[int, float, bool]) -> ir.Pad:

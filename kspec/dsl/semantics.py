@@ -15,7 +15,7 @@ from ..errors import KspecSemanticError, SourcePos
 from ..ops import ARG_REDUCTIONS, BINARY_SYMBOLS, FUNCTIONS, OPS, REDUCTIONS
 from ..shapes import FloorDiv, Shape
 from . import ast
-from .indices import IndexReader, pad_value
+from .indices import IndexReader, gather_read, pad_value, split_gather
 from .scans import check_scan, check_scan_ranges, is_scan
 
 LITERAL_NAMES = {"inf": (float("inf"), DType.f32), "true": (True, DType.bool),
@@ -161,6 +161,7 @@ class _Statement:
     accesses: list[_Access] = field(default_factory=list)
     scans: list[tuple[_Var, _Var, SourcePos]] = field(default_factory=list)  # (k, j, where)
     padded: set[int] = field(default_factory=set)   # uids used in padded reads
+    gathered: set[int] = field(default_factory=set)  # uids added to a gathered index
 
 
 class _KernelChecker:
@@ -309,6 +310,10 @@ class _KernelChecker:
         scope: dict[str, _Var] = {}
         lhs: list[_Var] = []
         for node in s.indices or []:
+            if isinstance(node, ast.Index) or split_gather(node)[0] is not None:
+                raise error("a left-hand-side index cannot read a tensor: a gather is only "
+                            "for reads (x[i, t[i]]); a scatter is not expressible",
+                            start(node))
             if not isinstance(node, ast.Name):
                 raise error("a left-hand-side index must be a plain index variable, not an "
                             "expression", start(node))
@@ -472,7 +477,8 @@ class _KernelChecker:
         return ir.Load(load.tensor, load.index, load.dtype, pad), lv
 
     def load(self, node: ast.Index, scope: dict[str, _Var], st: _Statement,
-             padded: bool = False) -> tuple[ir.Expr, Level]:
+             padded: bool = False, gather_in: str | None = None) -> tuple[ir.Expr, Level]:
+        """A tensor read; `gather_in` names the tensor whose index this read gives."""
         n = node.name
         self.require_defined(n, node.pos)
         decl = self.decls.get(n)
@@ -496,11 +502,17 @@ class _KernelChecker:
         affines, parts = [], []
         reader = self.index_reader(scope)
         for arg in node.args:
-            coeffs, offset, div = reader.index(arg, padded)
-            parts.append((coeffs, offset, start(arg)))
+            read, rest = split_gather(arg)
+            gather = None if read is None else gather_read(self, read, n, scope, st, padded,
+                                                           gather_in)
+            coeffs, offset, div = reader.index(rest, padded)
             terms = tuple((scope_var.ir or self.ir_var(scope_var), c)
                           for scope_var in st.vars if (c := coeffs.get(scope_var.uid, 0)) != 0)
-            affines.append(ir.Affine(terms, offset, div))
+            affines.append(ir.Affine(terms, offset, div, gather, start(arg)))
+            if gather is not None:   # bounds: the launch checks t's values (binding.py)
+                st.gathered |= set(coeffs)
+                coeffs, offset = {}, Shape.const(0)
+            parts.append((coeffs, offset, start(arg)))
         if padded:  # reads anywhere: its indices neither fix ranges nor need bounds checks
             st.padded |= {u for coeffs, _, _ in parts for u in coeffs}
         else:
@@ -649,6 +661,10 @@ class _KernelChecker:
                                       f"it in bounds)", var.pos)
                 progress = True
         for var in st.vars:
+            if var.extent is None and var.uid in st.gathered:
+                raise error(f"cannot infer the range of index '{var.name}': an index added "
+                            f"to a gathered one is not bounded by it; give it a range "
+                            f"(for {var.name} < 3) or use it in another read", var.pos)
             if var.extent is None and var.uid in st.padded:
                 fix = (f"give it a range (for {var.name} < 3)" if var.reduced else
                        "assign a declared output here")

@@ -46,9 +46,10 @@ def has_scan(e: ir.Expr) -> bool:
 def normalize(kernel: ir.Kernel) -> Program:
     outputs = {o.name for o in kernel.outputs}
     # a tensor read through pad(...) stays in memory: inlined, its definition would be
-    # evaluated outside its own index ranges
+    # evaluated outside its own index ranges; so does one read at a gathered index (its
+    # indices would become a gather's, which `compose` does not substitute)
     padded = {n.tensor for stmt in kernel.body for n in ir.walk(stmt.value)
-              if isinstance(n, ir.Load) and n.pad is not None}
+              if isinstance(n, ir.Load) and (n.pad is not None or ir.gathers(n))}
     inline: dict[str, ir.Assign] = {}
     body: list[ir.Assign] = []
     for stmt in kernel.body:
@@ -142,7 +143,9 @@ def compose(a: ir.Affine, mapping: dict[ir.IndexVar, ir.Affine]) -> ir.Affine:
                 terms[w] = terms.get(w, 0) + c * d
         else:
             terms[v] = terms.get(v, 0) + c
-    return ir.Affine(tuple((v, c) for v, c in terms.items() if c != 0), offset)
+    gather = a.gather and dataclasses.replace(
+        a.gather, index=tuple(compose(g, mapping) for g in a.gather.index))
+    return ir.Affine(tuple((v, c) for v, c in terms.items() if c != 0), offset, a.div, gather)
 
 
 def affine_value(a: ir.Affine) -> ir.Expr:

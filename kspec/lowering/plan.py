@@ -132,6 +132,10 @@ class Plan:
         return "\n".join(lines) + "\n"
 
 
+def has_gather(e: ir.Expr) -> bool:
+    return any(isinstance(n, ir.Load) and ir.gathers(n) for n in ir.walk(e))
+
+
 def reduces_of(e: ir.Expr) -> list[ir.Reduce]:
     return [n for n in ir.walk(e) if isinstance(n, ir.Reduce)]
 
@@ -145,9 +149,23 @@ def plan_kernel(kernel: ir.Kernel, rows_any_axes: bool = False) -> Plan:
     pending: list[ir.Assign] = list(program.body)
     while pending:
         stmt = pending[0]
+        if isinstance(stmt.value, ir.Scan) and has_gather(stmt.value):
+            pending.pop(0)   # a gathering scan: the loop nest alone loads its index first
+            launches.append(Launch("loop_nest", [dataclasses.replace(
+                stmt, value=scan_as_reduce(stmt.value))], outer=stmt.index))
+            continue
         if isinstance(stmt.value, ir.Scan):   # normalize leaves each scan a statement
             launches.append(Launch("scan", [pending.pop(0)], outer=tuple(
                 v for v in stmt.index if v != stmt.value.bound), inner=stmt.value.bound))
+            continue
+        if has_gather(stmt.value):
+            # x[i, t[i]]: addresses known only once t is loaded; the elementwise patterns and
+            # the loop nest load the index first, the tiled patterns assume affine addresses
+            pending.pop(0)
+            pointwise = stmt.index and not has_reduce(stmt.value)
+            launches.append(Launch("pointwise", [stmt], outer=stmt.index[:-1],
+                                   inner=stmt.index[-1]) if pointwise else
+                            Launch("loop_nest", [stmt], outer=stmt.index))
             continue
         if any(r.op in ARG_REDUCTIONS for r in reduces_of(stmt.value)):
             # argmax/argmin: (value, index) pairs, which only the loop nest carries so far
@@ -260,7 +278,7 @@ def take_row_group(pending: list[ir.Assign], any_axes: bool = False) -> Launch |
             outer_vars = axes[0]
         if not _reads_rows_ok(stmt, produced_rows, produced_vecs, outer_vars):
             break
-        if match_contraction(stmt) is not None:
+        if match_contraction(stmt) is not None or has_gather(stmt.value):
             break
         group.append(stmt)
         (produced_rows if has_reduce(stmt.value) else produced_vecs).add(stmt.target)

@@ -193,13 +193,16 @@ class Interpreter:
             return base, tuple(bare)  # type: ignore[arg-type]
         vars_ = union(*(tuple(a.vars()) for a in e.index))
         idx = []
-        for a in e.index:
+        for d, a in enumerate(e.index):
             shape = [1] * len(vars_)
             t = self.tensor(a.offset.evaluate(self.env), torch.int64).reshape(shape)
             for v, c in a.terms:
                 s = list(shape)
                 s[vars_.index(v)] = self.extent(v)
                 t = t + c * self.arange(v).reshape(s)
+            if a.gather is not None:   # bind() has checked the index tensor's values
+                t = t + align(self.load(a.gather), vars_)
+                assert bool(((t >= 0) & (t < base.shape[d])).all()), "gather out of bounds"
             idx.append(t)
         if not vars_:
             return base[tuple(int(t) for t in idx)], ()

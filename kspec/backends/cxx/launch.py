@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Protocol
 import torch
 
 from ... import ir
-from ...binding import Bound, bind, empty_result
+from ...binding import Bound, bind, empty_result, gathers_of
 from ...errors import KspecLaunchError
 from .ctype import CTYPES, TORCH_DTYPES, compute_ctype
 from .generic import MAX_BLOCKS, GenericPlan, Unit, grid_size  # noqa: F401
@@ -146,6 +146,7 @@ class PlanLauncher:
         self._prepared: dict[tuple, _Prepared] = {}
         self._n_params = len(self.kernel.params)
         self._is_tensor = [isinstance(p, ir.TensorDecl) for p in self.kernel.params]
+        self._gathers = bool(gathers_of(self.kernel))
 
     def _signature(self, args: tuple) -> tuple | None:
         """Tensors by layout and alignment; scalar parameters by value (a 0-dim tensor given
@@ -166,7 +167,9 @@ class PlanLauncher:
 
     def __call__(self, *args: Any, **kwargs: Any):
         key = None
-        if not kwargs and len(args) <= self._n_params:   # defaults fill the rest
+        # defaults fill the rest; a gathering kernel binds every call (bind checks the values
+        # of its index tensors)
+        if not kwargs and len(args) <= self._n_params and not self._gathers:
             signature = self._signature(args)
             if signature is not None:
                 key = (signature, tuple(sorted(self.schedule.items())))

@@ -146,8 +146,13 @@ class StatementRenderer:
         return out.text
 
     def affine(self, a: ir.Affine) -> Code:
-        """One index of a tensor access: `p + r`, `2 * p + r - 1`."""
+        """One index of a tensor access: `p + r`, `2 * p + r - 1`, `t[i] + k` (a gather reads
+        its index tensor here, as int64; bind() has checked its values)."""
         terms: list[tuple[Code, bool]] = []
+        if a.gather is not None:
+            g = a.gather
+            terms.append((self.from_storage(self.element(g.tensor, [self.affine(b) for b in g.index]),
+                                            self.buffers[g.tensor].element), False))
         for v, c in a.terms:
             name = Code(self.var_names[v], "int64_t")
             terms.append((name if abs(c) == 1 else binary(literal(abs(c), "int64_t", self.d),

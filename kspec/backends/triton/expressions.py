@@ -167,7 +167,7 @@ class Emitter:
                 return self.registers[e.tensor]
             if e.pad is not None:
                 return self.padded_load(e, scope, mask)
-            return self.load_code(e.tensor, e.index, e.dtype, scope, mask)
+            return self.load_code(e.tensor, self.gathered(e, scope, mask), e.dtype, scope, mask)
         if isinstance(e, ir.Cast):
             inner = self.expr(e.arg, scope, mask)
             return self.cast(inner, e.arg.dtype, e.dtype)
@@ -264,6 +264,21 @@ class Emitter:
         var = self.load_code(e.tensor, tuple(index), e.dtype, scope, inside, e.pad.value)
         scope.loads[key] = var
         return var
+
+    def gathered(self, e: ir.Load, scope: Scope, mask: str) -> tuple[ir.Affine | str, ...]:
+        """e's index with each gather as code: the index tensor is loaded first (in int64:
+        an index times a row stride may pass 2^31), its values checked at launch."""
+        out: list[ir.Affine | str] = []
+        for a in e.index:
+            if a.gather is None:
+                out.append(a)
+                continue
+            g = a.gather
+            code = self.load_code(g.tensor, g.index, g.dtype, scope, mask)
+            code = f"{code}.to(tl.int64)" if g.dtype != DType.i64 else code
+            rest = ir.Affine(a.terms, a.offset)
+            out.append(code if not a.terms and a.offset == 0 else f"{code} + {self.affine(rest)}")
+        return tuple(out)
 
     def load_code(self, name: str, index: tuple[ir.Affine | str, ...], dtype: DType, scope: Scope,
                   mask: str, pad: object = None) -> str:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from ... import ir
-from ...binding import bind, empty_result
+from ...binding import bind, empty_result, gathers_of
 from ...errors import BackendUnavailable, KspecLaunchError
 
 _LOCK = threading.Lock()
@@ -81,6 +81,7 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
     seen: dict[tuple, tuple[ModuleType, list[int]]] = {}
     n_params = len(kernel.params)
     is_tensor = [isinstance(p, ir.TensorDecl) for p in kernel.params]
+    gathers = bool(gathers_of(kernel))
 
     def signature(args: tuple) -> tuple | None:
         key = []
@@ -94,7 +95,8 @@ def build(kernel: ir.Kernel, source: str, **options: Any) -> Callable:
         return tuple(key)
 
     def launcher(*args: Any, **kwargs: Any):
-        key = signature(args) if not kwargs and len(args) == n_params else None
+        # a gathering kernel binds every call: its index tensors' values are checked each time
+        key = signature(args) if not kwargs and len(args) == n_params and not gathers else None
         if key is not None:
             hit = seen.get(key)
             if hit is not None:
