@@ -268,12 +268,12 @@ class SearchResult:
 
 
 def branches_of(launches: list[dict[str, Any]]) -> list[str]:
-    """The kernels a launch ran with their boolean branch choices, e.g. 'softmax_0_rows
-    SINGLE=False INDEX64=False'."""
+    """The kernels a launch ran with their branch choices (boolean constexprs, and the number
+    of slices of a split reduction), e.g. 'softmax_0_rows SINGLE=False INDEX64=False'."""
     out = []
     for r in launches:
         flags = " ".join(f"{k}={v}" for k, v in r.get("constexprs", {}).items()
-                         if isinstance(v, bool))
+                         if isinstance(v, bool) or k == "SPLIT")
         out.append(f"{r['kernel']} {flags}".strip())
     return out
 
