@@ -106,6 +106,13 @@ def test_generated_kernels_are_accepted_with_every_branch_recorded(spec: str) ->
         rows = [b for b in v.branches() if b.startswith(f"{spec}_0_rows ")]
         assert any("SINGLE=True" in b for b in rows), v.branches()
         assert any("SINGLE=False" in b for b in rows), v.branches()
+        # every value of every launch-time branch ran, or the report names it with its cost
+        for b in v.branch_data:
+            for value in b.values:
+                name = f"{b.name}={value.label}"
+                assert value.label in v.coverage[b.name] or name in v.unreached, name
+        assert "INDEX64=64-bit" in v.unreached and "split" in v.coverage["0.SPLIT"]
+        assert "launch branches: 0.SPLIT rows, split;" in v.text(), v.text()
 
 
 def test_no_example_is_never_accepted() -> None:

@@ -19,8 +19,9 @@ from .strategies import Case, case_bytes, valid_sizes
 FILLERS = (1, 2, 5, 17, 65)
 MAX_SIZE = 2 ** 40
 # the values of a case past a rare side's threshold: ascending rows (the maximum in the last
-# block or slice) and large negative ones (exp underflows unless the right maximum is used)
-FAR_DISTRIBUTIONS = ("ascending", "large_negative")
+# block or slice), large negative ones (exp underflows unless the right maximum is used) and
+# non-positive ones with exact zeros (a maximum of exactly 0 is not a padding value's)
+FAR_DISTRIBUTIONS = ("ascending", "large_negative", "nonpositive")
 
 
 @dataclass
@@ -126,8 +127,9 @@ def branch_cases(kernel: ir.Kernel, branches: list[Branch], budget_bytes: int,
                 if found is None:
                     continue
                 far, back = found
-                # both value sets when they fit, else the large negative ones alone
-                options = (FAR_DISTRIBUTIONS, FAR_DISTRIBUTIONS[1:]) if past else (("normal",),)
+                # every value set that fits, the large negative ones at least
+                options = ((FAR_DISTRIBUTIONS, FAR_DISTRIBUTIONS[1:], FAR_DISTRIBUTIONS[1:2])
+                           if past else (("normal",),))
                 if any(add(far, region.layout, dists) for dists in options):
                     if back is not None:
                         near.append((back, region.layout))

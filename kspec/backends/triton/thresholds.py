@@ -83,9 +83,10 @@ def _rows(name: str, n: str, launch: Launch, context: tuple[Condition, ...], sms
                                Region((*context, _gt(length, narrow), unsplit), "strided")),
                     (Sight(rows_kernel, "SINGLE", False),)))))
     out.append(Branch(f"{n}.STRIDED", "rows read along memory, or tiles of the kept index", (
-        BranchValue("along rows", (Region(context),), (Sight(rows_kernel, "STRIDED", False),)),
-        BranchValue("strided", (Region(context, "strided"),),
-                    (Sight(rows_kernel, "STRIDED", True),)))))
+        BranchValue("along rows", (Region(context),), tuple(
+            Sight(k, "STRIDED", False) for k in (rows_kernel, split_kernel))),
+        BranchValue("strided", (Region(context, "strided"),), tuple(
+            Sight(k, "STRIDED", True) for k in (rows_kernel, split_kernel))))))
 
 
 def _contraction(name: str, n: str, launch: Launch, context: tuple[Condition, ...],
