@@ -111,8 +111,10 @@ def test_generated_kernels_are_accepted_with_every_branch_recorded(spec: str) ->
             for value in b.values:
                 name = f"{b.name}={value.label}"
                 assert value.label in v.coverage[b.name] or name in v.unreached, name
-        assert "INDEX64=64-bit" in v.unreached and "split" in v.coverage["0.SPLIT"]
-        assert "launch branches: 0.SPLIT rows, split;" in v.text(), v.text()
+        assert "INDEX64=64-bit" in v.unreached
+        # softmax's split rows (32768 f32) fit half of 0.5 MiB; layernorm's (with w, b) do not
+        assert ("split" in v.coverage["0.SPLIT"]) == (spec == "softmax"), v.text()
+        assert "launch branches: 0.SPLIT rows" in v.text(), v.text()
 
 
 def test_no_example_is_never_accepted() -> None:

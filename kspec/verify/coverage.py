@@ -136,8 +136,9 @@ def branch_cases(kernel: ir.Kernel, branches: list[Branch], budget_bytes: int,
                     break
                 needed.append(_bytes(kernel, far, region.layout))
             else:
-                why = (f"needs {min(needed) / 2 ** 20:.3g} MiB, over the budget of "
-                       f"{budget_bytes / 2 ** 20:.3g} MiB" if needed else "no shape reaches it")
+                why = (f"needs {min(needed) / 2 ** 20:.3g} MiB, more than the budget of "
+                       f"{budget_bytes / 2 ** 20:.3g} MiB leaves it (one case takes half at "
+                       f"most)" if needed else "no shape reaches it")
                 out.unreached[f"{b.name}={value.label}"] = (
                     f"{' or '.join(str(r) for r in value.regions)}: {why}")
     for env, layout in near:
