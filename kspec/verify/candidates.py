@@ -218,10 +218,12 @@ def _compile_only(kernel, target: str, source: str, arch: str | None, t0: float)
 def _forced_branches(kernel, candidate: IsolatedCandidate, source: str, res: SearchResult,
                      options: dict[str, Any]) -> SearchResult:
     """A candidate that keeps kspec's schedule keys is also run with each launch-time branch
-    that small shapes never take (64-bit indices, compensated contractions, looped rows)
-    forced, on a few cases each; the first failure is the verdict's. A candidate that ignores
-    the keys runs its own code again: nothing is lost, and its sizes were checked above."""
-    for branch, forced in search_branches(kernel, source, candidate.with_schedule, **options):
+    that small shapes never take (64-bit indices, compensated contractions, looped rows, split
+    rows) forced, on the small distribution and layout cases and a few drawn ones each; the
+    first failure is the verdict's. A candidate that ignores the keys runs its own code
+    again: nothing is lost, and its sizes were checked above."""
+    for branch, forced in search_branches(kernel, source, candidate.with_schedule,
+                                          explicit=True, **options):
         res.examples += forced.examples
         res.passed += forced.passed
         res.worst = max(res.worst, forced.worst)
