@@ -163,4 +163,7 @@ def test_cli_json_records_every_case_and_prints_progress(tmp_path, capsys) -> No
     data = json.loads(report.read_text())
     assert data["status"] == "accepted" and len(data["cases"]) == data["examples"]
     assert all({"case", "seed", "replay", "status", "launches"} <= set(c) for c in data["cases"])
+    # 0.05 MiB holds no 32768-long row: the json says what ran and what was not reached, why
+    assert data["coverage"]["0.SPLIT"] == ["rows"]
+    assert data["unreached"]["0.SPLIT=split"].startswith("N > 32767 and M <= 8: needs 0.25 MiB")
     assert err.count("\n") >= data["examples"] and "[1] first: M=1, N=1" in err

@@ -19,9 +19,9 @@ from .strategies import Case, case_bytes, valid_sizes
 FILLERS = (1, 2, 5, 17, 65)
 MAX_SIZE = 2 ** 40
 # the values of a case past a rare side's threshold: ascending rows (the maximum in the last
-# block or slice), large negative ones (exp underflows unless the right maximum is used) and
-# non-positive ones with exact zeros (a maximum of exactly 0 is not a padding value's)
-FAR_DISTRIBUTIONS = ("ascending", "large_negative", "nonpositive")
+# block or slice) and large negative ones (exp underflows unless the right maximum is used);
+# a maximum of exactly 0 (zeros_signed) shows in the forced branches' small cases
+FAR_DISTRIBUTIONS = ("ascending", "large_negative")
 
 
 @dataclass
@@ -127,9 +127,8 @@ def branch_cases(kernel: ir.Kernel, branches: list[Branch], budget_bytes: int,
                 if found is None:
                     continue
                 far, back = found
-                # every value set that fits, the large negative ones at least
-                options = ((FAR_DISTRIBUTIONS, FAR_DISTRIBUTIONS[1:], FAR_DISTRIBUTIONS[1:2])
-                           if past else (("normal",),))
+                # both value sets when they fit, else the large negative ones alone
+                options = (FAR_DISTRIBUTIONS, FAR_DISTRIBUTIONS[1:]) if past else (("normal",),)
                 if any(add(far, region.layout, dists) for dists in options):
                     if back is not None:
                         near.append((back, region.layout))

@@ -382,15 +382,16 @@ def _hypothesis(kernel, run: Callable, res: SearchResult, memo: dict, t0: float,
 
 
 def search_branches(kernel, source: str, launch_with: Callable[[dict], Callable], *,
-                    examples: int, seed: int, explicit: bool = False, **options: Any):
+                    examples: int, seed: int, explicit: tuple[str, ...] = (),
+                    **options: Any):
     """(branch, SearchResult) for each launch-time branch of a generated (or kspec-derived)
     Triton module that small shapes never take (strategies.launch_branches), forced through
-    the schedule: `launch_with(schedule)` gives the launcher; a few cases each (with
-    `explicit`, first the small cases of every value distribution and layout: cheap, and where
-    odd tiles and strided inputs show)."""
+    the schedule: `launch_with(schedule)` gives the launcher; a few cases each (for the
+    branches named in `explicit`, first the small cases of every value distribution and
+    layout: where odd tiles and strided inputs show)."""
     for branch, schedule in launch_branches(source).items():
         yield branch, search(kernel, launch_with(schedule), examples=max(1, examples // 3),
-                             seed=seed + 1, explicit=explicit, **options)
+                             seed=seed + 1, explicit=branch in explicit, **options)
 
 
 def replay(kernel, case: Case, backend: str = "triton", device: str = "cpu") -> CaseResult:

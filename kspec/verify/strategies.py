@@ -241,10 +241,6 @@ def make_tensor(dtype: DType, shape: tuple[int, ...], dist: str, gen: torch.Gene
         t = t + 300.0
     elif dist == "beyond_f16":      # past f16's range where the dtype has it (bf16, f32, f64)
         t = t * (1e6 if dtype in (DType.bf16, DType.f32, DType.f64) else 1.0)
-    elif dist == "nonpositive":     # large negative with exact (signed) zeros: the maximum 0
-        pick = torch.rand(shape, generator=gen)
-        t = torch.where(pick < 0.1, 0.0, torch.where(pick < 0.2, -0.0, -t.abs() * LARGE_SCALE.get(
-            dtype, 1e4) / 10))
     elif dist == "nan_inf" and t.numel():
         pick = torch.rand(shape, generator=gen)
         t = torch.where(pick < 0.05, float("nan"), torch.where(
