@@ -1,7 +1,7 @@
 """The gate (`kcompile check --source`, `verify_candidate`) against purpose-built bad kernels:
-each file of tests/gate_candidates/ is kspec's generated softmax or layernorm changed the way
-an adversary (or a careless tuner) would, and must be rejected with the status that names the
-reason; kspec's own generated kernels must still be accepted.
+each candidate (tests/gate_patches.py) is kspec's generated softmax or layernorm, generated now
+and patched the way an adversary (or a careless tuner) would change it, and must be rejected
+with the status that names the reason; kspec's own generated kernels must still be accepted.
 """
 from __future__ import annotations
 
@@ -17,17 +17,14 @@ from kspec.cli import main
 from kspec.verify.candidates import verify_candidate
 from kspec.verify.isolation import IsolatedCandidate
 
+from gate_patches import PATCHES, apply, candidate, generated
+
 ROOT = Path(__file__).resolve().parent.parent
-CANDIDATES = ROOT / "tests" / "gate_candidates"
 FAST = dict(examples=2, seed=0, launch_timeout=60)
 
 
 def kernel(name: str):
     return kspec.load(ROOT / "specs" / f"{name}.kspec")[name]
-
-
-def candidate(name: str) -> str:
-    return (CANDIDATES / f"{name}.py").read_text()
 
 
 # (candidate file, spec, status, words the detail must contain)
@@ -53,6 +50,24 @@ REJECTED = [
     ("wrong_odd_wide_rows", "softmax", "wrong", "output 'y'"),
     ("wrong_looped_rows", "softmax", "wrong", "output 'y'"),
 ]
+
+
+def test_every_patch_applies_to_the_generated_source() -> None:
+    # each candidate is its spec's generated module with exactly the named edits
+    for name, p in PATCHES.items():
+        text = candidate(name)
+        assert text != generated(p.spec) and all(new in text for _, new in p.edits), name
+    for r in REJECTED:
+        name, spec = (r.values if hasattr(r, "values") else r)[:2]
+        assert PATCHES[name].spec == spec, name
+
+
+def test_a_stale_patch_fails_loudly() -> None:
+    with pytest.raises(AssertionError, match="expects 'no such line' exactly once in the "
+                                             "generated source, found 0 times"):
+        apply(generated("softmax"), (("no such line", "x"),), "stale")
+    with pytest.raises(AssertionError, match="found 2 times"):
+        apply("a\na\n", (("a\n", "b\n"),), "twice")
 
 
 @pytest.mark.parametrize("name,spec,status,words", REJECTED)
@@ -106,6 +121,15 @@ def test_generated_kernels_are_accepted_with_every_branch_recorded(spec: str) ->
         rows = [b for b in v.branches() if b.startswith(f"{spec}_0_rows ")]
         assert any("SINGLE=True" in b for b in rows), v.branches()
         assert any("SINGLE=False" in b for b in rows), v.branches()
+        # every value of every launch-time branch ran, or the report names it with its cost
+        for b in v.branch_data:
+            for value in b.values:
+                name = f"{b.name}={value.label}"
+                assert value.label in v.coverage[b.name] or name in v.unreached, name
+        assert "INDEX64=64-bit" in v.unreached
+        # softmax's split rows (32768 f32) fit half of 0.5 MiB; layernorm's (with w, b) do not
+        assert ("split" in v.coverage["0.SPLIT"]) == (spec == "softmax"), v.text()
+        assert "launch branches: 0.SPLIT rows" in v.text(), v.text()
 
 
 def test_no_example_is_never_accepted() -> None:
@@ -120,9 +144,10 @@ def test_no_example_is_never_accepted() -> None:
     (["--launch-timeout", "-1"], "--launch-timeout must be positive, got -1.0"),
     (["-n", "0"], "--examples must be at least 1, got 0"),
 ])
-def test_bad_gate_flags_are_errors(argv: list[str], message: str, capsys) -> None:
+def test_bad_gate_flags_are_errors(argv: list[str], message: str, capsys, tmp_path) -> None:
     spec = str(ROOT / "specs" / "softmax.kspec")
-    src = str(CANDIDATES / "torch_softmax.py")
+    src = str(tmp_path / "torch_softmax.py")
+    Path(src).write_text(candidate("torch_softmax"))
     assert main(["check", spec, "--target", "triton", "--source", src, *argv]) == 1
     assert message in capsys.readouterr().err
 
@@ -138,4 +163,7 @@ def test_cli_json_records_every_case_and_prints_progress(tmp_path, capsys) -> No
     data = json.loads(report.read_text())
     assert data["status"] == "accepted" and len(data["cases"]) == data["examples"]
     assert all({"case", "seed", "replay", "status", "launches"} <= set(c) for c in data["cases"])
+    # 0.05 MiB holds no 32768-long row: the json says what ran and what was not reached, why
+    assert data["coverage"]["0.SPLIT"] == ["rows"]
+    assert data["unreached"]["0.SPLIT=split"].startswith("N > 32767 and M <= 8: needs 0.25 MiB")
     assert err.count("\n") >= data["examples"] and "[1] first: M=1, N=1" in err

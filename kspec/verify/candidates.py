@@ -30,6 +30,7 @@ from .launchers import cxx_launcher, gpu_available, load_triton_module, triton_l
 from .runner import (CHEAT, COMPILE_ERROR, TIMEOUT, WRONG, Failure, SearchResult, search,
                      search_branches)
 from .static import problems as static_problems
+from .coverage import branch_cases, coverage, report_line
 from .strategies import Case, boundary_cases, schedule_block_sizes
 
 ACCEPTED, UNVERIFIED = "accepted", "unverified"
@@ -57,6 +58,11 @@ class Verdict:
     ran_on: str = ""
     compiled_for: list[str] = field(default_factory=list)
     records: list[dict[str, Any]] = field(default_factory=list)   # every case run
+    # launch-time branches (kspec.lowering.branches) -> the values the drawn cases took, and
+    # the values no case within the budget reaches, with why
+    coverage: dict[str, list[str]] = field(default_factory=dict)
+    unreached: dict[str, str] = field(default_factory=dict)
+    branch_data: list = field(default_factory=list, repr=False)
 
     @property
     def accepted(self) -> bool:
@@ -78,13 +84,16 @@ class Verdict:
             lines.append(f"  {self.detail}")
         if self.branches():
             lines.append("  branches that ran: " + "; ".join(self.branches()))
+        if self.branch_data:
+            lines.append("  " + report_line(self.branch_data, self.coverage, self.unreached))
         return "\n".join(lines)
 
     def as_dict(self) -> dict[str, Any]:
         d = {"status": self.status, "target": self.target, "detail": self.detail,
              "examples": self.examples, "passed": self.passed, "worst": self.worst,
              "seconds": self.seconds, "ran_on": self.ran_on, "compiled_for": self.compiled_for,
-             "branches": self.branches(), "cases": self.records}
+             "branches": self.branches(), "coverage": self.coverage,
+             "unreached": self.unreached, "cases": self.records}
         if self.failure:
             d["failure"] = {"status": self.failure.status, "detail": self.failure.detail,
                             "case": str(self.failure.case), "replay": self.failure.case.replay(),
@@ -127,9 +136,13 @@ def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, se
         candidate.load()
     except CandidateError as e:
         return Verdict(e.status, target, e.detail, seconds=time.perf_counter() - t0)
-    budget = budget_mb if budget_mb is not None else BUDGET_MB[dev]
+    budget = int((budget_mb if budget_mb is not None else BUDGET_MB[dev]) * 2 ** 20)
+    branches = launch_branches(kernel.ir, target, dev)
+    drawn = branch_cases(kernel.ir, branches, budget)     # first call on the budget
+    # the cheaper boundary sizes run first: most wrong kernels fail there
     fixed = [("branch boundary", c) for c in boundary_cases(
-        kernel.ir, source if target == "triton" else "", int(budget * 2 ** 20))]
+        kernel.ir, source if target == "triton" else "", budget - drawn.spent)]
+    fixed += [("branch threshold", c) for c in drawn.cases]
     fixed += [("requested shape", c) for c in requested_cases(kernel.ir, shapes)]
     blocks = schedule_block_sizes(source) if target == "triton" else ()
     options = dict(examples=examples, seed=seed, device=dev, max_elements=max_elements,
@@ -146,8 +159,37 @@ def verify_candidate(kernel, target: str, source: str, *, examples: int = 10, se
     if res.ok and not res.passed:        # nothing checked is never accepted
         status, detail = UNVERIFIED, ("no example ran: no sizes pass the launch checks "
                                       "within the limits")
+    drawn_records = [r for r in res.records if not r["phase"].startswith("forced")]
     return Verdict(status, target, detail, res.failure, res.examples, res.passed, res.worst,
-                   time.perf_counter() - t0, dev, compiled_for, res.records)
+                   time.perf_counter() - t0, dev, compiled_for, res.records,
+                   coverage(branches, drawn_records), _forced_note(branches, res.records,
+                                                                   drawn.unreached), branches)
+
+
+def _forced_note(branches: list, records: list[dict[str, Any]],
+                 unreached: dict[str, str]) -> dict[str, str]:
+    """The unreached values, each noting when a forced-branch run took it instead."""
+    forced = coverage(branches, [r for r in records if r["phase"].startswith("forced")])
+    return {k: why + ("; run forced through the schedule instead"
+                      if k.split("=", 1)[1] in forced.get(k.split("=", 1)[0], []) else "")
+            for k, why in unreached.items()}
+
+
+def launch_branches(kernel: ir.Kernel, target: str, device: str) -> list:
+    """The size-dependent choices of kspec's own launch for `target` (a backend's `branches`,
+    kspec.lowering.branches data; none for backends that do not describe theirs), for this
+    device's multiprocessor count. A candidate that keeps kspec's launch structure takes the
+    same ones; the report says which of their values its launches showed."""
+    from ..backends import get_backend
+
+    if target != "triton":
+        return []
+    backend = get_backend(target)
+    sms = 4                 # as the generated _row_split assumes off the GPU
+    if device == "cuda":
+        import torch
+        sms = torch.cuda.get_device_properties(0).multi_processor_count
+    return backend.branches(kernel, sms)
 
 
 def requested_cases(kernel: ir.Kernel, shapes: Sequence[dict[str, int]]) -> list[Case]:
@@ -177,10 +219,13 @@ def _compile_only(kernel, target: str, source: str, arch: str | None, t0: float)
 def _forced_branches(kernel, candidate: IsolatedCandidate, source: str, res: SearchResult,
                      options: dict[str, Any]) -> SearchResult:
     """A candidate that keeps kspec's schedule keys is also run with each launch-time branch
-    that small shapes never take (64-bit indices, compensated contractions, looped rows)
-    forced, on a few cases each; the first failure is the verdict's. A candidate that ignores
-    the keys runs its own code again: nothing is lost, and its sizes were checked above."""
-    for branch, forced in search_branches(kernel, source, candidate.with_schedule, **options):
+    that small shapes never take (64-bit indices, compensated contractions, looped rows, split
+    rows) forced, on a few cases each (split rows: the small distribution and layout cases
+    first, as its real shapes are too large for odd row counts and strided tiles); the first
+    failure is the verdict's. A candidate that ignores the keys runs its own code
+    again: nothing is lost, and its sizes were checked above."""
+    for branch, forced in search_branches(kernel, source, candidate.with_schedule,
+                                          explicit=("split rows",), **options):
         res.examples += forced.examples
         res.passed += forced.passed
         res.worst = max(res.worst, forced.worst)

@@ -268,12 +268,12 @@ class SearchResult:
 
 
 def branches_of(launches: list[dict[str, Any]]) -> list[str]:
-    """The kernels a launch ran with their boolean branch choices, e.g. 'softmax_0_rows
-    SINGLE=False INDEX64=False'."""
+    """The kernels a launch ran with their branch choices (boolean constexprs, and the number
+    of slices of a split reduction), e.g. 'softmax_0_rows SINGLE=False INDEX64=False'."""
     out = []
     for r in launches:
         flags = " ".join(f"{k}={v}" for k, v in r.get("constexprs", {}).items()
-                         if isinstance(v, bool))
+                         if isinstance(v, bool) or k == "SPLIT")
         out.append(f"{r['kernel']} {flags}".strip())
     return out
 
@@ -382,13 +382,16 @@ def _hypothesis(kernel, run: Callable, res: SearchResult, memo: dict, t0: float,
 
 
 def search_branches(kernel, source: str, launch_with: Callable[[dict], Callable], *,
-                    examples: int, seed: int, **options: Any):
+                    examples: int, seed: int, explicit: tuple[str, ...] = (),
+                    **options: Any):
     """(branch, SearchResult) for each launch-time branch of a generated (or kspec-derived)
     Triton module that small shapes never take (strategies.launch_branches), forced through
-    the schedule: `launch_with(schedule)` gives the launcher; a few cases each."""
+    the schedule: `launch_with(schedule)` gives the launcher; a few cases each (for the
+    branches named in `explicit`, first the small cases of every value distribution and
+    layout: where odd tiles and strided inputs show)."""
     for branch, schedule in launch_branches(source).items():
         yield branch, search(kernel, launch_with(schedule), examples=max(1, examples // 3),
-                             seed=seed + 1, explicit=False, **options)
+                             seed=seed + 1, explicit=branch in explicit, **options)
 
 
 def replay(kernel, case: Case, backend: str = "triton", device: str = "cpu") -> CaseResult:

@@ -117,13 +117,15 @@ def schedule_block_sizes(source: str) -> set[int]:
 def launch_branches(source: str) -> dict[str, dict[str, Any]]:
     """The rarer side of each launch-time choice a generated Triton module makes from the
     sizes, as schedules forcing it at any size: 64-bit index arithmetic (INDEX64), compensated
-    deep contractions (COMPENSATED), looped rows (a BLOCK_R of 16 loops over any longer row).
-    Small test shapes take the other side by themselves."""
+    deep contractions (COMPENSATED), looped rows (a BLOCK_R of 16 loops over any longer row),
+    split rows (two programs per row: many rows, strided tiles and odd sizes, which the real
+    threshold's shapes cannot afford). Small test shapes take the other side by themselves."""
     keys = re.findall(r"schedule\.get\('(\w+)\.(\w+)'", source)
     forced: dict[str, dict[str, Any]] = {}
     for label, key, value in (("64-bit indices", "INDEX64", True),
                               ("compensated", "COMPENSATED", True),
-                              ("looped rows", "BLOCK_R", 16)):
+                              ("looped rows", "BLOCK_R", 16),
+                              ("split rows", "SPLIT", 2)):
         schedule = {f"{n}.{k}": value for n, k in keys if k == key}
         if schedule:
             forced[label] = schedule

@@ -11,6 +11,7 @@ from ..target import source_name
 from .codegen import plan_text, render
 from .asm import compile_module_asm
 from .launcher import build
+from .thresholds import branches
 
 
 class TritonBackend:
@@ -26,6 +27,10 @@ class TritonBackend:
 
     def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
         return build(kernel, self.source(kernel, **options), **options)
+
+    def branches(self, kernel: ir.Kernel, multiprocessors: int = 4) -> list:
+        """The launch's size-dependent choices as data (thresholds.py), for the verifier."""
+        return branches(kernel, multiprocessors)
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
                     shape: dict[str, int] | None = None) -> dict[str, str]:

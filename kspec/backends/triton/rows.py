@@ -22,6 +22,7 @@ from .expressions import Scope, shape_code
 COMBINER = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max", "min": "_min"}
 STRIDED_TILE = 4096     # elements of a STRIDED tile: BLOCK_P kept x BLOCK_R reduced
 STRIDED_KEPT = 64       # most kept elements per STRIDED tile (256 B of f32 per reduced step)
+ROW_BLOCK = 8192        # the longest row one rows block holds (longer rows loop; thresholds.py)
 
 
 class RowPatterns:
@@ -134,7 +135,7 @@ class RowPatterns:
              # STRIDED: 64 kept x 64 reduced (a channel axis of 64 in one pass); rows: whole
              # rows up to 8192 in registers
              "BLOCK_R": f"min(triton.next_power_of_2({n}), "
-                        f"{STRIDED_TILE // STRIDED_KEPT} if STRIDED else 8192)",
+                        f"{STRIDED_TILE // STRIDED_KEPT} if STRIDED else {ROW_BLOCK})",
              "BLOCK_P": f"min(triton.next_power_of_2({last} if STRIDED else {total}), "
                         f"max(1, ({STRIDED_TILE} if STRIDED else 2048) // BLOCK_R))",
              # H200 (bench/NOTES.md): 4096-wide f32 rows ran best with 16 warps (softmax,
