@@ -432,6 +432,19 @@ def eligible(launch, d, schedule: dict | None = None, index: int = 0) -> bool:
     return elem is not None and d.tensor_cores != "emulated"
 
 
+def loop_nest_reason(launch, d, schedule: dict | None = None, index: int = 0) -> str:
+    """Why a contraction that `eligible` refuses runs as the generic loop nest."""
+    if d.tensor_cores not in DEFAULT_TILES:
+        return "a contraction on the loop nest: the target's default has no tensor-core path"
+    precision = precision_for(schedule, index)
+    elem = tensor_core_dtype(launch.contraction, precision)
+    if elem is None:
+        dtypes = sorted({launch.contraction.a.dtype.name, launch.contraction.b.dtype.name})
+        return (f"a contraction on the loop nest: operands {' and '.join(dtypes)}"
+                + (f", precision {precision}" if "f32" in dtypes else ""))
+    return f"a contraction on the loop nest: no {elem.name} variant on {d.tensor_cores}"
+
+
 def path_helpers(kind: str) -> set[str]:
     """The helper sets (templates/tensor_cores/<name>.j2) a tile kind's kernels call."""
     return {"mma_sync": {"tc_mma_sync", "tc_copies"}, "wgmma": {"tc_wgmma", "tc_copies"},

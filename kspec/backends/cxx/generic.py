@@ -68,6 +68,7 @@ class Unit:
     store: str                      # the final assignment
     template: str = "generic_kernel.j2"
     standby: bool = False           # launched only by another unit (attention's fallback)
+    note: str = ""                  # why the plan's pattern runs as this loop nest, if it does
 
     def size(self, env: dict[str, int]) -> int:
         return extent_product(self.extents, env)

@@ -60,6 +60,8 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
                                              and not tensor_cores):
             (stmt,) = launch.statements
             unit = _lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers)
+            if launch.pattern == "contraction":
+                unit = replace(unit, note=contraction.loop_nest_reason(launch, d, schedule, k))
             out.units.append(replace(unit, standby=True) if role == "standby" else unit)
             if role == "standby":
                 fused[-1].fallback.append(out.units[-1])
