@@ -113,7 +113,7 @@ def _split_rows(unit: PatternUnit, d: Dialect) -> list[str]:
         _split_policy(f"{threads // d.warp_size} rows a block"),
         f"phase 1: _strided (a thread per (row, slice)) when the reduced index steps "
         f"through memory, else _rows (a warp per (row, slice)); {threads}-thread blocks",
-        f"phase 2: _finish, a thread per row folds its partials in order",
+        "phase 2: _finish, a thread per row folds its partials in order",
         "schedule keys: 'split': n, 'strided': bool",
     ]
 
