@@ -135,13 +135,11 @@ def _missing(mod, name: str):
     raise KspecError(f"{mod.file} has no kernel '{name}'; it has {', '.join(mod.kernels)}")
 
 
-def _plan(kernel, target: str) -> str:
-    """The target's own plan: the backend's, with its launch-time schedule, where it has one."""
+def _plan(kernel, target: str, arch: str | None) -> str:
+    """The target's own plan: the backend's, with its launch-time schedule."""
     from .backends import get_backend
-    from .lowering import plan_kernel
 
-    backend = get_backend(target)
-    return backend.plan(kernel.ir) if hasattr(backend, "plan") else str(plan_kernel(kernel.ir))
+    return get_backend(target).plan(kernel.ir, arch=arch)
 
 
 def _compile(args: argparse.Namespace) -> int:
@@ -161,7 +159,7 @@ def _compile(args: argparse.Namespace) -> int:
             if args.emit == "ir":
                 files = {f"{kernel.name}.ir.kspec": format_kernel(kernel.ir, annotate=True)}
             elif args.emit == "plan":
-                files = {f"{kernel.name}.plan.txt": _plan(kernel, args.target)}
+                files = {f"{kernel.name}.plan.txt": _plan(kernel, args.target, args.arch)}
             elif args.emit == "asm":
                 from .backends import get_backend
 

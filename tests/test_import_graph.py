@@ -135,3 +135,37 @@ def test_function_level_imports_count_and_type_checking_ones_do_not() -> None:
     assert "kspec.torch_ops" in graph["kspec.api"]          # inside Kernel.op
     assert "kspec.api" not in graph["kspec.torch_ops"]      # under TYPE_CHECKING only
     assert "kspec.ir" in graph["kspec.binding"]             # from . import ir
+
+
+def private_imports(root: Path = PACKAGE) -> list[str]:
+    """Every `from <kspec module> import _name` (function-level ones included): a private
+    name used outside its module. Dunders (__version__) and private aliases of public names
+    (`import arch_info as _arch_info`) are not private names crossing."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                continue
+            if not node.level and not (node.module or "").startswith("kspec"):
+                continue
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    found.append(f"{path.relative_to(root.parent)}:{node.lineno}: {a.name}")
+    return found
+
+
+def test_no_private_name_crosses_a_module() -> None:
+    found = private_imports()
+    assert not found, "private names imported across modules (make them public, with a " \
+                      "docstring, or move them):\n" + "\n".join(found)
+
+
+def test_a_private_import_is_found(tmp_path: Path) -> None:
+    pkg = tmp_path / "kspec"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("from __future__ import annotations\n"
+                              "from .b import public, _hidden\n"
+                              "from os import _exit\n"
+                              "def f():\n    from kspec.b import _late\n")
+    assert private_imports(pkg) == ["kspec/a.py:2: _hidden", "kspec/a.py:5: _late"]

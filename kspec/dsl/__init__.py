@@ -1,4 +1,8 @@
-"""The front end: parse (parser.py) and check (semantics.py) kspec source into the typed IR."""
+"""The front end: parse (parser.py) and check (semantics.py) kspec source into the typed IR.
+
+The checks: semantics.py (declarations, statements), expressions.py (expression typing),
+ranges.py (index ranges and bounds), indices.py (gathers, padding), scans.py, context.py
+(what they share)."""
 from __future__ import annotations
 
 from .. import ir

@@ -20,6 +20,7 @@ import torch
 from ... import ir
 from ...errors import KspecError
 from ..cxx import CUDA, plan_for, render_plan
+from ..cxx.describe import plan_text
 from ..cxx.launch import PlanLauncher
 from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
@@ -48,6 +49,12 @@ class CudaBackend:
                schedule: dict | None = None, **options: Any) -> str:
         _options(kernel, options, ("arch", "compiler", "lowering", "schedule"))
         return render_plan(plan_for(kernel, CUDA, arch, lowering, schedule), arch)
+
+    def plan(self, kernel: ir.Kernel, arch: str | None = None,
+             schedule: dict | None = None) -> str:
+        """The units this backend renders for `arch` (default {toolchain.DEFAULT_ARCH}), with
+        the schedule their launcher follows (cxx/describe.py)."""
+        return plan_text(kernel, CUDA, arch or toolchain.DEFAULT_ARCH, schedule)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
                 ptx: bool = False, compiler: str = "nvcc", lowering: str = "plan",

@@ -19,7 +19,7 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering.plan import Attention
 from .code import Code
-from .contraction import CHUNK, PAD, _async_ok, _contiguous_load
+from .contraction import CHUNK, PAD, async_copy_ok, contiguous_load
 from .ctype import compute_ctype, storage_ctype
 from .generic import Temporary, extent_product
 from .patterns import LaunchContext, PatternUnit, statement_text
@@ -42,9 +42,9 @@ def eligible(launch, d) -> bool:
     sc, oc = att.scores, att.out
     dt = sc.a.dtype
     return (dt in (DType.f16, DType.bf16) and sc.b.dtype == dt and oc.b.dtype == dt
-            and _contiguous_load(sc.a, sc.k) is not None
-            and _contiguous_load(sc.b, sc.k) is not None
-            and _contiguous_load(oc.b, oc.j) is not None
+            and contiguous_load(sc.a, sc.k) is not None
+            and contiguous_load(sc.b, sc.k) is not None
+            and contiguous_load(oc.b, oc.j) is not None
             and sc.a.index[-2].bare == sc.i and sc.b.index[-2].bare == sc.j
             and oc.b.index[-2].bare == oc.k)
 
@@ -169,7 +169,7 @@ def lower_attention(ctx: LaunchContext, name: str) -> PatternUnit:
             return []
         head = next(h for h in HEADS if h >= max(size["DK"], size["DV"]))
         fast = info.schedule.get("vector", True) and all(
-            _async_ok(buffers[t], size["DK" if key != "v" else "DV"]) for key, t in tensors.items())
+            async_copy_ok(buffers[t], size["DK" if key != "v" else "DV"]) for key, t in tensors.items())
         fn = f"{name}_d{head}_{'async' if fast else 'safe'}"
         grid = size["Z"] * -(-size["M"] // BM)
         shared = 2 * (BM + 4 * BN) * (head + PAD)

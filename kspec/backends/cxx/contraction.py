@@ -192,7 +192,7 @@ def tile_kind(path: str, elem: DType) -> str:
     return F32_KINDS[path] if elem == DType.f32 else path
 
 
-def _contiguous_load(e: ir.Expr, var: ir.IndexVar) -> ir.Load | None:
+def contiguous_load(e: ir.Expr, var: ir.IndexVar) -> ir.Load | None:
     """e itself is a load whose last index is exactly `var`, used nowhere else in the index."""
     if (isinstance(e, ir.Load) and e.pad is None and e.index and e.index[-1].bare == var
             and all(var not in a.vars() for a in e.index[:-1])):
@@ -213,7 +213,7 @@ class _Operand:
         along = kv if self.kmajor else own
         # copied when a plain contiguous load whose address moves by a fixed step per depth
         # index (one depth variable)
-        self.load = (_contiguous_load(expr, along[-1]) if len(along) == 1 and len(kv) == 1
+        self.load = (contiguous_load(expr, along[-1]) if len(along) == 1 and len(kv) == 1
                      else None)
         self.elem = elem
         self.ctx = ctx
@@ -358,7 +358,7 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
         if size["M"] == 0 or size["N"] == 0 or size["Z"] == 0:
             return []
         fast = has_async and info.schedule.get("vector", True) and all(
-            _async_ok(buffers[t], size[e], chunk) for t, e in async_checks)
+            async_copy_ok(buffers[t], size[e], chunk) for t, e in async_checks)
         n = slices(size, info)
         if n:
             return split_launches(size, n, fast)
@@ -401,9 +401,10 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
     return [unit, sum_unit]
 
 
-def _async_ok(t, extent: int, chunk: int = CHUNK) -> bool:
-    """16-byte copies along the last dim: unit stride, aligned base, other strides and the
-    extent multiples of a chunk (16 bytes of elements)."""
+def async_copy_ok(t, extent: int, chunk: int = CHUNK) -> bool:
+    """Tensor `t` can be staged by 16-byte (asynchronous) copies along its last dim: unit
+    stride, aligned base, other strides and the extent multiples of a chunk (16 bytes of
+    elements)."""
     if t.dim() == 0 or t.stride(-1) != 1 or extent % chunk:
         return False
     if t.data_ptr() % 16:
@@ -430,6 +431,19 @@ def eligible(launch, d, schedule: dict | None = None, index: int = 0) -> bool:
     if elem == DType.f32:
         return d.tensor_cores in F32_KINDS
     return elem is not None and d.tensor_cores != "emulated"
+
+
+def loop_nest_reason(launch, d, schedule: dict | None = None, index: int = 0) -> str:
+    """Why a contraction that `eligible` refuses runs as the generic loop nest."""
+    if d.tensor_cores not in DEFAULT_TILES:
+        return "a contraction on the loop nest: the target's default has no tensor-core path"
+    precision = precision_for(schedule, index)
+    elem = tensor_core_dtype(launch.contraction, precision)
+    if elem is None:
+        dtypes = sorted({launch.contraction.a.dtype.name, launch.contraction.b.dtype.name})
+        return (f"a contraction on the loop nest: operands {' and '.join(dtypes)}"
+                + (f", precision {precision}" if "f32" in dtypes else ""))
+    return f"a contraction on the loop nest: no {elem.name} variant on {d.tensor_cores}"
 
 
 def path_helpers(kind: str) -> set[str]:

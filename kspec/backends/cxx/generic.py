@@ -68,6 +68,7 @@ class Unit:
     store: str                      # the final assignment
     template: str = "generic_kernel.j2"
     standby: bool = False           # launched only by another unit (attention's fallback)
+    note: str = ""                  # why the plan's pattern runs as this loop nest, if it does
 
     def size(self, env: dict[str, int]) -> int:
         return extent_product(self.extents, env)
@@ -120,8 +121,8 @@ def plan_generic(kernel: ir.Kernel, dialect: Dialect,
         elements[t.name], ranks[t.name] = t.dtype, len(t.dims)
     plan = GenericPlan(kernel, dialect, [], temps)
     for k, stmt in enumerate(body):
-        plan.units.append(_lower_statement(kernel, k, stmt, elements, ranks, dialect,
-                                           plan.helpers))
+        plan.units.append(lower_statement(kernel, k, stmt, elements, ranks, dialect,
+                                          plan.helpers))
     return plan
 
 
@@ -136,8 +137,11 @@ def _reads(e: ir.Expr, scalars: set[str]) -> list[str]:
     return out
 
 
-def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[str, DType],
-                     ranks: dict[str, int], d: Dialect, helpers: set[str]) -> Unit:
+def lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[str, DType],
+                    ranks: dict[str, int], d: Dialect, helpers: set[str]) -> Unit:
+    """Statement `k` as its generic kernel: one thread per element of its left-hand side,
+    reductions as loops (the plan lowering's loop_nest, and every unit of plan_generic);
+    the helpers it calls are added to `helpers`."""
     namer = Namer(reserved_for(d))
     scalar_params = {p.name: p for p in kernel.scalar_params}
     tensors = [stmt.target] + [t for t in _reads(stmt.value, set(scalar_params))
@@ -154,7 +158,7 @@ def _lower_statement(kernel: ir.Kernel, k: int, stmt: ir.Assign, elements: dict[
     target = buffers[stmt.target]
     lhs = r.element(stmt.target, [Code(var_names[v], "int64_t") for v in stmt.index])
     store = f"{lhs} = {r.to_storage(value, stmt.value.dtype, target.element)};"
-    total = _product([r.shape(v.extent) for v in stmt.index])
+    total = product_text([r.shape(v.extent) for v in stmt.index])
     index_lines = _index_lines(r, stmt.index, var_names)
     body = tuple(r.lines(""))
     helpers |= r.helpers
@@ -222,7 +226,8 @@ def _index_lines(r: StatementRenderer, index: tuple[ir.IndexVar, ...],
     return tuple(lines)
 
 
-def _product(factors: list[Code]) -> str:
+def product_text(factors: list[Code]) -> str:
+    """C++ text of the product of `factors` (an element count), "1" for none."""
     if not factors:
         return "1"
     return " * ".join(f.wrapped(MUL) for f in factors)

@@ -32,7 +32,8 @@ from ...shapes import Shape
 from .code import MUL, Code
 from .ctype import storage_ctype
 from .dialect import Dialect
-from .generic import MAX_BLOCKS, Arg, _product, extent_product, grid_size, kernel_args
+from .generic import (MAX_BLOCKS, Arg, extent_product, grid_size, kernel_args,
+                      product_text)
 from .loops import Buffer, StatementRenderer
 from .names import Namer, reserved_for
 
@@ -129,7 +130,7 @@ class LaunchContext:
         return lines
 
     def total(self, extents: list[Shape]) -> str:
-        return _product([self.r.shape(e) for e in extents])
+        return product_text([self.r.shape(e) for e in extents])
 
     def store(self, target: str, index: list[ir.IndexVar] | list[str], value: Code,
               dtype: DType) -> str:

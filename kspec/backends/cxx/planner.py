@@ -15,7 +15,7 @@ from ...lowering.policy import NARROW_GEMM
 from . import attention, contraction
 from .ctype import temporary_dtype
 from .dialect import Dialect
-from .generic import GenericPlan, Temporary, _lower_statement, extent_product
+from .generic import GenericPlan, Temporary, extent_product, lower_statement
 from .patterns import LaunchContext, PatternUnit, launch_reads, lower_pointwise
 from .rows import lower_rows, lower_split
 from .split_rows import LOCALS as SPLIT_ROWS_LOCALS
@@ -59,7 +59,9 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         if launch.pattern == "loop_nest" or (launch.pattern == "contraction"
                                              and not tensor_cores):
             (stmt,) = launch.statements
-            unit = _lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers)
+            unit = lower_statement(kernel, k, stmt, elements, ranks, d, out.helpers)
+            if launch.pattern == "contraction":
+                unit = replace(unit, note=contraction.loop_nest_reason(launch, d, schedule, k))
             out.units.append(replace(unit, standby=True) if role == "standby" else unit)
             if role == "standby":
                 fused[-1].fallback.append(out.units[-1])

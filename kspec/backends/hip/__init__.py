@@ -27,6 +27,7 @@ from ..cuda import device_arch as cuda_device_arch
 from ..cuda import launcher as cuda_launcher
 from ..cuda import toolchain as cuda_toolchain
 from ..cxx import HIP, plan_for, render_plan
+from ..cxx.describe import plan_text
 from ..cxx.launch import PlanLauncher
 from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
@@ -52,6 +53,12 @@ class HipBackend:
                schedule: dict | None = None, **options: Any) -> str:
         _options(kernel, options, ("arch", "headers", "lowering", "schedule"))
         return render_plan(plan_for(kernel, HIP, arch, lowering, schedule), arch)
+
+    def plan(self, kernel: ir.Kernel, arch: str | None = None,
+             schedule: dict | None = None) -> str:
+        """The units this backend renders for `arch` (default {toolchain.DEFAULT_ARCH}), with
+        the schedule their launcher follows (cxx/describe.py)."""
+        return plan_text(kernel, HIP, arch or toolchain.DEFAULT_ARCH, schedule)
 
     def compile(self, kernel: ir.Kernel, arch: str = toolchain.DEFAULT_ARCH, *,
                 asm: bool = False, headers: str = "auto", lowering: str = "plan",

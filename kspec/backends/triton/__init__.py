@@ -21,8 +21,9 @@ class TritonBackend:
         # the header names the spec file, as the C++ family's does
         return render(kernel, file=options.get("file", source_name(kernel)))
 
-    def plan(self, kernel: ir.Kernel) -> str:
-        """The plan this backend writes the module from, with its launch-time schedule."""
+    def plan(self, kernel: ir.Kernel, arch: str | None = None) -> str:
+        """The plan this backend writes the module from, with its launch-time schedule (the
+        module serves every arch: its choices are made at launch, from the device)."""
         return plan_text(kernel)
 
     def build(self, kernel: ir.Kernel, **options: Any) -> Callable:
