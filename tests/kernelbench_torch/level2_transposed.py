@@ -212,3 +212,39 @@ TORCH.update({
             torch.clamp(_ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1),
                         min=min_value) / divisor,
 })
+
+
+def _ct3d_bn_pool_pool(x, conv_transpose_weight, conv_transpose_bias, batch_norm_weight,
+                       batch_norm_bias, eps=1e-5):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1)
+    y = _bn(conv, batch_norm_weight, batch_norm_bias, eps)
+    return F.avg_pool3d(F.avg_pool3d(y, 2), 2), conv
+
+
+def _ct3d_leaky_multiply_leaky_max(x, conv_transpose_weight, conv_transpose_bias, multiplier,
+                                   negative_slope=0.2):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
+    y = F.leaky_relu(F.leaky_relu(conv, negative_slope) * multiplier, negative_slope)
+    return F.max_pool3d(y, 2), conv
+
+
+def _ct3d_scale_bn_avg(x, conv_transpose_weight, conv_transpose_bias, batch_norm_weight,
+                       batch_norm_bias, scale_factor=2.0, eps=1e-5):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias) * scale_factor
+    y = _bn(conv, batch_norm_weight, batch_norm_bias, eps)
+    return F.adaptive_avg_pool3d(y, (1, 1, 1)).flatten(1), conv
+
+
+def _ct3d_multiply_max_avg_clamp(x, conv_transpose_weight, conv_transpose_bias, scale=0.5,
+                                 clamp_min=0.0, clamp_max=1.0):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1) * scale
+    y = F.adaptive_avg_pool3d(F.max_pool3d(conv, 2), (1, 1, 1))
+    return torch.clamp(y, clamp_min, clamp_max).flatten(1), conv
+
+
+TORCH.update({
+    "72_ConvTranspose3d_BatchNorm_AvgPool_AvgPool": _ct3d_bn_pool_pool,
+    "74_ConvTranspose3d_LeakyReLU_Multiply_LeakyReLU_Max": _ct3d_leaky_multiply_leaky_max,
+    "77_ConvTranspose3d_Scale_BatchNorm_GlobalAvgPool": _ct3d_scale_bn_avg,
+    "96_ConvTranspose3d_Multiply_Max_GlobalAvgPool_Clamp": _ct3d_multiply_max_avg_clamp,
+})
