@@ -102,6 +102,11 @@ BACKEND_FINDINGS = {
     "level2/47_Conv3d_Mish_Tanh":
         "tolerance: the conv's rounding through tanh/softplus is 1.15x the |value|-based "
         "tolerance",
+    # min(v, 0) puts every element in GELU's negative tail, where 0.5*v*(1 + erf(v/sqrt 2))
+    # in f32 cancels (1 + erf(-4.3) ~ 1.7e-5 from terms of 1): 1.1% off at v ~ -4.3
+    "level2/93_ConvTranspose2d_Add_Min_GELU_Multiply":
+        "triton: gelu's negative tail in f32 (1 + erf cancels): element 56 (0, 0, 5, 6) got "
+        "-1.17914e-05, expected -1.16588e-05 (tolerance 6.82e-08)",
 }
 
 

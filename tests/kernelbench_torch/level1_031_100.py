@@ -64,6 +64,22 @@ def _transposed2d(**options) -> Callable[..., torch.Tensor]:
                                                                  **options)
 
 
+def _transposed3d(**options) -> Callable[..., torch.Tensor]:
+    return lambda x, conv_transpose3d_weight: F.conv_transpose3d(x, conv_transpose3d_weight,
+                                                                 **options)
+
+
+def _grouped_transposed(conv: Callable[..., torch.Tensor], weight: str,
+                        **options) -> Callable[..., torch.Tensor]:
+    """A grouped transposed convolution on the kernel's views: x [N, G, CG, ...], the weight
+    [G, CG, OG, ...], the result [N, G, OG, ...]."""
+    def run(x: torch.Tensor, **weights: torch.Tensor) -> torch.Tensor:
+        w = weights[weight]
+        y = conv(x.flatten(1, 2), w.flatten(0, 1), groups=w.shape[0], **options)
+        return y.unflatten(1, (w.shape[0], -1))
+    return run
+
+
 TORCH: dict[str, Callable[..., torch.Tensor]] = {
     "31_ELU": lambda x, alpha=1.0: F.elu(x, alpha=alpha),
     "32_HardTanh": lambda x: F.hardtanh(x, min_val=-1.0, max_val=1.0),
@@ -113,6 +129,20 @@ TORCH: dict[str, Callable[..., torch.Tensor]] = {
         _transposed1d(dilation=3),
     "76_conv_standard_1D_dilated_strided__":
         lambda x, conv1d_weight: F.conv1d(x, conv1d_weight, stride=3, dilation=4),
+    "58_conv_transposed_3D__asymmetric_input__asymmetric_kernel": _transposed3d(),
+    "61_conv_transposed_3D__square_input__square_kernel": _transposed3d(),
+    "68_conv_transposed_3D__square_input__asymmetric_kernel": _transposed3d(),
+    "70_conv_transposed_3D__asymmetric_input__square_kernel": _transposed3d(),
+    "72_conv_transposed_3D_asymmetric_input_asymmetric_kernel___strided_padded_grouped_":
+        _grouped_transposed(F.conv_transpose3d, "conv_transpose3d_weight", stride=2,
+                            padding=(1, 2, 3), output_padding=1),
+    "73_conv_transposed_3D_asymmetric_input_square_kernel__strided_padded__grouped":
+        _grouped_transposed(F.conv_transpose3d, "conv_transpose3d_weight", stride=2, padding=1),
+    "75_conv_transposed_2D_asymmetric_input_asymmetric_kernel_strided__grouped____padded____dilated__":
+        _grouped_transposed(F.conv_transpose2d, "conv_transpose2d_weight", stride=(2, 3),
+                            padding=(1, 2), dilation=(2, 1)),
+    "77_conv_transposed_3D_square_input_square_kernel___padded____dilated____strided__":
+        _transposed3d(stride=2, padding=1, dilation=2),
     "78_conv_transposed_2D_asymmetric_input_asymmetric_kernel___padded__":
         _transposed2d(padding=(1, 3)),
     "79_conv_transposed_1D_asymmetric_input_square_kernel___padded____strided____dilated__":
