@@ -90,3 +90,52 @@ CASES = {
 @pytest.mark.parametrize("spec", CASES)
 def test_gradient_matches_autograd_on_reference(spec):
     check_gradients(spec, CASES[spec])
+
+
+@pytest.mark.parametrize("spec", ["softmax", "layernorm"])
+def test_printed_vjp_golden(spec):
+    k = kspec.load(SPECS / f"{spec}.kspec")[spec].ir
+    assert vjp_source(k) == (GOLDEN / "grad" / f"{spec}.vjp.kspec").read_text()
+
+
+@pytest.mark.parametrize("spec", ["softmax", "layernorm", "cross_entropy", "attention",
+                                  "matmul_bias_gelu"])
+def test_printed_vjp_round_trips(spec):
+    text = vjp_source(kspec.load(SPECS / f"{spec}.kspec")[spec].ir)
+    checked = compile_source(text).kernels[0]
+    assert format_kernel(checked) == text
+    assert compile_source(format_kernel(checked)).kernels[0] == checked
+
+
+ERRORS = {
+    "argmax": ("kernel argmax(x: f32[M, N]) -> y: i64[M] {\n"
+               "    y[i] = argmax(x[i, j] for j)\n}\n",
+               "<string>:1:8: no derivative: kernel argmax has no derivative: no output is a "
+               "float (y: i64)"),
+    "integer": ("kernel count(x: i32[N]) -> (s: i64, t: bool) {\n"
+                "    s = sum(x[i] for i)\n    t = s > 0\n}\n",
+                "<string>:1:8: no derivative: kernel count has no derivative: no output is a "
+                "float (s: i64, t: bool)"),
+    "argmax_to_float": ("kernel f(x: f32[M, N]) -> y: f32[M] {\n"
+                        "    y[i] = f32(argmax(x[i, j] for j))\n}\n",
+                        "<string>:2:5: no derivative: argmax/argmin have no derivative: a "
+                        "float output depends on an integer index"),
+    "conv": ((SPECS / "conv2d.kspec").read_text(),
+             "<string>:5:5: no derivative: the read x[n, c, p + r, q + s] has no derivative "
+             "yet: its adjoint is a scatter (an index that is not one distinct index variable "
+             "per dim; convolutions need padded reads to write it as a gather)"),
+    "prod": ("kernel f(x: f32[M, N]) -> y: f32[M] {\n    y[i] = prod(x[i, j] for j)\n}\n",
+             "<string>:2:5: no derivative: prod(j) has no derivative yet"),
+    "scan": ("kernel f(x: f32[M, N]) -> y: f32[M, N] {\n"
+             "    y[i, j] = sum(x[i, k] for k <= j)\n}\n",
+             "<string>:2:5: no derivative: sum(... for k <= j): scans have no derivative yet"),
+}
+
+
+@pytest.mark.parametrize("case", ERRORS)
+def test_no_derivative_is_a_build_time_error(case):
+    source, message = ERRORS[case]
+    k = kspec.loads(source).kernels
+    with pytest.raises(KspecGradError) as e:
+        vjp_source(next(iter(k.values())).ir)
+    assert str(e.value).split("\n")[0] == message

@@ -18,6 +18,11 @@ class Forward:
     dtypes: dict[str, DType]            # every tensor: params, outputs, intermediates
     dims: dict[str, tuple[Shape, ...]]
 
+    def is_arg_index(self, name: str) -> bool:
+        """Whether `name` is an argmax/argmin's result (an index: no derivative)."""
+        return any(s.target == name and isinstance(s.value, ir.Reduce)
+                   and s.value.op in ("argmax", "argmin") for s in self.body)
+
 
 def split(k: ir.Kernel) -> Forward:
     decls = [*k.tensor_params, *k.outputs, *k.intermediates]

@@ -260,7 +260,8 @@ class _Reverse:
         elif isinstance(e, ir.Cast) and e.dtype.is_float:
             if e.arg.dtype.is_float:
                 yield from self.back(e.arg, g, pos)
-            elif any(isinstance(n, ir.Reduce) and n.op.startswith("arg") for n in ir.walk(e)):
+            elif any(isinstance(n, (ir.Load, ir.ScalarRef)) and self.fwd.is_arg_index(
+                    n.tensor if isinstance(n, ir.Load) else n.name) for n in ir.walk(e)):
                 raise KspecGradError("argmax/argmin have no derivative: a float output "
                                      "depends on an integer index", pos)
         elif isinstance(e, ir.Op) and e.dtype.is_float:
