@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 NAMESPACE = "kspec"
 _OPS: dict[str, Any] = {}      # qualified name -> torch.library CustomOpDef
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()   # re-entered: registering an op registers its VJP
 
 
 def op_name(kernel: "Kernel", target: str = "triton", **options: Any) -> str:
@@ -67,17 +67,20 @@ def _scalar(p: ir.ScalarParam) -> str:
     return f"{kind} {p.name}={default}"
 
 
-def register(kernel: "Kernel", target: str = "triton", **options: Any):
-    """Register `kernel` as `kspec::<op_name>` (once per process) and return the op."""
+def register(kernel: "Kernel", target: str = "triton", *, backward: bool = True,
+             **options: Any):
+    """Register `kernel` as `kspec::<op_name>` (once per process) and return the op.
+    backward=False: the op gets no derivative of its own (the VJP ops: no double backward)."""
     name = op_name(kernel, target, **options)
     qualname = f"{NAMESPACE}::{name}"
     with _LOCK:
         if qualname not in _OPS:
-            _OPS[qualname] = _define(kernel, qualname, target, options)
+            _OPS[qualname] = _define(kernel, qualname, target, options, backward)
         return _OPS[qualname]
 
 
-def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any]):
+def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any],
+            backward: bool):
     k = kernel.ir
     launcher: list[Callable] = []    # built at the first real call: building may compile
 
@@ -97,7 +100,11 @@ def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any
                      for o in k.outputs)
         return outs[0] if len(outs) == 1 else outs
 
-    _register_backward(op, kernel, qualname, target, options)
+    if backward:
+        _register_backward(op, kernel, qualname, target, options)
+    else:
+        _refuse_backward(op, k, qualname, KspecGradError(
+            "it is a derived VJP: double backward is not supported"))
     return op
 
 
@@ -115,7 +122,7 @@ def _register_backward(op: Any, kernel: "Kernel", qualname: str, target: str,
     except KspecGradError as e:
         _refuse_backward(op, k, qualname, e)
         return
-    vjp_op = register(Kernel(vjp, kernel.module), target, **options)
+    vjp_op = register(Kernel(vjp, kernel.module), target, backward=False, **options)
     names = [p.name for p in k.params]
     kept = [p.name for p in vjp.params if p.name in names]
     wrt = {p.name for p in k.tensor_params if p.dtype.is_float}
