@@ -139,3 +139,67 @@ def test_no_derivative_is_a_build_time_error(case):
     with pytest.raises(KspecGradError) as e:
         vjp_source(next(iter(k.values())).ir)
     assert str(e.value).split("\n")[0] == message
+
+
+def test_opcheck_with_autograd():
+    """torch.library.opcheck's autograd checks on the CPU (Triton interpreter): the registered
+    backward is well formed and traces under AOT dispatch."""
+    torch.manual_seed(0)
+    for name, args in [("softmax", (torch.randn(3, 5, requires_grad=True),)),
+                       ("rmsnorm", (torch.randn(3, 5, requires_grad=True),
+                                    torch.randn(5, requires_grad=True), 1e-6))]:
+        torch.library.opcheck(kspec.load(SPECS / f"{name}.kspec")[name].op(), args,
+                              test_utils=("test_schema", "test_autograd_registration",
+                                          "test_faketensor", "test_aot_dispatch_dynamic"))
+
+
+LAYERS = """
+kernel linear_gelu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> y: f32[M, N] {
+    acc[i, j] = sum(x[i, k] * w[k, j] for k)
+    y[i, j]   = gelu(acc[i, j] + b[j])
+}
+kernel linear(x: f32[M, K], w: f32[K, N]) -> y: f32[M, N] {
+    y[i, j] = sum(x[i, k] * w[k, j] for k)
+}
+"""
+
+
+class ThreeLayers(torch.nn.Module):
+    def __init__(self, ops=None):
+        super().__init__()
+        gen = torch.Generator().manual_seed(1)
+        self.w1 = torch.nn.Parameter(torch.randn(6, 7, generator=gen) * 0.4)
+        self.b1 = torch.nn.Parameter(torch.randn(7, generator=gen) * 0.1)
+        self.g = torch.nn.Parameter(1 + 0.1 * torch.randn(7, generator=gen))
+        self.w2 = torch.nn.Parameter(torch.randn(7, 5, generator=gen) * 0.4)
+        self.ops = ops
+
+    def forward(self, x, label):
+        if self.ops is None:   # eager PyTorch
+            h = torch.nn.functional.gelu(x @ self.w1 + self.b1)
+            h = torch.nn.functional.rms_norm(h, [7], self.g, eps=1e-6)
+            return torch.nn.functional.cross_entropy(h @ self.w2, label)
+        lin_gelu, rms, lin, ce = self.ops
+        return ce(lin(rms(lin_gelu(x, self.w1, self.b1), self.g), self.w2), label)
+
+
+def test_module_trains_a_step_under_torch_compile():
+    layers = kspec.loads(LAYERS)
+    ops = (layers.linear_gelu.op(), kspec.load(SPECS / "rmsnorm.kspec").rmsnorm.op(),
+           layers.linear.op(), kspec.load(SPECS / "cross_entropy.kspec").cross_entropy.op())
+    model, eager = ThreeLayers(ops), ThreeLayers()
+    gen = torch.Generator().manual_seed(2)
+    x, label = torch.randn(9, 6, generator=gen), torch.randint(0, 5, (9,), generator=gen)
+    torch._dynamo.reset()
+    step = torch.compile(model, fullgraph=True)
+    loss = step(x, label)
+    want = eager(x, label)
+    torch.testing.assert_close(loss, want, rtol=1e-5, atol=1e-6)
+    loss.backward()
+    want.backward()
+    for (n, p), q in zip(model.named_parameters(), eager.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-4, atol=1e-6, msg=lambda m: f"{n}: {m}")
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= 0.5 * p.grad
+    assert step(x, label).item() < loss.item()

@@ -110,6 +110,9 @@ class _Reverse:
         forward = self.needed(body)
         params = [p for p in k.params if _reads(body + forward, p.name) or
                   (isinstance(p, ir.TensorDecl) and p.dtype.is_float)]
+        # no defaults: the grad parameters follow, and the backward passes every value
+        params = [dataclasses.replace(p, default=None) if isinstance(p, ir.ScalarParam) else p
+                  for p in params]
         return ir.Kernel(f"{k.name}_vjp", (*params, *self.seeds.values()), tuple(outs), (),
                          tuple(forward + body), k.symbols, (), k.pos)
 
