@@ -63,7 +63,8 @@ def check_gradients(spec: str, sizes: dict[str, int], seed: int = 0) -> None:
     assert [o.name for o in vjp.outputs] == [f"d{n}" for n in wrt]
     for n, w in zip(wrt, want):
         w = torch.zeros_like(args[n]) if w is None else w
-        torch.testing.assert_close(got[f"d{n}"], w, rtol=1e-9, atol=1e-10, msg=lambda m: f"d{n}: {m}")
+        torch.testing.assert_close(got[f"d{n}"], w, rtol=1e-9, atol=1e-10,
+                                   msg=lambda m: f"d{n}: {m}")
 
 
 CASES = {

@@ -121,7 +121,7 @@ def _clamp(z: ir.Op, g: ir.Expr) -> Adjoints:
     return dx, d_lo, d_hi
 
 
-def _unary(f: Callable[[ir.Expr, ir.Expr, ir.Expr], ir.Expr]) -> Callable[[ir.Op, ir.Expr], Adjoints]:
+def _unary(f: Callable[[ir.Expr, ir.Expr, ir.Expr], ir.Expr]) -> Callable[..., Adjoints]:
     return lambda z, g, value=None: (f(z.args[0], z if value is None else value, g),)
 
 
