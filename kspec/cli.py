@@ -1,6 +1,6 @@
 """kcompile: the command line.
 
-    kcompile [--target triton|cuda|hip] FILE... [-o DIR] [--arch A] [--emit source|ir|plan|asm]
+    kcompile [--target triton|cuda|hip] FILE... [-o DIR] [--arch A] [--emit source|ir|plan|grad|asm]
     kcompile check FILE... [--json F] | kcompile check FILE --kernel K --target T --source SRC
     kcompile tune FILE [--kernel K] --target T [--arch A] [--llm MODEL] [--rounds N] [--json REPORT]
     kcompile store list|export DIR|clear
@@ -21,6 +21,7 @@ Compile .kspec files into GPU kernels.
   kcompile --target triton specs/*.kspec -o out/        write one file per kernel into out/
   kcompile --emit ir specs/layernorm.kspec              print the checked, typed program
   kcompile --emit plan specs/softmax.kspec              print the fused kernels and schedules
+  kcompile --emit grad specs/softmax.kspec              print the derived backward (VJP) program
   kcompile --target triton --arch sm_90 --emit asm specs/matmul.kspec -o out/
                                                         compile without a GPU, write PTX/AMDGCN
   kcompile --target cuda --arch sm_90a --emit asm --shape M=4096,N=4096 specs/softmax.kspec -o out/
@@ -41,7 +42,7 @@ def _compile_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help=".kspec source files")
     p.add_argument("--target", "-t", choices=("triton", "cuda", "hip"), default="triton",
                    help="backend to generate code for (default: triton)")
-    p.add_argument("--emit", choices=("source", "ir", "plan", "asm"), default="source",
+    p.add_argument("--emit", choices=("source", "ir", "plan", "grad", "asm"), default="source",
                    help="what to produce (default: source)")
     p.add_argument("--arch", help="target architecture: sm_80, sm_90, sm_90a, gfx90a, gfx942 ...")
     p.add_argument("--shape", metavar="SYM=V,...",
@@ -158,6 +159,10 @@ def _compile(args: argparse.Namespace) -> int:
         for kernel in _selected(mod, args.kernel):
             if args.emit == "ir":
                 files = {f"{kernel.name}.ir.kspec": format_kernel(kernel.ir, annotate=True)}
+            elif args.emit == "grad":
+                from .autodiff import vjp_source
+
+                files = {f"{kernel.name}.vjp.kspec": vjp_source(kernel.ir)}
             elif args.emit == "plan":
                 files = {f"{kernel.name}.plan.txt": _plan(kernel, args.target, args.arch)}
             elif args.emit == "asm":

@@ -64,3 +64,9 @@ class ToolchainError(KspecError):
     """A backend's compiler rejected generated or user-supplied source."""
 
     kind = "toolchain error"
+
+
+class KspecGradError(KspecError):
+    """A kernel whose derivative kspec cannot derive (integer outputs, argmax, a scatter)."""
+
+    kind = "no derivative"

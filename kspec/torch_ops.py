@@ -17,8 +17,10 @@ which also runs the dtype and launch checks, so a wrong call fails while tracing
 The real implementation is the target's `Kernel.build` launcher, one for every device type
 (the launcher chooses: Triton interprets CPU tensors and compiles for CUDA tensors).
 
-Autograd: no backward exists yet. An op called with inputs that require grad (in grad mode)
-raises at the call instead of returning an output cut from the graph.
+Autograd: the backward is the kernel's derived vector-Jacobian product (kspec/autodiff,
+`kcompile --emit grad`), itself a kspec op of the same target. A kernel without a derivative
+(integer outputs only, a convolution's scatter, prod, scans) still registers: called with
+inputs that require grad it raises, at the call, the reason the derivation gave.
 """
 from __future__ import annotations
 
@@ -29,8 +31,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from . import ir
-from .binding import bind, check_no_grad
+from .binding import bind
 from .dtypes import DType
+from .errors import KspecGradError
 from .printer import format_kernel
 
 if TYPE_CHECKING:
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
 
 NAMESPACE = "kspec"
 _OPS: dict[str, Any] = {}      # qualified name -> torch.library CustomOpDef
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()   # re-entered: registering an op registers its VJP
 
 
 def op_name(kernel: "Kernel", target: str = "triton", **options: Any) -> str:
@@ -64,17 +67,20 @@ def _scalar(p: ir.ScalarParam) -> str:
     return f"{kind} {p.name}={default}"
 
 
-def register(kernel: "Kernel", target: str = "triton", **options: Any):
-    """Register `kernel` as `kspec::<op_name>` (once per process) and return the op."""
+def register(kernel: "Kernel", target: str = "triton", *, backward: bool = True,
+             **options: Any):
+    """Register `kernel` as `kspec::<op_name>` (once per process) and return the op.
+    backward=False: the op gets no derivative of its own (the VJP ops: no double backward)."""
     name = op_name(kernel, target, **options)
     qualname = f"{NAMESPACE}::{name}"
     with _LOCK:
         if qualname not in _OPS:
-            _OPS[qualname] = _define(kernel, qualname, target, options)
+            _OPS[qualname] = _define(kernel, qualname, target, options, backward)
         return _OPS[qualname]
 
 
-def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any]):
+def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any],
+            backward: bool):
     k = kernel.ir
     launcher: list[Callable] = []    # built at the first real call: building may compile
 
@@ -94,22 +100,70 @@ def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any
                      for o in k.outputs)
         return outs[0] if len(outs) == 1 else outs
 
-    _refuse_backward(op, k, qualname)
+    if backward:
+        _register_backward(op, kernel, qualname, target, options)
+    else:
+        _refuse_backward(op, k, qualname, KspecGradError(
+            "it is a derived VJP: double backward is not supported"))
     return op
 
 
-def _refuse_backward(op: Any, k: ir.Kernel, qualname: str) -> None:
+def _register_backward(op: Any, kernel: "Kernel", qualname: str, target: str,
+                       options: dict[str, Any]) -> None:
+    """The backward is the derived VJP kernel (kspec/autodiff), registered as an op of its own
+    with the same target and options, so torch.compile traces it like the forward.
+    setup_context saves the inputs: the VJP recomputes what it needs of the forward."""
+    from .api import Kernel
+    from .autodiff import vjp_kernel
+
+    k = kernel.ir
+    try:
+        vjp = vjp_kernel(k)
+    except KspecGradError as e:
+        _refuse_backward(op, k, qualname, e)
+        return
+    vjp_op = register(Kernel(vjp, kernel.module), target, backward=False, **options)
+    names = [p.name for p in k.params]
+    kept = [p.name for p in vjp.params if p.name in names]
+    wrt = {p.name for p in k.tensor_params if p.dtype.is_float}
+
+    def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
+        ctx.scalars = {n: a for n, a in zip(names, inputs) if not isinstance(a, torch.Tensor)}
+        ctx.tensor_names = [n for n, a in zip(names, inputs) if isinstance(a, torch.Tensor)]
+        ctx.save_for_backward(*(a for a in inputs if isinstance(a, torch.Tensor)))
+        outs = output if isinstance(output, tuple) else (output,)
+        ctx.out_meta = [(o.shape, o.dtype, o.device) for o in outs]
+
+    def backward(ctx: Any, *grads: Any) -> Any:
+        given = dict(zip(ctx.tensor_names, ctx.saved_tensors), **ctx.scalars)
+        seeds = []
+        for o, g in zip(k.outputs, grads):
+            if not o.dtype.is_float:
+                continue
+            shape, dtype, device = ctx.out_meta[k.outputs.index(o)]
+            g = torch.zeros(shape, dtype=dtype, device=device) if g is None else g
+            seeds.append(g.to(dtype).contiguous().reshape(shape if o.dims else (1,)))
+        dxs = vjp_op(*(given[n] for n in kept), *seeds)
+        dxs = iter(dxs if isinstance(dxs, tuple) else (dxs,))
+        return tuple(next(dxs) if n in wrt else None for n in names)
+
+    op.register_autograd(backward, setup_context=setup_context)
+
+
+def _refuse_backward(op: Any, k: ir.Kernel, qualname: str, why: KspecGradError) -> None:
     """Autograd runs setup_context only when some input requires grad (in grad mode), right
-    after the forward: raising there reports the missing backward at the call, before any
+    after the forward: raising there reports the missing derivative at the call, before any
     loss is computed from an output that looks differentiable."""
     names = [p.name for p in k.params]
 
     def setup_context(ctx: Any, inputs: tuple, output: Any) -> None:
-        tensors = {n: a for n, a in zip(names, inputs) if isinstance(a, torch.Tensor)}
-        with torch.enable_grad():   # autograd.Function runs this with grad mode off
-            check_no_grad(k, tensors, label=qualname)
+        grads = [n for n, a in zip(names, inputs) if isinstance(a, torch.Tensor)
+                 and a.requires_grad]
+        if grads:
+            raise KspecGradError(f"{qualname} has no backward ({', '.join(grads)} "
+                                 f"require grad): {why.message}", why.pos)
 
     def backward(ctx: Any, *grads: Any) -> Any:   # unreachable: setup_context raised
-        raise NotImplementedError(f"{qualname} has no backward yet")
+        raise NotImplementedError(f"{qualname} has no backward")
 
     op.register_autograd(backward, setup_context=setup_context)

@@ -1,5 +1,5 @@
 """kspec inside PyTorch on the CPU: kernels as torch.library custom ops (opcheck through the
-Triton interpreter, torch.compile(fullgraph=True) of a module using two of them), the missing
+Triton interpreter, torch.compile(fullgraph=True) of a module using two of them), a missing
 backward reported at the call, and arguments as PyTorch users pass them (numpy arrays, lists,
 0-dim tensors for scalars, zero-size dimensions, tensors on several devices)."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 import kspec
 from kspec import KspecLaunchError
+from kspec.errors import KspecGradError
 from kspec.torch_ops import schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,10 +99,16 @@ def test_compile_fullgraph(backend: str) -> None:
 
 
 def test_autograd_refused_at_the_call() -> None:
+    """The op's backward is derived (tests/test_grad.py); where there is none (a convolution's
+    scatter) the op refuses at the call, and a bare launcher has no autograd at all."""
+    x = torch.randn(1, 2, 4, 4, requires_grad=True)
+    w, bias = torch.randn(3, 2, 3, 3), torch.randn(3)
+    with pytest.raises(KspecGradError, match=r"kspec::conv2d_[0-9a-f]{8} has no backward \(x "
+                       r"require grad\): the read x\[n, c, p \+ r, q \+ s\]"):
+        spec("conv2d").op()(x, w, bias)
     k = spec("softmax")
     x = torch.randn(2, 3, requires_grad=True)
-    with pytest.raises(KspecLaunchError, match=r"kspec::softmax_[0-9a-f]{8} has no backward yet"):
-        k.op()(x)
+    assert k.op()(x).requires_grad
     fn = k.build("triton")
     with pytest.raises(KspecLaunchError, match="softmax has no backward yet; x requires grad"):
         fn(x)

@@ -98,8 +98,9 @@ class Interpreter:
     """Evaluates one kernel. `tensors` maps input names to tensors, `scalars` scalar params to
     Python numbers, `env` shape symbols to ints."""
 
-    def __init__(self, kernel: ir.Kernel, env: Mapping[str, int]):
+    def __init__(self, kernel: ir.Kernel, env: Mapping[str, int], keep_grad: bool = False):
         self.kernel = kernel
+        self.keep_grad = keep_grad   # inputs stay in the autograd graph (the derivative's truth)
         self.env = dict(env)
         self.values: dict[str, torch.Tensor] = {}
         self.device = torch.device("cpu")
@@ -115,8 +116,8 @@ class Interpreter:
         self.device = next((tensors[p.name].device for p in k.tensor_params),
                            torch.device("cpu"))
         for p in k.tensor_params:
-            self.values[p.name] = tensors[p.name].detach().to(self.device,
-                                                              compute_dtype(p.dtype))
+            t = tensors[p.name] if self.keep_grad else tensors[p.name].detach()
+            self.values[p.name] = t.to(self.device, compute_dtype(p.dtype))
         for p in k.scalar_params:
             self.values[p.name] = self.tensor(scalars[p.name], compute_dtype(p.dtype))
         integral_outputs = {o.name: o.dtype for o in k.outputs if not o.dtype.is_float}
@@ -327,11 +328,13 @@ def _product_factors(e: ir.Expr) -> list[ir.Expr]:
 
 
 def evaluate(kernel: ir.Kernel, tensors: Mapping[str, torch.Tensor],
-             scalars: Mapping[str, object], env: Mapping[str, int]) -> dict[str, torch.Tensor]:
+             scalars: Mapping[str, object], env: Mapping[str, int],
+             keep_grad: bool = False) -> dict[str, torch.Tensor]:
     """Run the reference on bound arguments; returns {output name: tensor}. Float outputs are
     float64 (the exact value before rounding to the declared dtype); integer and bool outputs
-    have the declared dtype."""
-    return Interpreter(kernel, env).run(tensors, scalars)
+    have the declared dtype. keep_grad: float outputs stay differentiable in the tensors
+    given (torch.autograd through the interpreter is the truth for derived gradients)."""
+    return Interpreter(kernel, env, keep_grad).run(tensors, scalars)
 
 
 def _einsum_in_parts(equation: str, operands: list[torch.Tensor], operand_vars: list,
