@@ -113,7 +113,6 @@ def _register_backward(op: Any, kernel: "Kernel", qualname: str, target: str,
     """The backward is the derived VJP kernel (kspec/autodiff), registered as an op of its own
     with the same target and options, so torch.compile traces it like the forward.
     setup_context saves the inputs: the VJP recomputes what it needs of the forward."""
-    from .api import Kernel
     from .autodiff import vjp_kernel
 
     k = kernel.ir
@@ -122,7 +121,8 @@ def _register_backward(op: Any, kernel: "Kernel", qualname: str, target: str,
     except KspecGradError as e:
         _refuse_backward(op, k, qualname, e)
         return
-    vjp_op = register(Kernel(vjp, kernel.module), target, backward=False, **options)
+    # the VJP as a kernel of the forward's own class (this module sits below kspec.api)
+    vjp_op = register(type(kernel)(vjp, kernel.module), target, backward=False, **options)
     names = [p.name for p in k.params]
     kept = [p.name for p in vjp.params if p.name in names]
     wrt = {p.name for p in k.tensor_params if p.dtype.is_float}
