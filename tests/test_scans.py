@@ -1,8 +1,9 @@
 """Scans (prefix reductions: `sum(x[i, k] for k <= j)`, `k < j` exclusive, `k >= j` / `k > j`
 from the end; prod, max, min): the reference against torch.cumsum / cumprod / cummax /
 cummin at odd sizes with NaN, every backend on the CPU (Triton's interpreter runs the scan
-pattern across several blocks; the C++ emulation runs the masked-reduction fallback), the plan's
-pattern, a launch check on the ranges, and the Triton scan compiled ahead of time."""
+pattern across several blocks; the C++ emulation runs its scan pattern, tested further in
+tests/test_cxx_scans.py), the plan's pattern, a launch check on the ranges, and the Triton scan
+compiled ahead of time."""
 from __future__ import annotations
 
 import pytest

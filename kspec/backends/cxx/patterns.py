@@ -9,6 +9,8 @@
     split        a reduction to a scalar: partials from many blocks, then one block (rows.py);
                  per row (a rows launch's fallback, cxx_launches): a warp or a thread per
                  (row, slice), then a thread per row (split_rows.py, templates/split_rows.j2)
+    scan         a warp per row, lanes on chunks of the row, a warp scan of the chunk totals
+                 and a carry across tiles (scan.py, templates/scan.j2)
     loop_nest    the generic kernel of one statement (generic.py)
     contraction  f16/bf16 operands where the dialect has a tensor-core path: tiles on the
                  tensor cores (contraction.py, templates/contraction.j2); otherwise the generic

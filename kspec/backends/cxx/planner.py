@@ -1,7 +1,8 @@
 """The C++ plan: kspec.lowering.plan's launches (as the C++ patterns render them:
 cxx_launches) lowered to units, each by its pattern's module (patterns.py for pointwise,
-rows.py, split_rows.py, contraction.py, attention.py, generic.py for the loop nest). Kept apart
-from the patterns so that they import patterns.py and this module imports them: a DAG."""
+rows.py, split_rows.py, scan.py, contraction.py, attention.py, generic.py for the loop
+nest). Kept apart from the patterns so that they import patterns.py and this module imports
+them: a DAG."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -18,6 +19,8 @@ from .dialect import Dialect
 from .generic import GenericPlan, Temporary, extent_product, lower_statement
 from .patterns import LaunchContext, PatternUnit, launch_reads, lower_pointwise
 from .rows import lower_rows, lower_split
+from .scan import LOCALS as SCAN_LOCALS
+from .scan import lower_scan
 from .split_rows import LOCALS as SPLIT_ROWS_LOCALS
 from .split_rows import lower_split_rows
 
@@ -32,8 +35,8 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
     # standby (launched by it for heads it does not compile); one it does not fuse is unfused
     entries: list[tuple[Launch, str]] = []
     for launch in cxx_launches(plan.launches):
-        if launch.pattern == "scan":   # the C++ family has no scan pattern yet
-            entries += [(f, "plain") for f in launch.fallback]
+        if launch.pattern == "scan" and has_reduce(launch.statements[0].value.body):
+            entries += [(f, "plain") for f in launch.fallback]   # a scan of reductions
         elif launch.pattern != "attention":
             entries.append((launch, "plain"))
         elif attention.eligible(launch, d):
@@ -71,7 +74,8 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
         reads = launch_reads(launch, scalars, in_registers)
         local_names = (contraction.LOCALS if tensor_cores else
                        attention.LOCALS if role == "fused" else
-                       SPLIT_ROWS_LOCALS if launch.pattern == "split" else ())
+                       SPLIT_ROWS_LOCALS if launch.pattern == "split" else
+                       SCAN_LOCALS if launch.pattern == "scan" else ())
         ctx = LaunchContext(kernel, elements, ranks, d, launch, reads, list(launch.stores),
                             local_names)
         if role == "fused":
@@ -84,7 +88,7 @@ def plan_patterns(kernel: ir.Kernel, d: Dialect, schedule: dict | None = None) -
             unit, *after = contraction.lower_contraction(ctx, name, k, schedule)
             out.units.append(unit)
         else:
-            lower = {"pointwise": lower_pointwise, "rows": lower_rows,
+            lower = {"pointwise": lower_pointwise, "rows": lower_rows, "scan": lower_scan,
                      "split": lower_split_rows if launch.outer else lower_split
                      }[launch.pattern]
             out.units.append(lower(ctx, name))

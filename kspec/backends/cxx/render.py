@@ -58,10 +58,31 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
     return plan
 
 
+# Helpers whose text calls other helpers (templates/helpers.j2): those are defined first (a
+# template's non-dependent calls are looked up where it is defined).
+PREREQUISITES = {"kspec_combine": ("kspec_max", "kspec_min")}
+
+
+def helper_order(names: set[str]) -> list[str]:
+    """The helpers in the order the file defines them: by name, each after its prerequisites."""
+    out: list[str] = []
+
+    def add(name: str) -> None:
+        if name not in out:
+            for first in PREREQUISITES.get(name, ()):
+                add(first)
+            out.append(name)
+
+    for name in sorted(names):
+        add(name)
+    return out
+
+
 def render_plan(plan: GenericPlan, arch: str | None = None) -> str:
     kernel = plan.kernel
     text = environment().get_template("module.j2").render(
         d=plan.dialect, plan=plan, kernel=kernel, file=source_name(kernel), arch=arch,
+        helpers=helper_order(plan.helpers),
         signature=format_kernel(kernel).rstrip("\n").splitlines())
     return text
 

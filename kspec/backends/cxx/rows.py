@@ -249,7 +249,7 @@ def lower_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                       "folds": folds, "reg": reg, "ctype": ctype, "value": kept.text,
                       "store": store})
     r.load_hook = None
-    r.helpers |= {"kspec_team_reduce", "kspec_max", "kspec_min", "kspec_pack"}
+    r.helpers |= {"kspec_team_reduce", "kspec_combine", "kspec_max", "kspec_min", "kspec_pack"}
     n_text = r.shape(launch.inner.extent).text
     rows_text = ctx.total([v.extent for v in launch.outer])
 
@@ -398,7 +398,7 @@ def lower_split(ctx: LaunchContext, name: str) -> PatternUnit:
         r.seed(a.reduce, r.finish(a.reduce, Code(a.name, a.ctype)))
     value = r.render(stmt.value)
     store = ctx.store(stmt.target, [], value, stmt.value.dtype)
-    r.helpers |= {"kspec_team_reduce", "kspec_max", "kspec_min"}
+    r.helpers |= {"kspec_team_reduce", "kspec_combine", "kspec_max", "kspec_min"}
     extra = tuple(Arg("tensor", p, f"{a.ctype}* {d.restrict} {p}", a.ctype, f"{name}.{p}")
                   for a, p in zip(accs, parts))
     extra += (Arg("launch", "parts", "int64_t parts", "int64_t", "parts"),)

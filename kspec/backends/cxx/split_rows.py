@@ -52,7 +52,7 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         r.seed(a.reduce, r.finish(a.reduce, Code(a.name, a.ctype)))
     value = r.render(stmt.value)
     store = ctx.store(stmt.target, outer, value, stmt.value.dtype)
-    r.helpers |= {"kspec_team_reduce", "kspec_max", "kspec_min"}
+    r.helpers |= {"kspec_team_reduce", "kspec_combine", "kspec_max", "kspec_min"}
     n_text = ctx.total([v.extent for v in red_vars])
     rows_text = ctx.total([v.extent for v in outer])
     extra = tuple(Arg("tensor", p, f"{a.ctype}* {d.restrict} {p}", a.ctype, f"{name}.{p}")

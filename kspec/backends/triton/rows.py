@@ -260,7 +260,7 @@ class RowPatterns:
             self.lines.append(f"end{k} = tl.minimum(sid * chunk{k} + chunk{k}, {ext})")
             part = self.reduce_into(r, scope, "pmask", "offs_r",
                                     product([v.extent for v in r.vars]), single=False,
-                                    span=(f"sid * chunk{k}", f"end{k}"), finish_mean=False)
+                                    span=(f"sid * chunk{k}", f"end{k}"), partial=True)
             for field, value in [("", part)] + [(f"_{f}", f"{part}_{f}")
                                                 for f, _ in self.state_fields(r)]:
                 self.lines.append(f"tl.store(part{k}{field}_ptr + sid * {rows} + offs_p, "

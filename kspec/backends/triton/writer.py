@@ -212,9 +212,11 @@ class LaunchWriterBase:
 
     def reduce_into(self, r: ir.Reduce, scope: Scope, mask: str, offs: str,
                     loop_ext: Shape, single: bool, span: tuple[str, str] | None = None,
-                    finish_mean: bool = True) -> str:
+                    partial: bool = False) -> str:
         """Emit a reduction over r.vars; returns the [BLOCK_P, 1] register holding it.
-        `span` = (start, end) restricts the loop to part of the flattened range (split)."""
+        `span` = (start, end) restricts the loop to part of the flattened range (split);
+        `partial`: a split's first phase, which stores the lanes' state: a mean is not divided
+        and a fused partner's value is not computed (the second phase computes both)."""
         if r.op in ARG_REDUCTIONS:
             return self.arg_reduce_into(r, scope, loop_ext)   # ordered.py
         acc = self.em.fresh("red")
@@ -246,7 +248,8 @@ class LaunchWriterBase:
         val = f"tl.where({mask}, {body}, {ident})"
         if partner is not None:
             make = {"centred": self.welford, "exp_sum": self.online_exp_sum}[partner[0]]
-            init, update, finish = make(acc, tl_acc, body, mask, partner[1], loop_ext, start)
+            init, update, merge, value = make(acc, tl_acc, body, mask, partner[1], loop_ext,
+                                              start)
             self.lines[loop_at:loop_at] = [indent + x for x in init]
             self.lines += [inner.indent + x for x in update]
         combine = {"sum": "{a} + {v}", "mean": "{a} + {v}", "prod": "{a} * {v}",
@@ -270,19 +273,23 @@ class LaunchWriterBase:
             self.lines.append(f"{inner.indent}{acc} = {combine.format(a=acc, v=val)}")
             self.lines.append(f"{indent}{acc} = {final.format(a=acc)}")
         if partner is not None:
-            self.lines += [indent + x for x in finish]
-        if r.op == "mean" and finish_mean:
+            self.lines.append(indent + merge)
+            if not partial:
+                self.lines.append(f"{indent}{value[0]} = {value[1]}")
+                self.em.replace[id(partner[1])] = value[0]
+        if r.op == "mean" and not partial:
             self.lines.append(f"{indent}{acc} = {acc} / {shape_code(loop_ext)}")
         if r.body.dtype == DType.bool and r.op in ("max", "min"):
             self.lines.append(f"{indent}{acc} = {acc} != 0")
         return acc
 
     def welford(self, acc: str, tl_acc: str, body: str, mask: str, centred: ir.Reduce,
-                ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
+                ext: Shape, start: str) -> tuple[list[str], list[str], str, tuple[str, str]]:
         """In a mean's loop, also the centred sum of squares of the same terms (Welford per
         lane, lanes merged by Chan's formula): a variance `mean((x - mu) ** 2)` after
         `mu = mean(x)` then needs no second pass over the row. Inf and NaN give NaN, as the
-        two passes do. Lines before the loop, in it, and after it (unindented). A lane is
+        two passes do. Lines before the loop and in it, the line merging the lanes after it
+        (unindented), and the partner's (name, value). A lane is
         masked only from some iteration on, so every lane still counting has the loop's
         iteration count: one scalar division per iteration, not one per element."""
         n, m, q = f"{acc}_n", f"{acc}_m", f"{acc}_q"
@@ -292,13 +299,12 @@ class LaunchWriterBase:
                   f"{m} = {m} + {acc}_d * (1.0 / ((r0 - {start}) // BLOCK_R + 1))",
                   f"{q} = {q} + {acc}_d * tl.where({mask}, {body} - {m}, 0.0)"]
         total = f"{q} / {shape_code(ext)}" if centred.op == "mean" else q
-        finish = [f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)",
-                  f"{acc}_centred = {total}"]
-        self.em.replace[id(centred)] = f"{acc}_centred"
-        return init, update, finish
+        merge = f"{n}, {m}, {q} = tl.reduce(({n}, {m}, {q}), 1, _welford, keep_dims=True)"
+        return init, update, merge, (f"{acc}_centred", total)
 
     def online_exp_sum(self, acc: str, tl_acc: str, body: str, mask: str, exp_sum: ir.Reduce,
-                       ext: Shape, start: str) -> tuple[list[str], list[str], list[str]]:
+                       ext: Shape, start: str
+                       ) -> tuple[list[str], list[str], str, tuple[str, str]]:
         """In a max's loop, also sum(exp(x - max)) of the same terms (online softmax: each
         lane's sum rescaled when its running max grows, Kahan-compensated; lanes merged the
         same way): softmax's looped pass then reads the row twice, not three times. Running
@@ -315,10 +321,9 @@ class LaunchWriterBase:
                   f"{s}, {lost} = _kahan_add({s} * {acc}_scale, {lost} * {acc}_scale, "
                   f"{acc}_term)",
                   f"{m} = {new}"]
-        finish = [f"{m}, {s} = tl.reduce(({m}, {s} - {lost}), 1, _exp_sum, keep_dims=True)",
-                  f"{acc}_exp_sum = tl.where({m} == float('-inf'), float('nan'), {s})"]
-        self.em.replace[id(exp_sum)] = f"{acc}_exp_sum"
-        return init, update, finish
+        merge = f"{m}, {s} = tl.reduce(({m}, {s} - {lost}), 1, _exp_sum, keep_dims=True)"
+        return init, update, merge, (f"{acc}_exp_sum",
+                                     f"tl.where({m} == float('-inf'), float('nan'), {s})")
 
     def bind_reduce_vars(self, r: ir.Reduce, scope: Scope, offs: str) -> None:
         self.bind_vars(r.vars, scope, offs)

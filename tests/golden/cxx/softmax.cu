@@ -35,6 +35,12 @@ __device__ __forceinline__ double kspec_min(double a, double b) { return (a != a
 __device__ __forceinline__ int64_t kspec_min(int64_t a, int64_t b) { return a < b ? a : b; }
 __device__ __forceinline__ bool kspec_min(bool a, bool b) { return a && b; }
 
+// The reductions' combiners. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
+template <int OP, typename T>
+__device__ __forceinline__ T kspec_combine(T a, T b) {
+    return OP == 0 ? (T)(a + b) : OP == 1 ? (T)(a * b) : OP == 2 ? kspec_max(a, b) : kspec_min(a, b);
+}
+
 // V elements moved as one aligned access (16 bytes: one vector load or store instruction).
 template <typename T, int V>
 struct alignas(sizeof(T) * V) kspec_pack { T v[V]; };
@@ -54,11 +60,7 @@ __device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) 
     acc = t;
 }
 
-// Reductions across threads. OP: 0 sum, 1 prod, 2 max, 3 min (NaN-propagating, as kspec_max).
-template <int OP, typename T>
-__device__ __forceinline__ T kspec_combine(T a, T b) {
-    return OP == 0 ? (T)(a + b) : OP == 1 ? (T)(a * b) : OP == 2 ? kspec_max(a, b) : kspec_min(a, b);
-}
+// Reductions across threads (kspec_combine's OP codes).
 // Over the 32 lanes of a warp; every lane gets the result.
 template <int OP, typename T>
 __device__ __forceinline__ T kspec_warp_reduce(T v) {

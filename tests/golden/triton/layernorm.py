@@ -172,7 +172,6 @@ def layernorm_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_n_ptr, part0_
     red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
     red1 = red1 - red1_lost
     red1_n, red1_m, red1_q = tl.reduce((red1_n, red1_m, red1_q), 1, _welford, keep_dims=True)
-    red1_centred = red1_q / (N)
     tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
     tl.store(part0_n_ptr + sid * (M) + offs_p, red1_n, mask=pmask)
     tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)

@@ -149,7 +149,6 @@ def softmax_0a_split_partial(x_ptr, x_s0, x_s1, part0_ptr, part0_m_ptr, part0_s_
         red1 = _max(red1, tl.where(pmask & rmask, x_2, float('-inf')))
     red1 = tl.reduce(red1, 1, _max, keep_dims=True)
     red1_m, red1_s = tl.reduce((red1_m, red1_s - red1_s_lost), 1, _exp_sum, keep_dims=True)
-    red1_exp_sum = tl.where(red1_m == float('-inf'), float('nan'), red1_s)
     tl.store(part0_ptr + sid * (M) + offs_p, red1, mask=pmask)
     tl.store(part0_m_ptr + sid * (M) + offs_p, red1_m, mask=pmask)
     tl.store(part0_s_ptr + sid * (M) + offs_p, red1_s, mask=pmask)
