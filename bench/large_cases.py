@@ -168,6 +168,36 @@ CASES: list[Case] = [
     *_image("avg_pool2d"), *_image("max_pool2d"),
     *_image("batchnorm", positive=("running_var",), no_reduction="per-channel affine: no "
             "reduction"),
+    # language 1.1
+    *_rows("argmax", True), *_rows("cumsum", True),
+    Case("cross_entropy_labels", "offsets", {"M": ROWS, "C": 4096}, {"M": 6, "C": 37},
+         "logits of 2^31 + 49152 elements; the mean over rows cannot be chunked",
+         ints={"label": "C"}),
+    Case("cross_entropy_labels", "reduction", {"M": 3, "C": LONG}, {"M": 3, "C": 301},
+         "each row's log-sum-exp spans 10^7 + 19 classes; the gather picks one",
+         ints={"label": "C"}),
+    Case("embedding", "offsets", {"V": 1000, "D": 4096, "B": ROWS, "S": 1},
+         {"V": 11, "D": 37, "B": 6, "S": 2},
+         "the output has 524300 x 4096 = 2^31 + 49152 elements gathered from 1000 rows; "
+         "tokens are independent (chunked along B)", "B", ints={"tok": "V"}),
+    Case("embedding", "reduction", {}, {}, "", skip="a gather: no reduction"),
+    *_conv("conv2d_pad", True),
+    Case("conv_transpose2d", "offsets", {"N": 128, "C": 16, "H": 1026, "W": 1026, "O": 1,
+                                         "KH": 3, "KW": 3},
+         {"N": 2, "C": 3, "H": 5, "W": 4, "O": 2, "KH": 3, "KW": 3},
+         "x has 128 x 16 x 1026^2 = 2.16e9 elements, the output 128 x 2049^2 x 1; images are "
+         "independent (chunked along N)", "N", scale_by=("C", "KH", "KW")),
+    Case("conv_transpose2d", "reduction", {"N": 1, "C": 4_444_448, "H": 4, "W": 4, "O": 2,
+                                           "KH": 3, "KW": 3},
+         {"N": 2, "C": 40, "H": 4, "W": 4, "O": 2, "KH": 3, "KW": 3},
+         "each output sums C x 3 x 3 = 4e7 terms, of which the stride-2 division keeps 1-4 "
+         "taps per channel: at least 4.4e6 and up to 1.8e7 products", "N",
+         scale_by=("C", "KH", "KW")),
+    *_image("max_pool2d_pad", no_reduction="the only reduction is a 3 x 3 window"),
+    Case("rope", "offsets", {"B": 512, "S": 1025, "H": 64, "D": 64},
+         {"B": 2, "S": 5, "H": 3, "D": 8},
+         "x has 512 x 1025 x 64 x 64 = 2^31 + 2^21 elements; batches are independent", "B"),
+    Case("rope", "reduction", {}, {}, "", skip="elementwise: no reduction"),
     Case("group_norm", "offsets", {"N": 64, "G": 8, "C": 64, "L": 65_550},
          {"N": 2, "G": 2, "C": 3, "L": 11},
          "x has 64 x 8 x 64 x 65550 = 2^31 + 196608 elements; samples are independent",
@@ -190,9 +220,11 @@ def reduction_spans(kernel: Any, sizes: Sizes) -> list[int]:
     """Elements each reduction of the kernel runs over, at `sizes`."""
     from kspec import ir
 
-    return [math.prod(v.extent.evaluate(sizes) for v in node.vars)
+    # a scan carries its running value along its whole range, as a reduction does
+    return [math.prod(v.extent.evaluate(sizes) for v in node.vars) if isinstance(node, ir.Reduce)
+            else node.var.extent.evaluate(sizes)
             for stmt in kernel.ir.body for node in ir.walk(stmt.value)
-            if isinstance(node, ir.Reduce)]
+            if isinstance(node, (ir.Reduce, ir.Scan))]
 
 
 def chunk_dims(kernel: Any, symbol: str) -> dict[str, list[int]]:

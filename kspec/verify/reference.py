@@ -203,7 +203,9 @@ class Interpreter:
                 t = t + c * self.arange(v).reshape(s)
             if a.gather is not None:   # bind() has checked the index tensor's values
                 t = t + align(self.load(a.gather), vars_)
-                assert bool(((t >= 0) & (t < base.shape[d])).all()), "gather out of bounds"
+                # (meta tensors, as bench/large.py's dry run traces, have no values to test)
+                assert t.device.type == "meta" or bool(((t >= 0) & (t < base.shape[d])).all()), \
+                    "gather out of bounds"
             idx.append(t)
         if not vars_:
             return base[tuple(int(t) for t in idx)], ()
