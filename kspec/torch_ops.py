@@ -19,7 +19,7 @@ The real implementation is the target's `Kernel.build` launcher, one for every d
 
 Autograd: the backward is the kernel's derived vector-Jacobian product (kspec/autodiff,
 `kcompile --emit grad`), itself a kspec op of the same target. A kernel without a derivative
-(integer outputs only, a convolution's scatter, prod, scans) still registers: called with
+(integer outputs only, a transposed convolution's scatter, prod, scans) still registers: called with
 inputs that require grad it raises, at the call, the reason the derivation gave.
 """
 from __future__ import annotations

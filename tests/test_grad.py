@@ -85,6 +85,11 @@ CASES = {
     "leaky_relu": {"M": 3, "N": 5},
     "batchnorm": {"N": 3, "C": 5, "H": 3, "W": 7},
     "group_norm": {"N": 3, "G": 2, "C": 3, "L": 5},
+    # the input's gradient a padded gather over the output (kspec/autodiff/gather.py); stride 2
+    # leaves the last row and column of x unread (zero gradient)
+    "conv2d": {"N": 2, "C": 3, "H": 7, "W": 9, "O": 5, "KH": 3, "KW": 2},
+    "conv2d_stride2": {"N": 2, "C": 3, "H": 10, "W": 8, "O": 5, "KH": 3, "KW": 3},
+    "conv2d_pad": {"N": 2, "C": 3, "H": 5, "W": 7, "O": 3, "KH": 3, "KW": 4},
 }
 
 
@@ -93,7 +98,7 @@ def test_gradient_matches_autograd_on_reference(spec):
     check_gradients(spec, CASES[spec])
 
 
-@pytest.mark.parametrize("spec", ["softmax", "layernorm"])
+@pytest.mark.parametrize("spec", ["softmax", "layernorm", "conv2d_stride2"])
 def test_printed_vjp_golden(spec):
     k = kspec.load(SPECS / f"{spec}.kspec")[spec].ir
     assert vjp_source(k) == (GOLDEN / "grad" / f"{spec}.vjp.kspec").read_text()
@@ -121,10 +126,13 @@ ERRORS = {
                         "    y[i] = f32(argmax(x[i, j] for j))\n}\n",
                         "<string>:2:5: no derivative: argmax/argmin have no derivative: a "
                         "float output depends on an integer index"),
-    "conv": ((SPECS / "conv2d.kspec").read_text(),
-             "<string>:5:5: no derivative: the read x[n, c, p + r, q + s] has no derivative "
-             "yet: its adjoint is a scatter (an index that is not one distinct index variable "
-             "per dim; convolutions need padded reads to write it as a gather)"),
+    "conv_transpose": ((SPECS / "conv_transpose2d.kspec").read_text(),
+                       "<string>:6:5: no derivative: the read pad(x, 0.0)[n, c, (p - r + 1) / 2, "
+                       "(q - s + 1) / 2] has no derivative yet: its adjoint is a scatter (a "
+                       "divided or gathered index)"),
+    "diagonal": ("kernel f(x: f32[N, N]) -> y: f32[N] {\n    y[i] = x[i, i] + 1.0\n}\n",
+                 "<string>:2:5: no derivative: the read x[i, i] has no derivative yet: its "
+                 "adjoint is a scatter (an index variable in two dims)"),
     "prod": ("kernel f(x: f32[M, N]) -> y: f32[M] {\n    y[i] = prod(x[i, j] for j)\n}\n",
              "<string>:2:5: no derivative: prod(j) has no derivative yet"),
     "scan": ("kernel f(x: f32[M, N]) -> y: f32[M, N] {\n"

@@ -13,8 +13,10 @@ statement per tensor in reverse order, each the sum of every read's contribution
   broadcasts along K; a read at a permutation is a plain statement, a contraction a sum);
 * `mean` divides by the range's size; `max`/`min` send the adjoint to the elements equal to the
   result, split evenly among ties (PyTorch's amax/amin rule), with the tie count a statement;
-* a read at a non-bare index (`x[n, c, p + r, q + s]`, a convolution) is a scatter, and `prod`
-  and scans have no rule yet: both are build-time errors, as are kernels without float outputs.
+* a read at shifted or strided indices (`x[n, c, 2*p + r, q + s]`, a convolution) contributes a
+  padded gather over the output index (gather.py: `pad(dy, 0)[n, o, (h - r) / 2, w - s]`);
+  other scatters (`x[i, i]`, divided indices), `prod` and scans have no rule yet: build-time
+  errors, as are kernels without float outputs.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ..errors import KspecGradError
 from ..printer import format_expr
 from ..shapes import Shape
 from . import rules
+from .gather import as_gather
 from .split import Forward, split
 
 _UID = 1 << 40   # fresh index variables, above any the front end assigns
@@ -143,6 +146,11 @@ class _Reverse:
         name = self.fresh(f"d{t}_total" if seed is not None else f"d{t}")
         self.adjoint[t] = name
         stmt = self.combine(name, t, self.fwd.dims[t], seed, pos)
+        v = stmt.value
+        if isinstance(v, ir.Load) and v.pad is None and \
+                tuple(a.bare for a in v.index) == stmt.index:
+            self.adjoint[t] = v.tensor   # a copy (`dy_r0 = dy`, a sum's through a + b): alias
+            return True
         bare = {a.bare for n in ir.walk(stmt.value) if isinstance(n, ir.Load) for a in n.index}
         if not set(stmt.index) <= bare and not any(isinstance(n, ir.Reduce)
                                                    for n in ir.walk(stmt.value)):
@@ -201,8 +209,14 @@ class _Reverse:
             stored = _read(stmt.target, stmt.index, self.fwd.dtypes[stmt.target])
         for node, adj in self.back(body, seed, stmt.pos, stored):
             name = node.tensor if isinstance(node, ir.Load) else node.name
-            at = self.read_index(node, stmt.pos) if isinstance(node, ir.Load) else ()
-            summed = tuple(x for x in around if x not in at)
+            at, solved = (), ()
+            if isinstance(node, ir.Load) and any(a.bare is None for a in node.index):
+                g = as_gather(node, adj, self.fwd.dims[name], stmt.index, self.dims_of,
+                              self.var, self.taken, stmt.pos)
+                adj, at, solved = g.value, g.at, g.solved
+            if isinstance(node, ir.Load):
+                at = self.read_index(node, at, stmt.pos)
+            summed = tuple(x for x in around if x not in at and x not in solved)
             self.contribs.setdefault(name, []).append(_Contribution(adj, at, summed))
 
     def adjoint_read(self, t: str, index: tuple[ir.IndexVar, ...]) -> ir.Expr:
@@ -238,14 +252,25 @@ class _Reverse:
                              + (" (its result is an integer index)" if r.op.startswith("arg")
                                 else " yet"), stmt.pos)
 
-    def read_index(self, node: ir.Load, pos) -> tuple[ir.IndexVar, ...]:
-        bare = tuple(a.bare for a in node.index)
+    def dims_of(self, name: str) -> tuple[Shape, ...]:
+        """The dims of a forward tensor, a grad parameter or an adjoint."""
+        if name in self.fwd.dims:
+            return self.fwd.dims[name]
+        for seed in self.seeds.values():
+            if seed.name == name:
+                return seed.dims
+        return next(self.fwd.dims[t] for t, a in self.adjoint.items() if a == name)
+
+    def read_index(self, node: ir.Load, at: tuple[ir.IndexVar, ...], pos
+                   ) -> tuple[ir.IndexVar, ...]:
+        """The read's index, one variable per dim (`at`: as_gather's, where it has shifted or
+        strided dims), checked: distinct variables, each over its whole dim."""
+        bare = at or tuple(a.bare for a in node.index)
         text = format_expr(node)
-        if not all(bare) or len(set(bare)) != len(bare):
+        if len(set(bare)) != len(bare):
             raise KspecGradError(
                 f"the read {text} has no derivative yet: its adjoint is a scatter (an index "
-                "that is not one distinct index variable per dim; convolutions need padded "
-                "reads to write it as a gather)", pos)
+                "variable in two dims)", pos)
         for v, d in zip(bare, self.fwd.dims[node.tensor]):
             if v.extent != d:  # type: ignore[union-attr]
                 raise KspecGradError(f"the read {text} covers part of a dim ({v.name} < "
@@ -294,8 +319,9 @@ def _names(contribs: list[_Contribution], rank: int) -> list[str]:
 
 def _rename(e: ir.Expr, m: dict[ir.IndexVar, ir.IndexVar]) -> ir.Expr:
     if isinstance(e, ir.Load):
-        return dataclasses.replace(e, index=tuple(
-            ir.Affine(tuple((m.get(v, v), c) for v, c in a.terms), a.offset) for a in e.index))
+        return dataclasses.replace(e, index=tuple(dataclasses.replace(
+            a, terms=tuple((m.get(v, v), c) for v, c in a.terms),
+            gather=a.gather and _rename(a.gather, m)) for a in e.index))
     if isinstance(e, ir.IndexValue):
         return dataclasses.replace(e, var=m.get(e.var, e.var))
     if isinstance(e, ir.Op):
