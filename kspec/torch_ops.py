@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -36,15 +36,26 @@ from .dtypes import DType
 from .errors import KspecGradError
 from .printer import format_kernel
 
-if TYPE_CHECKING:
-    from .api import Kernel
+
+
+class Kernel(Protocol):
+    """What an op is made of: kspec.api.Kernel, named by its shape so that this module stays
+    below kspec.api in the import graph (api imports it for Kernel.op)."""
+
+    ir: ir.Kernel
+    module: Any
+
+    @property
+    def name(self) -> str: ...
+
+    def build(self, backend: str = "triton", **options: Any) -> Callable: ...
 
 NAMESPACE = "kspec"
 _OPS: dict[str, Any] = {}      # qualified name -> torch.library CustomOpDef
 _LOCK = threading.RLock()   # re-entered: registering an op registers its VJP
 
 
-def op_name(kernel: "Kernel", target: str = "triton", **options: Any) -> str:
+def op_name(kernel: Kernel, target: str = "triton", **options: Any) -> str:
     """The op's name inside the kspec namespace: `<kernel>_<hash of IR, target, options>`."""
     text = "\n".join([format_kernel(kernel.ir), target, repr(sorted(options.items()))])
     return f"{kernel.name}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
@@ -67,7 +78,7 @@ def _scalar(p: ir.ScalarParam) -> str:
     return f"{kind} {p.name}={default}"
 
 
-def register(kernel: "Kernel", target: str = "triton", *, backward: bool = True,
+def register(kernel: Kernel, target: str = "triton", *, backward: bool = True,
              **options: Any):
     """Register `kernel` as `kspec::<op_name>` (once per process) and return the op.
     backward=False: the op gets no derivative of its own (the VJP ops: no double backward)."""
@@ -79,7 +90,7 @@ def register(kernel: "Kernel", target: str = "triton", *, backward: bool = True,
         return _OPS[qualname]
 
 
-def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any],
+def _define(kernel: Kernel, qualname: str, target: str, options: dict[str, Any],
             backward: bool):
     k = kernel.ir
     launcher: list[Callable] = []    # built at the first real call: building may compile
@@ -108,7 +119,7 @@ def _define(kernel: "Kernel", qualname: str, target: str, options: dict[str, Any
     return op
 
 
-def _register_backward(op: Any, kernel: "Kernel", qualname: str, target: str,
+def _register_backward(op: Any, kernel: Kernel, qualname: str, target: str,
                        options: dict[str, Any]) -> None:
     """The backward is the derived VJP kernel (kspec/autodiff), registered as an op of its own
     with the same target and options, so torch.compile traces it like the forward.
