@@ -22,7 +22,7 @@ from kspec.backends.cxx import CUDA, emulate
 from kspec.backends.cxx.patterns import LaunchContext
 from kspec.backends.cuda import toolchain as nv
 from kspec.backends.cxx.shape import launches_at
-from kspec.backends.cxx.split_rows import advance_lines, decompose_lines
+from kspec.backends.cxx.split_rows import advance_lines
 from kspec.lowering import plan_kernel
 from kspec.lowering.policy import row_split, scalar_split
 from kspec.verify.tolerance import compare, magnitude
@@ -163,7 +163,8 @@ def test_index_steps_carry_like_division(extents: tuple[int, ...], step: int,
     total = 1
     for e in extents:
         total *= e
-    start = "\n".join(decompose_lines(ctx, "lin", list(red.vars), names))
+    ctx.name_vars(list(red.vars), names)
+    start = "\n".join(ctx.decompose("lin", list(red.vars), mutable=True))
     step_lines = "\n".join(advance_lines(ctx, list(red.vars), names, str(step)))
     printed = " << ' ' << ".join(names)
     program = f"""#include <cstdint>

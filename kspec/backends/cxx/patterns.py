@@ -116,19 +116,22 @@ class LaunchContext:
             out.append(self.var_names[v])
         return out
 
-    def decompose(self, linear: str, vars_: list[ir.IndexVar]) -> list[str]:
-        """Lines splitting `linear` into the variables (row-major, last fastest)."""
+    def decompose(self, linear: str, vars_: list[ir.IndexVar], mutable: bool = False
+                  ) -> list[str]:
+        """Lines splitting `linear` into the variables (row-major, last fastest); `mutable`
+        declares them non-const, for a loop that then steps them (split_rows.advance_lines)."""
         names = self.name_vars(vars_)
         if not vars_:
             return []
+        decl = "int64_t" if mutable else "const int64_t"
         if len(vars_) == 1:
-            return [f"const int64_t {names[0]} = {linear};"]
+            return [f"{decl} {names[0]} = {linear};"]
         rest = self.namer.fresh("rest")
         lines = [f"int64_t {rest} = {linear};"]
         for v, name in zip(reversed(vars_[1:]), reversed(names[1:])):
             ext = self.r.shape(v.extent).wrapped(MUL + 1)
-            lines += [f"const int64_t {name} = {rest} % {ext};", f"{rest} /= {ext};"]
-        lines.append(f"const int64_t {names[0]} = {rest};")
+            lines += [f"{decl} {name} = {rest} % {ext};", f"{rest} /= {ext};"]
+        lines.append(f"{decl} {names[0]} = {rest};")
         return lines
 
     def total(self, extents: list[Shape]) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from ... import ir
 from ...lowering.policy import row_split
-from .code import MUL, Code
+from .code import Code
 from .generic import Arg, extent_product, grid_size
 from .patterns import LaunchContext, PatternUnit, statement_text
 from .rows import Acc, reduces
@@ -36,14 +36,13 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     r, d = ctx.r, ctx.d
     accs = [Acc(ctx, red) for red in reduces(stmt.value)]
     outer = list(stmt.index)
-    outer_names = ctx.name_vars(outer)
     red_vars = list(accs[0].reduce.vars)
     red_names = [ctx.namer.fresh(v.name) for v in red_vars]
     for a in accs:   # every reduction of the statement runs over the same extents: one loop
         ctx.name_vars(list(a.reduce.vars), red_names)
     row_lines = ctx.decompose("row", outer)
     lin = ctx.namer.fresh("linear")
-    start = decompose_lines(ctx, lin, red_vars, red_names)
+    start = ctx.decompose(lin, red_vars, mutable=True)
     step = advance_lines(ctx, red_vars, red_names, "lanes")
     folds = [a.fold(r.render(a.reduce.body)) for a in accs]
     parts = [ctx.namer.fresh(f"part{k}") for k in range(len(accs))]
@@ -108,19 +107,6 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     return PatternUnit(name, "split", statement_text(stmt), "split_rows.j2", args, params,
                        data, [f"{name}_rows", f"{name}_strided", f"{name}_finish"], pick,
                        scratch)
-
-
-def decompose_lines(ctx: LaunchContext, linear: str, vars_: list[ir.IndexVar],
-                       names: list[str]) -> list[str]:
-    """Lines setting the (declared, mutable) index names from `linear`, row-major."""
-    if len(vars_) == 1:
-        return [f"int64_t {names[0]} = {linear};"]
-    rest = ctx.namer.fresh("rest")
-    lines = [f"int64_t {rest} = {linear};"]
-    for v, n in zip(reversed(vars_[1:]), reversed(names[1:])):
-        ext = ctx.r.shape(v.extent).wrapped(MUL + 1)
-        lines += [f"int64_t {n} = {rest} % {ext};", f"{rest} /= {ext};"]
-    return lines + [f"int64_t {names[0]} = {rest};"]
 
 
 def advance_lines(ctx: LaunchContext, vars_: list[ir.IndexVar], names: list[str],
