@@ -21,3 +21,8 @@ timeout 170 python3 bench/reductions.py --backends triton,cuda --out "$OUT/reduc
 echo "reductions rc=$? $((SECONDS-t0))s"
 tail -9 "$OUT/training_step.txt"
 tail -32 "$OUT/reductions.txt"
+# issue 18: tune --llm end to end on the GPU against the scripted loopback server (needs the
+# openai wheels carried in .whl/agent)
+t0=$SECONDS
+timeout 100 python3 bench/agent_gpu.py --out "$OUT/agent" > "$OUT/agent.txt" 2>&1
+echo "agent rc=$? $((SECONDS-t0))s"; grep "^|" "$OUT/agent.txt" | cut -c1-230
