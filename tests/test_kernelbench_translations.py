@@ -369,3 +369,23 @@ def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path, caps
     data = json.loads(out.read_text())
     assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
         [("1_Fake_ReLU", "correct")]
+
+
+def test_resume_runs_a_problem_translated_since(tmp_path: Path) -> None:
+    """An entry recorded `untranslated` is run anew once its translation exists: the run it
+    resumes from predates the translation."""
+    checkout, translations = fake_checkout(tmp_path)
+    out = tmp_path / "run.json"
+    earlier = run_json({1: 0.5})
+    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU",
+                                  translated=False, base={})
+    earlier["problems"][0]["backends"]["triton"] = {"status": "untranslated",
+                                                    "detail": "no 1_Fake_ReLU.kspec"}
+    out.write_text(json.dumps(earlier))
+    assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
+                     "--small", "--trials", "1", "--backends", "triton", "--only",
+                     "1_Fake_ReLU", "--resume", "--translations", str(translations),
+                     "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [(p["stem"], p["translated"], p["backends"]["triton"]["status"])
+            for p in data["problems"]] == [("1_Fake_ReLU", True, "correct")]

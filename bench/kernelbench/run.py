@@ -309,7 +309,11 @@ def run(args: argparse.Namespace) -> int:
         # an entry that ran out of memory stays until its re-run replaces it (a run cut off
         # before then keeps it), and is re-run first and alone: beside other workers' inputs
         # it would run out again, and eager's allocations under that pressure time 2.5x slow
-        done = [p for p in previous["problems"] if p["key"] in keys]
+        # an entry recorded untranslated whose translation has landed since is run anew
+        written = {p.key for p in problems
+                   if translation_path(args.translations, p).exists()}
+        done = [p for p in previous["problems"] if p["key"] in keys
+                and (p.get("translated", True) or p["key"] not in written)]
         meta["resumed_from"] = previous["meta"]["date"]
         again = {d["key"] for d in done if ran_out_of_memory(d)}
         redo = [p for p in problems if p.key in again]
