@@ -12,21 +12,15 @@ import torch
 
 import kspec
 from kspec.autodiff import vjp_kernel
-from kspec.errors import ToolchainError
 from kspec.verify.inputs import choose_sizes, random_arguments
 from kspec.verify.tolerance import compare, magnitude
 from test_grad import CASES, LAYERS, ThreeLayers
-from test_grad_aot import ATTENTION_SMEM
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU "
                                 "(torch.cuda.is_available() is False)")
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 BACKENDS = ["triton", "cuda", "hip"]
-# the recorded Triton limit on attention's backward (tests/test_grad_aot.py): strict, so that a
-# fix shows up as an unexpected pass
-XFAIL = {("attention", "triton"): pytest.mark.xfail(raises=ToolchainError, strict=True,
-                                                    reason=ATTENTION_SMEM)}
 
 
 def _vjp(spec: str) -> kspec.Kernel:
@@ -40,9 +34,7 @@ def _as_tuple(x):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("spec", CASES)
-def test_vjp_agrees_with_reference(spec: str, backend: str, request) -> None:
-    if (spec, backend) in XFAIL:
-        request.applymarker(XFAIL[spec, backend])
+def test_vjp_agrees_with_reference(spec: str, backend: str) -> None:
     v = _vjp(spec)
     fn = v.build(backend)
     rng = random.Random(f"{spec}/{backend}")

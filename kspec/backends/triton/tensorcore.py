@@ -100,8 +100,8 @@ class TensorCorePatterns:
         if tile_n == 256:   # grids smaller than one wave of 128x256 tiles keep 128x128
             tile_n = f"256 if {wave} >= _multiprocessors(device) else 128"
         prelude.append(f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
-                       f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}) "
-                       f"if device.type == 'cuda' else (32, 32, 1)")
+                       f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}"
+                       f"{self.staged_tiles(c)}) if device.type == 'cuda' else (32, 32, 1)")
         self.emit_launch(
             {"BLOCK_M": "128 if device.type == 'cuda' else 32",
              "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
@@ -142,6 +142,20 @@ class TensorCorePatterns:
         if c.kv[0] not in bare or len(set(bare)) != len(bare):
             return None
         return bare.index(c.kv[0]), bare.index(c.jv[0])
+
+    @staticmethod
+    def staged_tiles(c) -> str:
+        """_fit_gemm_tile's last arguments where an operand is computed (the backward's
+        dy * f'(x) times a weight): the tiles Triton stages per operand and the computed flag;
+        "" for two plain loads. Every tensor an operand reads counts as a tile, vectors too:
+        on sm_90 the attention backward's dq (ds from dp, s, and three row vectors) took 288
+        KiB at 128x64x32 in 4 stages, more than its two tiles alone."""
+        if isinstance(c.a, ir.Load) and isinstance(c.b, ir.Load):
+            return ""
+
+        def tiles(e: ir.Expr) -> int:
+            return max(1, len({(x.tensor, x.index) for x in ir.walk(e) if isinstance(x, ir.Load)}))
+        return f", {tiles(c.a)}, {tiles(c.b)}, True"
 
     @staticmethod
     def operand_bytes(operand: str | None) -> int:

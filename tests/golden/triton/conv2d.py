@@ -56,14 +56,18 @@ def _shared_memory(device):
     return torch.cuda.get_device_properties(device).shared_memory_per_block_optin
 
 
-def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages):
-    # Triton keeps `stages` copies of the A and B tiles in shared memory, and may pass the f32
-    # accumulator tile through it once (seen on gfx942: 128x256 x 4 B = 128 KiB): give up a
-    # stage, then halve the K step, then the N width until both fit (f32 128x256x64 in 3
-    # stages is 288 KiB, over Hopper's 227)
+def _fit_gemm_tile(device, operand_bytes, block_m, block_n, block_k, stages, tiles_a=1,
+                   tiles_b=1, computed=False):
+    # Triton keeps `stages` copies of the tiles loaded for A and B in shared memory (an
+    # operand computed from several tensors stages each: tiles_a, tiles_b), one more A and B
+    # tile for a computed operand (measured on sm_90: 128x128x64 in 3 stages, A from two
+    # tensors: 320 KiB), and may pass the f32 accumulator tile through it once (seen on
+    # gfx942: 128x256 x 4 B = 128 KiB): give up a stage, then halve the K step, then the N
+    # width until both fit (f32 128x256x64 in 3 stages is 288 KiB, over Hopper's 227)
     limit = _shared_memory(device)
     while True:
-        staged = stages * (block_m + block_n) * block_k * operand_bytes
+        staged = (stages * (tiles_a * block_m + tiles_b * block_n)
+                  + (block_m + block_n if computed else 0)) * block_k * operand_bytes
         if block_m * block_n * 4 > limit and block_n > 16:
             block_n //= 2
         elif staged <= limit:
