@@ -69,6 +69,7 @@ class PlainFold:
         self.reduces = [red]
         self.op = red.op
         self.ctx = r.accumulator(red)
+        self.kind = red.op + (" (compensated)" if compensated(red.op, self.ctx.ctype) else "")
         self.acc, self.comp = sum_state(r, namer, f"{red.op}_{'_'.join(v.name for v in red.vars)}",
                                         red.op, self.ctx.ctype)
         self.states = [self.acc] + ([self.comp] if self.comp else [])
@@ -101,6 +102,7 @@ class ArgFold:
     def __init__(self, r: StatementRenderer, namer: Namer, red: ir.Reduce):
         (v,) = red.vars
         self.reduces = [red]
+        self.kind = f"{red.op} (value, index)"
         self.max = int(red.op == "argmax")
         ctype = r.accumulator(red).ctype
         extreme = "max" if self.max else "min"
@@ -140,6 +142,7 @@ class CentredFold:
     def __init__(self, r: StatementRenderer, namer: Namer, mean: ir.Reduce,
                  second: ir.Reduce):
         self.reduces = [mean, second]
+        self.kind = f"mean and {second.op} of squared deviations (shifted sums, one pass)"
         self.ctx = r.accumulator(mean)
         ctype = self.ctx.ctype
         base = "_".join(v.name for v in mean.vars)

@@ -99,7 +99,8 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         write=[f"{parts[id(v)]}[slice * rows + row] = {v.name}[c];"
                for f in folds for v in f.partials],
         n=ctx.total([v.extent for v in red_vars]), rows=ctx.total([v.extent for v in outer]),
-        threads=THREADS, columns=COLUMNS, unroll=UNROLL, max_warps=THREADS // d.warp_size)
+        threads=THREADS, columns=COLUMNS, unroll=UNROLL, max_warps=THREADS // d.warp_size,
+        fold_kinds=[f.kind for f in folds])
     data.update(finish_data(ctx, folds, parts, zeros))
     r.helpers |= {"kspec_team_reduce", "kspec_combine", "kspec_max", "kspec_min"}
     if any(isinstance(f, ArgFold) for f in folds):
