@@ -1,6 +1,8 @@
-"""The C++ split per row (kspec/backends/cxx/split_rows.py), bench-free: which launches the
-KernelBench reductions take at their sizes, every branch forced at small sizes through the CPU
-emulation against the float64 reference, the index stepping checked in C++, and nvcc compiles.
+"""The C++ split per row (kspec/backends/cxx/split_rows.py, folds.py), bench-free: which
+launches the KernelBench reductions take at their sizes, every branch (orientation, slices,
+argmax / argmin ties and NaNs, the one-pass centred statistics far from zero, partial column
+tiles and unrolled tails) forced at small sizes through the CPU emulation against the float64
+reference, the index stepping checked in C++, and nvcc (sm_90) and hipcc (gfx90a) compiles.
 
 The emulation runs one thread (grid = block = 1), so it folds every slice of every row in turn
 with lanes = 1; the stepping of several reduced indices by a warp's 32 lanes is checked on its
@@ -22,6 +24,7 @@ from kspec.backends import get_backend
 from kspec.backends.cxx import CUDA, emulate
 from kspec.backends.cxx.patterns import LaunchContext
 from kspec.backends.cuda import toolchain as nv
+from kspec.backends.hip import toolchain as amd
 from kspec.backends.cxx.shape import launches_at
 from kspec.backends.cxx.split_rows import advance_lines
 from kspec.lowering import plan_kernel
@@ -33,6 +36,7 @@ from reduction_problems import BY_NAME  # noqa: E402
 
 needs_cxx = pytest.mark.skipif(emulate.compiler() is None, reason="no host C++ compiler")
 needs_nvcc = pytest.mark.skipif(nv.nvcc_path() is None, reason="nvcc is not installed")
+needs_hipcc = pytest.mark.skipif(amd.hipcc_path() is None, reason="hipcc is not installed")
 
 
 def _kernel(problem: str):
@@ -54,7 +58,7 @@ LAUNCHES = [
     ("layer_norm", ["0_split_rows", "0_split_finish", "1_pointwise_v4"], 256),
     ("instance_norm", ["0_split_rows", "0_split_finish", "1_pointwise_v4"], 1),
     ("group_norm", ["0_split_rows", "0_split_finish", "1_pointwise_v4"], 4),
-    ("rms_norm", ["0_split_columns", "0_split_finish", "1_pointwise_v4"], 1),
+    ("rms_norm", ["0_split_columns_v4", "0_split_finish", "1_pointwise_v4"], 1),
     ("sum_dim1", ["0_split_columns", "0_split_finish"], 1),
     ("max_dim1", ["0_split_columns", "0_split_finish"], 1),
     ("argmax_dim1", ["0_split_columns", "0_split_finish"], 1),
@@ -210,10 +214,30 @@ def test_columns_cover_partial_tiles_and_unrolled_tails() -> None:
     the unrolled loads (every length 1..9 against 4 columns, 2 or 8 positions per step)."""
     k = kspec.loads(SPARSE)["middle_sum"]
     for b in range(1, 10):
-        x = torch.rand(2, b, 3)
-        for schedule in ({"columns": True}, {"columns": False}, {"columns": True, "split": 2}):
-            got = emulate.build(k.ir, schedule=schedule)(x)
-            assert torch.allclose(got.double(), x.double().sum(1), rtol=1e-6), (b, schedule)
+        for x in (torch.rand(2, b, 3), torch.rand(3, b, 8)):   # packs of 4 columns in the 2nd
+            for schedule in ({"columns": True}, {"columns": False},
+                             {"columns": True, "split": 2}, {"columns": True, "vector": False}):
+                got = emulate.build(k.ir, schedule=schedule)(x)
+                assert torch.allclose(got.double(), x.double().sum(1), rtol=1e-6), (b, schedule)
+
+
+def test_packed_columns_only_where_aligned() -> None:
+    """The packed columns variant needs the kept innermost extent a multiple of 4 and the
+    tensors it packs contiguous and aligned there; otherwise the scalar columns."""
+    k = kspec.loads(SPARSE)["middle_sum"]
+    unit = emulate.plan_for(k.ir, emulate.CPU).units[0]
+    info = type("Info", (), {"cpu": True, "schedule": {}, "multiprocessors": 1})()
+
+    def picked(x):
+        env = {"A": x.shape[0], "B": x.shape[1], "C": x.shape[2]}
+        y = torch.empty(x.shape[0], x.shape[2])
+        return unit.launches(env, {"x": x, "y": y}, info)[0][0].rsplit("_", 1)[1]
+
+    x = torch.rand(3, 40, 8)
+    assert picked(x) == "v4"
+    assert picked(torch.rand(3, 40, 9)) == "columns"
+    assert picked(torch.rand(3, 40, 9)[:, :, 1:]) == "columns"          # misaligned start
+    assert picked(torch.rand(3, 8, 40).transpose(1, 2)) == "rows"       # contiguous reduction
 
 
 @needs_cxx
@@ -282,3 +306,15 @@ def test_split_per_row_compiles_for_nvidia(backend: str) -> None:
         split = [f for f in c.resources if "_split_" in f]
         assert split and {f.rsplit("_", 1)[1] for f in split} == {"rows", "columns", "finish"}
         assert all(c.resources[f]["spill_stores"] == 0 for f in split)
+
+
+@needs_hipcc
+def test_split_per_row_compiles_for_gfx90a() -> None:
+    """Both orientations and the finish for 64-lane wavefronts: no scratch, no spills, the
+    columns block's shared memory within 64 KiB."""
+    for problem in ("batch_norm", "sum_dim1", "argmax_dim1"):
+        c = get_backend("hip").compile(_kernel(problem).ir, "gfx90a")
+        split = {f: r for f, r in c.resources.items() if "_split_" in f}
+        assert {f.rsplit("_", 1)[1] for f in split} == {"rows", "columns", "finish"}
+        for f, r in split.items():
+            assert r["scratch"] == 0 and r["vgpr_spill"] == 0 and r["lds"] <= 65536, (f, r)

@@ -37,7 +37,8 @@ from ...ops import ARG_REDUCTIONS
 from .code import Code
 from .folds import ArgFold, CentredFold, PlainFold
 from .generic import Arg, extent_product, grid_size
-from .patterns import LaunchContext, PatternUnit, statement_text
+from .ctype import storage_ctype
+from .patterns import LaunchContext, PatternUnit, aligned, statement_text
 from .rows import reduces
 
 THREADS = 256   # threads per block in both phases (the columns orientation: at most)
@@ -83,6 +84,7 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     start = ctx.decompose(lin, red_vars, mutable=True)
     step = advance_lines(ctx, red_vars, red_names, "step")
     terms = [(t, value) for f in folds for t, value in zip(f.terms, f.term_values(r, red_names))]
+    packs, packed_terms = packed_terms_of(ctx, folds, outer[-1], red_names)
     parts = {id(v): ctx.namer.fresh(f"part_{v.name}") for f in folds for v in f.partials}
     sh = {id(v): ctx.namer.fresh(f"{v.name}_sh") for f in folds for v in f.partials}
     data = dict(
@@ -100,7 +102,7 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                for f in folds for v in f.partials],
         n=ctx.total([v.extent for v in red_vars]), rows=ctx.total([v.extent for v in outer]),
         threads=THREADS, columns=COLUMNS, unroll=UNROLL, max_warps=THREADS // d.warp_size,
-        fold_kinds=[f.kind for f in folds])
+        fold_kinds=[f.kind for f in folds], packs=packs, packed_terms=packed_terms)
     data.update(finish_data(ctx, folds, parts, zeros))
     r.helpers |= {"kspec_team_reduce", "kspec_combine", "kspec_max", "kspec_min"}
     if any(isinstance(f, ArgFold) for f in folds):
@@ -108,18 +110,65 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     extra = tuple(Arg("tensor", p, f"{v.ctype}* {d.restrict} {p}", v.ctype, f"{name}.{p}")
                   for f in folds for v in f.partials for p in [parts[id(v)]])
     extra += (Arg("launch", "parts", "int64_t parts", "int64_t", "parts"),)
-    text = "\n".join([*row_lines, *shift_lines, *start, *step, *(v for _, v in terms),
+    text = "\n".join([*row_lines, *shift_lines, *start, *step, *(v for _, v in terms), *packs,
                       *data["folds"], *data["merge_finish"], *data["stores"],
                       *data["finish_shifts"], data["n"], data["rows"], *parts.values(),
                       "parts"])
     args, params = ctx.finish_args(text, extra)
     data["accs"] = [(v, parts[id(v)]) for f in folds for v in f.partials]
     scratch_types = [(parts[id(v)], v.ctype) for f in folds for v in f.partials]
+    vectors = sorted({ld.tensor for ld in vector_loads(folds, outer[-1])})
+    variants = [f"{name}_rows", f"{name}_columns"]
+    variants += [f"{name}_columns_v{COLUMNS}"] * bool(packs) + [f"{name}_finish"]
     return PatternUnit(name, "split", "; ".join(statement_text(s) for s in stmts),
-                       "split_rows.j2", args, params, data,
-                       [f"{name}_rows", f"{name}_columns", f"{name}_finish"],
+                       "split_rows.j2", args, params, data, variants,
                        *split_launcher(name, stmts[0], red_vars, outer, scratch_types,
-                                       d.warp_size))
+                                       d.warp_size, vectors if packs else None))
+
+
+def vector_loads(folds: list, last: ir.IndexVar) -> list[ir.Load]:
+    """Loads of the reduced terms that the packed columns variant reads COLUMNS at a time:
+    the last index is the kept innermost one, bare, and no other index uses it."""
+    out = []
+    for f in folds:
+        for node in ir.walk(f.reduces[0].body):
+            if (isinstance(node, ir.Load) and node.pad is None and node.index
+                    and node.index[-1].bare == last
+                    and all(last not in a.vars() for a in node.index[:-1])):
+                out.append(node)
+    return out
+
+
+def packed_terms_of(ctx: LaunchContext, folds: list, last: ir.IndexVar,
+                    red_names: list[str]) -> tuple[list[str], list[tuple]]:
+    """(the pack loads, the terms read from them) of the packed columns variant: lane l's
+    rows are COLUMNS consecutive ones, so each vector load of a position is one aligned
+    COLUMNS-wide access at the first of them (whose indices are bound when the packs load)."""
+    r, d = ctx.r, ctx.d
+    loads = {(ld.tensor, ld.index): ld for ld in vector_loads(folds, last)}
+    if not loads:
+        return [], []
+    names = {key: ctx.namer.fresh(f"{ld.tensor}_v") for key, ld in loads.items()}
+    lines = []
+    for key, ld in loads.items():
+        ctype = storage_ctype(ctx.elements[ld.tensor], d)
+        addr = r.element(ld.tensor, [r.affine(a) for a in ld.index])
+        lines.append(f"const kspec_pack<{ctype}, COLS> {names[key]} = "
+                     f"*reinterpret_cast<const kspec_pack<{ctype}, COLS>*>(&{addr});")
+
+    def hook(e):
+        if isinstance(e, ir.Load) and (e.tensor, e.index) in names:
+            return r.from_storage(f"{names[(e.tensor, e.index)]}.v[c]", ctx.elements[e.tensor])
+        return None
+
+    r.load_hook = hook
+    try:
+        terms = [(t, value) for f in folds
+                 for t, value in zip(f.terms, f.term_values(r, red_names))]
+    finally:
+        r.load_hook = None
+    r.helpers.add("kspec_pack")
+    return lines, terms
 
 
 def finish_data(ctx: LaunchContext, folds: list, parts: dict, zeros: list[str]) -> dict:
@@ -151,10 +200,12 @@ def finish_data(ctx: LaunchContext, folds: list, parts: dict, zeros: list[str]) 
 
 def split_launcher(name: str, stmt: ir.Assign, red_vars: list[ir.IndexVar],
                    outer: list[ir.IndexVar], scratch_types: list[tuple[str, str]],
-                   lanes: int) -> tuple:
+                   lanes: int, vectors: list[str] | None) -> tuple:
     """(pick, scratch) of a split-per-row unit: the orientation from the strides, the slice
     count per orientation (policy.row_split with the rows a block holds), the columns
-    orientation's warps from the slice's length."""
+    orientation's warps from the slice's length, its packed variant where `vectors` (the
+    tensors it reads COLUMNS at a time) are contiguous and aligned along the kept innermost
+    index and its extent is a multiple of COLUMNS (schedule {"vector": False}: never)."""
     n_shape = [v.extent for v in red_vars]
     outer_shapes = [v.extent for v in outer]
     reads = strided_reads(stmt)
@@ -175,6 +226,13 @@ def split_launcher(name: str, stmt: ir.Assign, red_vars: list[ir.IndexVar],
         rows = extent_product(outer_shapes, env)
         return {f"{name}.{p}": ((n * rows,), ctype) for p, ctype in scratch_types}
 
+    def columns_variant(env, buffers, info) -> str:
+        packed = (vectors is not None and info.schedule.get("vector", True)
+                  and outer[-1].extent.evaluate(env) % COLUMNS == 0
+                  and all(t in buffers and buffers[t].stride(-1) == 1
+                          and aligned(buffers[t], COLUMNS) for t in vectors))
+        return f"{name}_columns_v{COLUMNS}" if packed else f"{name}_columns"
+
     def pick(env, buffers, info):
         rows = extent_product(outer_shapes, env)
         if rows == 0:
@@ -186,12 +244,13 @@ def split_launcher(name: str, stmt: ir.Assign, red_vars: list[ir.IndexVar],
         finish = (f"{name}_finish", 1 if info.cpu else grid_size(rows, THREADS),
                   1 if info.cpu else THREADS, {"parts": n})
         if info.cpu:
-            return [(f"{name}_{orientation}", 1, 1, {"parts": n}), finish]
+            phase1 = columns_variant(env, buffers, info) if columns else f"{name}_rows"
+            return [(phase1, 1, 1, {"parts": n}), finish]
         if not columns:
             return [(f"{name}_rows", grid_size(rows * n, THREADS // lanes), THREADS,
                      {"parts": n}), finish]
         tiles = -(-rows // (COLUMNS * lanes))
-        return [(f"{name}_columns", grid_size(tiles * n, 1),
+        return [(columns_variant(env, buffers, info), grid_size(tiles * n, 1),
                  lanes * column_warps(extent_product(n_shape, env), n, THREADS // lanes),
                  {"parts": n}), finish]
 
