@@ -304,7 +304,8 @@ def test_split_per_row_compiles_for_nvidia(backend: str) -> None:
     for problem in ("group_norm", "rms_norm", "matvec", "batch_norm", "argmax_dim1"):
         c = get_backend(backend).compile(_kernel(problem).ir, "sm_90")
         split = [f for f in c.resources if "_split_" in f]
-        assert split and {f.rsplit("_", 1)[1] for f in split} == {"rows", "columns", "finish"}
+        kinds = {f.rsplit("_", 1)[1] for f in split}
+        assert kinds - {"v4"} == {"rows", "columns", "finish"}, kinds
         assert all(c.resources[f]["spill_stores"] == 0 for f in split)
 
 
@@ -312,9 +313,10 @@ def test_split_per_row_compiles_for_nvidia(backend: str) -> None:
 def test_split_per_row_compiles_for_gfx90a() -> None:
     """Both orientations and the finish for 64-lane wavefronts: no scratch, no spills, the
     columns block's shared memory within 64 KiB."""
-    for problem in ("batch_norm", "sum_dim1", "argmax_dim1"):
+    for problem in ("batch_norm", "rms_norm", "sum_dim1", "argmax_dim1"):
         c = get_backend("hip").compile(_kernel(problem).ir, "gfx90a")
         split = {f: r for f, r in c.resources.items() if "_split_" in f}
-        assert {f.rsplit("_", 1)[1] for f in split} == {"rows", "columns", "finish"}
+        kinds = {f.rsplit("_", 1)[1] for f in split}
+        assert kinds - {"v4"} == {"rows", "columns", "finish"}, kinds
         for f, r in split.items():
             assert r["scratch"] == 0 and r["vgpr_spill"] == 0 and r["lds"] <= 65536, (f, r)
