@@ -149,12 +149,14 @@ def test_an_offset_past_2_31_under_the_interpreter() -> None:
 
 @pytest.mark.parametrize("compensated", [False, True])
 def test_deep_contractions_add_partial_products_with_compensation(compensated: bool) -> None:
-    """Both sides of the launch-time choice agree with the reference; the compensated side is
-    what a 2^20-deep matrix-vector product takes (KernelBench level1/4)."""
+    """Both sides of the tensor cores' launch-time choice agree with the reference; the
+    compensated side is what an unsplit slice of 2^16 or more takes (the matvec kernel, which
+    KernelBench's 2^20-deep level1/4 takes, compensates every lane)."""
     a, b = torch.rand(37, 200), torch.rand(200, 1)
-    _check(MODULE.matvec_kb, a, b, schedule={"0.COMPENSATED": compensated})
+    _check(MODULE.matvec_kb, a, b, schedule={"0.matvec": False, "0.COMPENSATED": compensated})
     src = MODULE.matvec_kb.source("triton")
-    assert "COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)" in src
+    assert "COMPENSATED = schedule.get('0.COMPENSATED', triton.cdiv((K), SPLIT_K) >= 65536)" \
+        in src
 
 
 def test_long_looped_sums_are_compensated() -> None:

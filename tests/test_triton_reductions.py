@@ -184,9 +184,9 @@ def test_a_scalar_reduction_then_a_pointwise_pass(split: int) -> None:
     _check(MODULE.frobenius, torch.randn(13, 29), schedule={"0.SPLIT": split})
 
 
-@pytest.mark.parametrize("schedule", [None, {"0.rows": False}, {"0r.BLOCK_R": 64},
-                                      {"0r.SPLIT": 5}], ids=str)
-def test_matrix_vector_products_run_as_rows(schedule) -> None:
+@pytest.mark.parametrize("schedule", [None, {"0.matvec": False}, {"0m.BLOCK_K": 64},
+                                      {"0m.SPLIT_K": 5}, {"0m.ALONG_K": False}], ids=str)
+def test_matrix_vector_products_run_as_matvec(schedule) -> None:
     _check(MODULE.matvec, torch.rand(7, 300), torch.rand(300, 1), schedule=schedule)
     _check(MODULE.matvec, torch.rand(1, 70), torch.rand(70, 37), schedule=schedule)
 
@@ -233,9 +233,19 @@ def _launches(kernel, env: dict[str, int]) -> list[str]:
     ("softmax", {"M": 4096, "N": 393216},
      ["softmax_0_rows: grid 4096, 16 warps, 3 stages, BLOCK_P=1 BLOCK_R=8192 SINGLE=False "
       "STRIDED=False"]),
-    ("matvec", {"M": 2048, "K": 2 ** 20, "N": 1},
-     ["matvec_0r_rows: grid 2048, 16 warps, 3 stages, BLOCK_P=1 BLOCK_R=8192 SINGLE=False "
-      "STRIDED=False"]),
+    ("matvec", {"M": 2048, "K": 2 ** 20, "N": 1},          # KernelBench level1/4
+     ["matvec_0m_matvec: grid 256x2, 4 warps, 3 stages, BLOCK_M=8 BLOCK_N=1 BLOCK_K=512 "
+      "SPLIT_K=2 INDEX64=False", "matvec_0s_splitk_sum: grid 2,"]),
+    ("matvec", {"M": 256, "K": 524288, "N": 256},           # KernelBench level1/6
+     ["matvec_0_contraction: grid 8x33, 4 warps, 4 stages, BLOCK_M=128 BLOCK_N=64 BLOCK_K=32 "
+      "GROUP_M=8 PRECISION=tf32x3 INTERPRETED=False SPLIT_K=33 COMPENSATED=False",
+      "matvec_0s_splitk_sum: grid 64, 4 warps, 3 stages, BLOCK_M=8 BLOCK_N=128 SPLIT_K=33"]),
+    ("matvec", {"M": 8205, "K": 2949, "N": 5921},           # KernelBench level1/8
+     ["matvec_0_contraction: grid 3055x1, 8 warps, 3 stages, BLOCK_M=128 BLOCK_N=128 "
+      "BLOCK_K=64 GROUP_M=8 PRECISION=tf32x3 INTERPRETED=False SPLIT_K=1 COMPENSATED=False"]),
+    ("matvec", {"M": 1, "K": 4096, "N": 4096},              # a vector-matrix product
+     ["matvec_0m_matvec: grid 16x1, 4 warps, 3 stages, BLOCK_M=1 BLOCK_N=256 BLOCK_K=16 "
+      "SPLIT_K=1"]),
 ], ids=lambda v: v if isinstance(v, str) else "")
 def test_the_branch_taken_at_kernelbench_sizes(kernel: str, env, expect: list[str]) -> None:
     launches = _launches(MODULE[kernel], env)
@@ -311,9 +321,10 @@ AHEAD_OF_TIME = [
      ["batchnorm_train_0a_split_partial", "batchnorm_train_0a_split_finish",
       "batchnorm_train_0b_pointwise"]),
     ("softmax", {"M": 4096, "N": 393216}, ["softmax_0_rows"]),                    # online, looped
-    ("matvec", {"M": 2048, "K": 2 ** 20, "N": 1}, ["matvec_0r_rows"]),
-    ("matvec", {"M": 4, "K": 2 ** 20, "N": 1}, ["matvec_0ra_split_partial",
-                                                "matvec_0ra_split_finish"]),
+    ("matvec", {"M": 2048, "K": 2 ** 20, "N": 1}, ["matvec_0m_matvec", "matvec_0s_splitk_sum"]),
+    ("matvec", {"M": 4096, "K": 4096, "N": 1}, ["matvec_0m_matvec"]),
+    ("matvec", {"M": 256, "K": 524288, "N": 256}, ["matvec_0_contraction",       # split-K
+                                                   "matvec_0s_splitk_sum"]),
     ("frobenius", {"M": 4096, "N": 4096}, ["frobenius_0_split_partial", "frobenius_0_split_finish",
                                            "frobenius_1_pointwise"]),
 ]

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar
 
 from .. import ir
 from ..lowering import plan_kernel
+from ..lowering.policy import NARROW_GEMM
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,12 @@ class LaunchSpace:
             tiles = [16, 32] if cpu else [64, 128, 256]
             return {"BLOCK_M": tiles, "BLOCK_N": tiles,
                     "BLOCK_K": [16, 32] if cpu else [32, 64, 128],
-                    "STAGES": [1] if cpu else [2, 3, 4, 5], "WARPS": [4] if cpu else [4, 8]}
+                    "STAGES": [1] if cpu else [2, 3, 4, 5], "WARPS": [4] if cpu else [4, 8],
+                    "SPLIT_K": [1, 2, 4] if cpu else [1, 2, 4, 8, 16, 32, 64, 128]}
+        if self.pattern == "matvec":
+            return {"BLOCK_K": [16, 64] if cpu else [16, 64, 256, 512, 1024],
+                    "SPLIT_K": [1, 2, 4] if cpu else [1, 2, 4, 8, 16],
+                    "WARPS": [4] if cpu else [4, 8]}
         if self.pattern == "attention":
             return {"BLOCK_M": [16, 32] if cpu else [64, 128, 256],
                     "BLOCK_N": [16, 32] if cpu else [32, 64, 128],
@@ -171,7 +177,16 @@ class LaunchSpace:
                     * (1 + abs(math.log2(max(per_thread, 1) / 16)) / 8))
         if self.pattern == "contraction":
             return _tile_cost(s["BLOCK_M"], s["BLOCK_N"], s["BLOCK_K"], s.get("STAGES", 3),
-                              threads, d, t)
+                              threads, d, t, s.get("SPLIT_K", 1))
+        if self.pattern == "matvec":
+            # memory-bound: programs to keep every multiprocessor streaming, no padded depth
+            # steps, few slices to add up (the rows are what BLOCK_K leaves of 4096 elements)
+            split, bk = s.get("SPLIT_K", 1), s["BLOCK_K"]
+            wide = max(d.get("m", 1), d.get("n", 1))
+            programs = math.ceil(wide / max(1, 4096 // bk)) * d.get("batch", 1) * split
+            return (max(1.0, 4 * t.sms / max(programs, 1)) ** 0.5
+                    * waste(math.ceil(d.get("k", bk) / split), bk) * (1 + split / 64)
+                    * (1 + abs(math.log2(4096 / threads / 32)) / 16))
         if self.pattern == "attention":
             bm, bn = s["BLOCK_M"], s["BLOCK_N"]
             q, kv = d.get("q", bm), d.get("kv", bn)
@@ -197,17 +212,21 @@ def _tile_fits(bm: int, bn: int, bk: int, threads: int, d: dict[str, int],
 
 
 def _tile_cost(bm: int, bn: int, bk: int, stages: int, threads: int, d: dict[str, int],
-               t: Target) -> float:
-    """Padding waste x partial waves x operand traffic x stage and per-thread penalties."""
+               t: Target, split: int = 1) -> float:
+    """Padding waste x partial waves x operand traffic x stage and per-thread penalties; with
+    split-K (`split` slices of the depth), a slice's pipeline fill and partial tile write per
+    32 steps it multiplies."""
     def waste(n: int, blk: int) -> float:
         return math.ceil(max(n, 1) / blk) * blk / max(n, 1)
     m, n, k = d.get("m", bm), d.get("n", bn), d.get("k", bk)
-    tiles = math.ceil(m / bm) * math.ceil(n / bn) * d.get("batch", 1)
+    tiles = math.ceil(m / bm) * math.ceil(n / bn) * d.get("batch", 1) * split
     waves = math.ceil(tiles / t.sms)
     traffic = (1 / bm + 1 / bn) * 64          # operand loads per flop, relative
-    return (waste(m, bm) * waste(n, bn) * waste(k, bk) * waves * t.sms / max(tiles, 1)
-            * (1 + traffic) * (1 + 0.1 * abs(stages - 3))
-            * (1 + abs(math.log2(bm * bn / threads / 64)) / 8))
+    steps = math.ceil(math.ceil(k / split) / bk)
+    fill = 1 + (split > 1) * 32 / max(steps, 1)
+    return (waste(m, bm) * waste(n, bn) * waste(math.ceil(k / split), bk) * waves * t.sms
+            / max(tiles, 1) * (1 + traffic) * (1 + 0.1 * abs(stages - 3))
+            * (1 + abs(math.log2(bm * bn / threads / 64)) / 8) * fill)
 
 
 # --- CUDA / HIP ------------------------------------------------------------------------------
@@ -350,10 +369,13 @@ def launch_spaces(kernel: ir.Kernel, source: str, env: dict[str, int] | None = N
     elem = max((p.dtype.torch.itemsize for p in kernel.tensor_params), default=4)
     out = []
     for n, launch in enumerate(plan_kernel(kernel).launches):
-        if str(n) not in keys:
+        prefix, pattern, dims = str(n), launch.pattern, _dims(launch, env)
+        if pattern == "contraction" and min(dims.get("m", 0), dims.get("n", 0)) in \
+                range(1, NARROW_GEMM + 1):
+            prefix, pattern = f"{n}m", "matvec"   # the launch runs its matvec kernel there
+        if prefix not in keys:
             continue
-        out.append(LaunchSpace(str(n), launch.pattern, tuple(keys[str(n)]),
-                               _dims(launch, env), elem))
+        out.append(LaunchSpace(prefix, pattern, tuple(keys[prefix]), dims, elem))
     return out
 
 

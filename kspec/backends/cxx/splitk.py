@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ...lowering.policy import BLOCKS_PER_SM, MAX_SLICES, MIN_SLICE_STEPS, depth_split
+
+__all__ = ["BLOCKS_PER_SM", "MAX_SLICES", "MIN_SLICE_STEPS"]   # the policy's, named here too
+
 SPLIT_DEPTH = 65536       # depth from which the split-K (compensated) variant is launched
-MAX_SLICES = 256          # the finish kernel reads this many partials per element at most
-MIN_SLICE_STEPS = 32      # depth steps per slice at least: the pipeline's fill, the tile write
-BLOCKS_PER_SM = 2
 SUM_THREADS = 256         # threads per block of the finish kernel
 SPLIT_TILES = {"mma_sync": "64x64x32w4s4", "wgmma": "64x64x64w4s4", "mfma": "64x64x32w4s2",
                "mma_sync_tf32": "64x64x32w4s3", "wgmma_tf32": "64x64x32w4s4",
@@ -76,11 +77,7 @@ def split_slices(z: int, m: int, n: int, k: int, tile: Any, multiprocessors: int
         return _no_empty_slice(steps, forced) if forced > 0 else 0
     if k < SPLIT_DEPTH:
         return 0
-    tiles = z * -(-m // tile.bm) * -(-n // tile.bn)
-    if tiles >= multiprocessors:
-        return 1
-    want = -(-BLOCKS_PER_SM * multiprocessors // tiles)
-    return _no_empty_slice(steps, max(1, min(want, MAX_SLICES, steps // MIN_SLICE_STEPS)))
+    return depth_split(z * -(-m // tile.bm) * -(-n // tile.bn), steps, multiprocessors)
 
 
 def _no_empty_slice(steps: int, slices: int) -> int:

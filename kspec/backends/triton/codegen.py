@@ -10,11 +10,13 @@ import jinja2
 
 from ... import ir
 from ...lowering import Launch, Plan, plan_kernel
+from ...lowering.policy import NARROW_GEMM
 from .common import JitKernel, extent_code, torch_dtype
 from .expressions import shape_code
 from .tensorcore import TensorCorePatterns
 from .ordered import OrderedPatterns
 from .rows import RowPatterns
+from .splitk import SplitKPatterns
 from .writer import LaunchWriterBase
 
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).with_name("templates")),
@@ -82,20 +84,25 @@ def _write_rows(ctx: _Ctx, n: int | str, launch: Launch) -> None:
     _indented(ctx, lambda: _write_parts(ctx, n, launch, split))
 
 
-NARROW_GEMM = 4   # at most this many rows or columns: a contraction runs as rows
-
-
 def _write_contraction(ctx: _Ctx, n: int | str, launch: Launch) -> None:
-    """On the tensor cores, or (`N.rows`, by default when the product has at most NARROW_GEMM
-    rows or columns: a matrix-vector product) as the rows launch of the plan's fallback."""
+    """As a memory-bound matrix-vector product (`N.matvec`, by default when the product has at
+    most NARROW_GEMM rows or columns) or on the tensor cores; either may split the depth
+    (SPLIT_K), and then a splitk_sum launch adds the slices' partials (splitk.py)."""
     c = launch.contraction
     narrow = " or ".join(f"{extent_code(vs)} <= {NARROW_GEMM}" for vs in (c.iv, c.jv))
-    ctx.host.append(f"if schedule.get('{n}.rows', {narrow}):")
-    ctx.schedule.append(f"if {narrow}:  # as rows")
-    _indented(ctx, lambda: _write_launch(ctx, f"{n}r", launch.fallback[0]))
+    writers = [_LaunchWriter(ctx, f"{n}m", launch, "matvec"), _LaunchWriter(ctx, n, launch),
+               _LaunchWriter(ctx, f"{n}s", launch, "splitk_sum")]
+    for writer in writers:
+        writer.part = f"part_{n}"
+    ctx.host.append(f"if schedule.get('{n}.matvec', {narrow}):")
+    ctx.schedule.append(f"if {narrow}:  # a matrix-vector product")
+    _indented(ctx, writers[0].write)
     ctx.host.append("else:")
     ctx.schedule.append("else:  # on the tensor cores")
-    _indented(ctx, _LaunchWriter(ctx, n, launch).write)
+    _indented(ctx, writers[1].write)
+    ctx.host.append("if SPLIT_K > 1:")
+    ctx.schedule.append("if SPLIT_K > 1:  # the slices' partials added")
+    _indented(ctx, writers[2].write)
 
 
 def _write_parts(ctx: _Ctx, n: int | str, launch: Launch, split: str | None) -> None:
@@ -188,5 +195,6 @@ def render(kernel: ir.Kernel, file: str = "<string>") -> str:
         returns=outputs[0] if len(outputs) == 1 else "(" + ", ".join(outputs) + ")")
 
 
-class _LaunchWriter(TensorCorePatterns, RowPatterns, OrderedPatterns, LaunchWriterBase):
+class _LaunchWriter(TensorCorePatterns, SplitKPatterns, RowPatterns, OrderedPatterns,
+                    LaunchWriterBase):
     """Writes one launch: every pattern of the plan."""

@@ -18,6 +18,7 @@ from ...lowering.plan import reduces_of, vector_axes
 from ...shapes import Shape
 from .common import TRITON_SIG, JitKernel, product, torch_dtype
 from .expressions import Scope, shape_code
+from .writer import outside_reduces
 
 COMBINER = {"sum": "_add", "mean": "_add", "prod": "_mul", "max": "_max", "min": "_min"}
 STRIDED_TILE = 4096     # elements of a STRIDED tile: BLOCK_P kept x BLOCK_R reduced
@@ -210,7 +211,7 @@ class RowPatterns:
             {"BLOCK_P": 1, "BLOCK_R": 1024, "SPLIT": 512, "STRIDED": False, "INDEX64": False,
              **{d: 7 for d in self.divisors.values()}}))
         outside = {x.tensor if isinstance(x, ir.Load) else x.name
-                   for st in stmts for x in self.outside_reduces(st.value)
+                   for st in stmts for x in outside_reduces(st.value)
                    if isinstance(x, (ir.Load, ir.ScalarRef))}
         loads = [(n, rank) for n, rank in self.buffers() if n not in targets and n in outside]
         stored = [(st.target, len(st.index)) for st in stmts if st.target in self.launch.stores]
@@ -344,15 +345,6 @@ class RowPatterns:
         host.append(f"{self.name}_finish[({grid},)]({', '.join(args2)}, BLOCK_P=BLOCK_P, "
                     f"SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, "
                     f"num_warps=4)")
-
-    @staticmethod
-    def outside_reduces(e: ir.Expr):
-        """The nodes of e outside its reductions."""
-        if isinstance(e, ir.Reduce):
-            return
-        yield e
-        for c in ir.children(e):
-            yield from RowPatterns.outside_reduces(c)
 
 
 # the running state a fused partner (pairs.py) carries from phase 1 to phase 2 of a split:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import ir
 from ...dtypes import DType
-from .common import extent_code, product
+from .common import product
 from .expressions import TL_DTYPE, Scope, shape_code
 
 
@@ -19,37 +19,16 @@ class TensorCorePatterns:
 
     def body_contraction(self) -> None:
         c = self.launch.contraction
-        stmt = self.launch.statements[0]
         em = self.em
-        batch = list(c.batch)
-        self.program_id("pid")
-        m, n, k = (self.space(extent_code(vs)) for vs in (c.iv, c.jv, c.kv))
-        batch_total = self.space(shape_code(product([v.extent for v in batch])))
-        self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
-        self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
-        if batch:  # one grid axis: the second and third hold at most 65535 programs
-            self.lines.append("offs_b = pid // (blocks_m * blocks_n)")
-            self.lines.append("pid = pid % (blocks_m * blocks_n)")
-        # grouped ordering: programs sharing a band of rows of A run together (L2 reuse)
-        self.lines.append("group = pid // (GROUP_M * blocks_n)")
-        self.lines.append("first_m = group * GROUP_M")
-        self.lines.append("size_m = tl.minimum(blocks_m - first_m, GROUP_M)")
-        self.lines.append("pid_m = first_m + (pid % (GROUP_M * blocks_n)) % size_m")
-        self.lines.append("pid_n = (pid % (GROUP_M * blocks_n)) // size_m")
-        self.lines.append("offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]")
-        self.lines.append("offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]")
-        # several row (column, depth) indices are one flattened GEMM dim, split back here
-        rows = self.split_flat("offs_m", c.iv, "")
-        cols = self.split_flat("offs_n", c.jv, "")
-        if batch:
-            codes = self.decompose("offs_b", batch, [f"b{q}" for q in range(len(batch))])
-            for v, code in zip(batch, codes):
-                em.var_code[v] = code
-        scope = Scope(self.lines, "")
+        m, n, k, batch_total = self.gemm_sizes()
+        rows, cols = self.output_tile(grouped=True)
+        self.program_id("sid", 1)
+        self.space(self.partial_size())
         self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_N], 0.0, {self.acc_dtype(c)})")
         self.lines.append("if COMPENSATED:")
         self.lines.append("    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)")
-        self.lines.append(f"for k0 in range(0, {k}, BLOCK_K):")
+        self.depth_slice(k)
+        self.lines.append("for k0 in range(k_lo, k_hi, BLOCK_K):")
         loop = Scope(self.lines, "    ")
         self.lines.append("    offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]")
         self.lines.append("    offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
@@ -71,15 +50,9 @@ class TensorCorePatterns:
                        f"        acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot({a}, {b}{precision}))",
                        "    else:",
                        f"        acc = tl.dot({a}, {b}, acc{precision})"]
-        em.replace[id(c.reduce)] = "acc"
-        em.var_code.update(rows)
-        em.var_code.update(cols)
-        mask = f"(offs_m < {m}) & (offs_n < {n})"
-        value = em.expr(stmt.value, scope, mask)
-        codes = [em.var_code[v] for v in stmt.index]
-        self.store(stmt.target, codes, value, mask)
+        self.partial_or_epilogue("acc", rows, cols)
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED",
-                           "COMPENSATED"]
+                           "SPLIT_K", "COMPENSATED"]
         tile_n, tile_k, stages, warps = self.gemm_tile(c, operand)
         prelude: list[str] = []
         depth_major = self.depth_major_axes(c, operand)
@@ -107,12 +80,15 @@ class TensorCorePatterns:
              "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
              "WARPS": "4" if warps == 4 else f"{warps} if device.type == 'cuda' else 4",
              "PRECISION": self.precision(c, operand),
-             "COMPENSATED": f"{k} >= {COMPENSATED_DEPTH}"},
-            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}",
+             # output tiles too few to fill the GPU split a long depth (policy.depth_split)
+             "SPLIT_K": f"_split_k(triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * "
+                        f"{batch_total}, triton.cdiv({k}, BLOCK_K), device)",
+             "COMPENSATED": f"triton.cdiv({k}, SPLIT_K) >= {COMPENSATED_DEPTH}"},
+            f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}, SPLIT_K",
             {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
              "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
-             "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"}, "WARPS",
-            prelude=tuple(prelude))
+             "SPLIT_K": "SPLIT_K", "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"},
+            "WARPS", prelude=tuple(prelude), setup=(self.partial_alloc(),))
 
     def gemm_tile(self, c, operand: str | None) -> tuple[int, int, int, int]:
         """(BLOCK_N, BLOCK_K, stages, warps) for 128-row tiles on a GPU, from sweeps on an H200

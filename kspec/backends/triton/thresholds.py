@@ -6,8 +6,9 @@ shapes on both sides of each and say which ran:
   and the row blocks give under 2 programs per multiprocessor, templates' _row_split), SINGLE
   (the row in one block up to ROW_BLOCK, STRIDED_TILE // STRIDED_KEPT when strided) and
   STRIDED (a strided input along the reduced index);
-- contractions: the narrow-product rows fallback (at most NARROW_GEMM rows or columns) and
-  COMPENSATED (depth COMPENSATED_DEPTH or more);
+- contractions: the narrow-product matvec kernel (at most NARROW_GEMM rows or columns), each
+  kernel's SPLIT_K (split-K, splitk.py) and COMPENSATED (a slice of COMPENSATED_DEPTH or
+  more);
 - a pure split reduction: one slice or several;
 - every launch: INDEX64 (an offset reaching 2^31).
 tests/test_gate_branches.py runs the host code on the drawn shapes to keep these in step.
@@ -19,7 +20,7 @@ from ...lowering import Launch, plan_kernel
 from ...lowering.plan import reduces_of
 from ...lowering.branches import Branch, BranchValue, Condition, Region, Sight
 from ...shapes import Shape
-from .codegen import NARROW_GEMM
+from ...lowering.policy import NARROW_GEMM
 from .common import product
 from .rows import ROW_BLOCK, STRIDED_KEPT, STRIDED_TILE
 from .tensorcore import COMPENSATED_DEPTH
@@ -91,24 +92,43 @@ def _rows(name: str, n: str, launch: Launch, context: tuple[Condition, ...], sms
 
 def _contraction(name: str, n: str, launch: Launch, context: tuple[Condition, ...],
                  sms: int, out: list[Branch]) -> None:
+    """The narrow-product matvec kernel or the tensor cores, each with or without split-K
+    (splitk.py), and the tensor cores' compensated depth. The split regions hold for every
+    tile the host code may pick (BLOCK_M 32 to 128, BLOCK_K 16 to 64)."""
     c = launch.contraction
     i, j = (product([v.extent for v in vs]) for vs in (c.iv, c.jv))
     depth = product([v.extent for v in c.kv])
+    batch = product([v.extent for v in c.batch])
     wide = (_gt(i, NARROW_GEMM), _gt(j, NARROW_GEMM))
-    out.append(Branch(f"{n}.rows", "a narrow product as rows, or on the tensor cores", (
-        BranchValue("rows", (Region((*context, _le(i, NARROW_GEMM))),
-                             Region((*context, _le(j, NARROW_GEMM)))),
-                    (Sight(f"{name}_{n}r"),)),
-        BranchValue("tiles", (Region((*context, *wide)),),
-                    (Sight(f"{name}_{n}_contraction"),)))))
-    kernel = f"{name}_{n}_contraction"
+    matvec, kernel = f"{name}_{n}m_matvec", f"{name}_{n}_contraction"
+    out.append(Branch(f"{n}.matvec", "a narrow product read once, or on the tensor cores", (
+        BranchValue("matvec", (Region((*context, _le(i, NARROW_GEMM))),
+                               Region((*context, _le(j, NARROW_GEMM)))), (Sight(matvec),)),
+        BranchValue("tiles", (Region((*context, *wide)),), (Sight(kernel),)))))
+    # policy.row_split over the matvec's programs (at most i * j * batch of them)
+    few = _le(i * j * batch, 2 * sms)
+    out.append(Branch(f"{n}m.SPLIT_K", "the matvec's depth in one slice or several", (
+        BranchValue("one slice", (Region((*context, _le(i, NARROW_GEMM),
+                                          _le(depth, 2 * SPLIT_SLICE - 1))),),
+                    (Sight(matvec, "SPLIT_K", 1),)),
+        BranchValue("split", (Region((*context, _le(i, NARROW_GEMM), few,
+                                      _gt(depth, 2 * SPLIT_SLICE - 1))),),
+                    (Sight(matvec, "SPLIT_K", above=1),)))))
+    # policy.depth_split: a slice needs 32 steps, so 63 steps or fewer never split; one
+    # tile (rows and columns within the smallest BLOCK_M and BLOCK_N) below `sms` splits
+    one_tile = (_le(i, 32), _le(j, 32), _le(batch, sms - 1))
+    out.append(Branch(f"{n}.SPLIT_K", "the tensor cores' depth in one slice or several", (
+        BranchValue("one slice", (Region((*context, *wide, _le(depth, 63 * 16))),),
+                    (Sight(kernel, "SPLIT_K", 1),)),
+        BranchValue("split", (Region((*context, *wide, *one_tile, _gt(depth, 63 * 64))),),
+                    (Sight(kernel, "SPLIT_K", above=1),)))))
+    # a slice of COMPENSATED_DEPTH or more: unsplit when the 128-row tiles alone fill the GPU
     out.append(Branch(f"{n}.COMPENSATED", "Kahan-added partial products for deep contractions", (
         BranchValue("plain", (Region((*context, *wide, _le(depth, COMPENSATED_DEPTH - 1))),),
                     (Sight(kernel, "COMPENSATED", False),)),
-        BranchValue("compensated", (Region((*context, *wide,
+        BranchValue("compensated", (Region((*context, *wide, _gt(i, 128 * (sms - 1)),
                                             _gt(depth, COMPENSATED_DEPTH - 1))),),
                     (Sight(kernel, "COMPENSATED", True),)))))
-    _launch(name, f"{n}r", launch.fallback[0], (*context, _le(i, NARROW_GEMM)), sms, out)
 
 
 def _gt(size: Shape, limit: int) -> Condition:

@@ -14,14 +14,27 @@ from .common import IDENTITY, SAMPLES, TRITON_SIG, JitKernel, product, tuple_cod
 from .expressions import TL_DTYPE, Emitter, Scope, compute_dtype, shape_code
 
 
+def outside_reduces(e: ir.Expr):
+    """The nodes of e outside its reductions."""
+    if isinstance(e, ir.Reduce):
+        return
+    yield e
+    for c in ir.children(e):
+        yield from outside_reduces(c)
+
+
 class LaunchWriterBase:
     """Writes one @triton.jit function and its host-side launch lines."""
 
-    def __init__(self, ctx, n: int | str, launch: Launch):
+    def __init__(self, ctx, n: int | str, launch: Launch, kind: str | None = None):
         self.ctx, self.n, self.launch = ctx, n, launch
         self.kernel = ctx.plan.kernel
         self.program = ctx.plan.program
-        self.name = f"{self.kernel.name}_{n}_{launch.pattern}"
+        # the kernel written for the launch: its pattern, or another rendering of it (a
+        # contraction's matvec and splitk_sum kernels, splitk.py)
+        self.kind = kind or launch.pattern
+        self.name = f"{self.kernel.name}_{n}_{self.kind}"
+        self.part: str | None = None            # host name of a split-K partial buffer
         self.em = Emitter(self.name)
         self.em.scalars = {p.name for p in self.kernel.scalar_params}
         self.em.count_uses([s.value for s in launch.statements])
@@ -40,8 +53,10 @@ class LaunchWriterBase:
         registers) and what it stores."""
         names: dict[str, int] = {}
         in_registers = {s.target for s in self.launch.statements} - set(self.launch.stores)
+        # a split-K sum reads the partials, not the contraction's operands
+        walk = outside_reduces if self.kind == "splitk_sum" else ir.walk
         for s in self.launch.statements:
-            for node in ir.walk(s.value):
+            for node in walk(s.value):
                 if isinstance(node, ir.Load) and node.tensor not in in_registers:
                     names.setdefault(node.tensor, len(node.index))
                 elif isinstance(node, ir.ScalarRef) and node.name not in self.em.scalars \
@@ -80,28 +95,34 @@ class LaunchWriterBase:
         if self.launch.pattern == "split":
             return self.write_split()   # two kernels: rows.py
         params, args, signature = self.buffer_params(self.buffers())
+        if self.part is not None:   # the f32 partials of a split-K contraction (splitk.py)
+            params.append("part_ptr")
+            args.append(self.part)
+            signature["part_ptr"] = "*" + TRITON_SIG[self.partial_dtype()]
         tail, tail_args, tail_sig = self.scalar_and_symbol_params()
         params += tail
         args += tail_args
         signature.update(tail_sig)
         self.host_args = args
-        getattr(self, f"body_{self.launch.pattern}")()
+        getattr(self, f"body_{self.kind}")()
         self.lines = self.index_prologue(signature) + self.lines
         self.constexprs += list(self.divisors.values()) + ["INDEX64"]
         signature.update({c: "constexpr" for c in self.constexprs})
         params += [f"{c}: tl.constexpr" for c in self.constexprs]
         targets = ", ".join(s.target for s in self.launch.statements)
         self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
-                                          f"{self.launch.pattern} -> {targets}", signature,
-                                          {**SAMPLES[self.launch.pattern],
+                                          f"{self.kind} -> {targets}", signature,
+                                          {**SAMPLES[self.kind],
                                            **{d: 7 for d in self.divisors.values()}}))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
-                    warps: str, prelude: tuple[str, ...] = ()) -> None:
+                    warps: str, prelude: tuple[str, ...] = (), setup: tuple[str, ...] = ()
+                    ) -> None:
         """Host lines: the schedule's values (each overridable by the caller's schedule dict,
-        defaults computed by `prelude` lines where they need several steps), then the launch."""
+        defaults computed by `prelude` lines where they need several steps), `setup` lines
+        that need them (buffers sized by the schedule), then the launch."""
         host = self.ctx.host
-        host.append(f"# launch {self.n}: {self.launch.pattern} -> "
+        host.append(f"# launch {self.n}: {self.kind} -> "
                     f"{', '.join(s.target for s in self.launch.statements)}")
         host += prelude
         if "WARPS" not in schedule:  # every launch's warp count is part of its schedule
@@ -113,6 +134,7 @@ class LaunchWriterBase:
         constexprs = {**constexprs, **{d: code for code, d in self.divisors.items()},
                       "INDEX64": "INDEX64"}
         self.note_schedule(prelude, schedule, constexprs, grid)
+        host += setup
         kw = ", ".join(f"{k}={v}" for k, v in constexprs.items())
         host.append(f"{self.name}[({grid},)]({', '.join(self.host_args)}, {kw}, "
                     f"num_warps={warps})")
@@ -122,7 +144,7 @@ class LaunchWriterBase:
         """The launch's entry in the printed plan: its values (a constexpr that is not simply
         a schedule value is a launch-time branch, e.g. SINGLE) and its grid."""
         targets = ", ".join(s.target for s in self.launch.statements)
-        lines = [f"launch {self.n}: {self.launch.pattern} -> {targets}", *prelude]
+        lines = [f"launch {self.n}: {self.kind} -> {targets}", *prelude]
         lines += [f"{k} = {v}" for k, v in schedule.items()]
         lines += [f"{k} = {v}" for k, v in constexprs.items() if v != k]
         self.ctx.schedule += [lines[0]] + ["    " + x for x in lines[1:]] + \
