@@ -74,7 +74,8 @@ class SplitKPatterns:
         c = self.launch.contraction
         m, n, _, _ = self.gemm_sizes()
         self.program_id("pid")
-        self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
+        if c.batch or grouped:
+            self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
         self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
         if c.batch:  # one grid axis: the second and third hold at most 65535 programs
             self.lines.append("offs_b = pid // (blocks_m * blocks_n)")
