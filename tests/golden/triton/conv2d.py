@@ -29,6 +29,18 @@ def _row_split(rows, length, kept, device):
     return max(1, min(1024, length // 16384, 4 * sms // -(-rows // kept)))
 
 
+def _split_k(tiles, steps, device):
+    # Slices of a contraction's depth (kspec.lowering.policy.depth_split): output tiles that
+    # fill the multiprocessors take one; fewer take enough for 2 (tile, slice) programs per
+    # multiprocessor, at most 256 and at least 32 depth steps each, and no slice empty. A
+    # second pass then sums the slices' f32 partials in order (deterministic, unlike atomics).
+    sms = _multiprocessors(device) if device.type == "cuda" else 4
+    if tiles >= sms or steps <= 1:
+        return 1
+    slices = max(1, min(-(-2 * sms // tiles), 256, steps // 32))
+    return -(-steps // -(-steps // slices))
+
+
 def _index64(tensors, spaces):
     # True when some element offset or flattened index reaches 2^31: the kernel then does its
     # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
@@ -98,100 +110,9 @@ def _kahan_combine(s1, lost1, s2, lost2):
     return s, tl.where(s - s == 0, lost1 + lost2 - err, 0.0)
 
 
-# Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
-def _add(a, b):
-    return a + b
-
-
-@triton.jit
-def conv2d_0r_rows(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
-    # rows -> y
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        x_s0 = tl.cast(x_s0, tl.int64)
-        x_s1 = tl.cast(x_s1, tl.int64)
-        x_s2 = tl.cast(x_s2, tl.int64)
-        x_s3 = tl.cast(x_s3, tl.int64)
-        w_s0 = tl.cast(w_s0, tl.int64)
-        w_s1 = tl.cast(w_s1, tl.int64)
-        w_s2 = tl.cast(w_s2, tl.int64)
-        w_s3 = tl.cast(w_s3, tl.int64)
-        bias_s0 = tl.cast(bias_s0, tl.int64)
-        y_s0 = tl.cast(y_s0, tl.int64)
-        y_s1 = tl.cast(y_s1, tl.int64)
-        y_s2 = tl.cast(y_s2, tl.int64)
-        y_s3 = tl.cast(y_s3, tl.int64)
-        N = tl.cast(N, tl.int64)
-        C = tl.cast(C, tl.int64)
-        H = tl.cast(H, tl.int64)
-        W = tl.cast(W, tl.int64)
-        O = tl.cast(O, tl.int64)
-        KH = tl.cast(KH, tl.int64)
-        KW = tl.cast(KW, tl.int64)
-    if STRIDED:
-        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
-        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p3 < (W - KW + 1)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (W - KW + 1) + p3
-        p2_d = p_rest % (H - KH + 1)
-        p2_d_q = p_rest // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q + 0 * p3
-        p1 = p1_d + 0 * p3
-        p2 = p2_d + 0 * p3
-    else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
-        p3_d = offs_p % (W - KW + 1)
-        p3_d_q = offs_p // (W - KW + 1)
-        p2_d = p3_d_q % (H - KH + 1)
-        p2_d_q = p3_d_q // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
-        p3 = p3_d
-    if SINGLE:
-        offs_r = tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < (C * KH * KW)
-        r4 = offs_r % DIV0
-        r4_q = offs_r // DIV0
-        r3 = r4_q % DIV1
-        r3_q = r4_q // DIV1
-        x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
-        w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
-        red1 = tl.reduce(tl.where(pmask & rmask, (x_5 * w_6), 0.0), 1, _add, keep_dims=True)
-        bias_7 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
-        y_row = (red1 + bias_7)
-        tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
-    else:
-        red8 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red8_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        for r0 in range(0, (C * KH * KW), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (C * KH * KW)
-            r11 = offs_r % DIV0
-            r11_q = offs_r // DIV0
-            r10 = r11_q % DIV1
-            r10_q = r11_q // DIV1
-            x_12 = tl.load(x_ptr + (p0) * x_s0 + (r10_q) * x_s1 + (p2 + r10) * x_s2 + (p3 + r11) * x_s3, mask=pmask & rmask, other=0.0)
-            w_13 = tl.load(w_ptr + (p1) * w_s0 + (r10_q) * w_s1 + (r10) * w_s2 + (r11) * w_s3, mask=pmask & rmask, other=0.0)
-            red8, red8_lost = _kahan_add(red8, red8_lost, tl.where(pmask & rmask, (x_12 * w_13), 0.0))
-        red8, red8_lost = tl.reduce((red8, red8_lost), 1, _kahan_combine, keep_dims=True)
-        red8 = red8 - red8_lost
-        bias_14 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
-        y_row = (red8 + bias_14)
-        tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
-
-
-@triton.jit
-def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, DIV0: tl.constexpr, DIV1: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of y
+def conv2d_0m_matvec(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part_ptr, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr, INDEX64: tl.constexpr):
+    # matvec -> y
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -205,6 +126,11 @@ def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w
         w_s1 = tl.cast(w_s1, tl.int64)
         w_s2 = tl.cast(w_s2, tl.int64)
         w_s3 = tl.cast(w_s3, tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        y_s2 = tl.cast(y_s2, tl.int64)
+        y_s3 = tl.cast(y_s3, tl.int64)
         N = tl.cast(N, tl.int64)
         C = tl.cast(C, tl.int64)
         H = tl.cast(H, tl.int64)
@@ -212,108 +138,56 @@ def conv2d_0ra_split_partial(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w
         O = tl.cast(O, tl.int64)
         KH = tl.cast(KH, tl.int64)
         KW = tl.cast(KW, tl.int64)
-    if STRIDED:
-        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
-        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p3 < (W - KW + 1)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (W - KW + 1) + p3
-        p2_d = p_rest % (H - KH + 1)
-        p2_d_q = p_rest // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q + 0 * p3
-        p1 = p1_d + 0 * p3
-        p2 = p2_d + 0 * p3
+    blocks_n = ((O) + BLOCK_N - 1) // BLOCK_N
+    pid_m = pid // blocks_n
+    pid_n = pid % blocks_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    offs_m_q = offs_m % (W - KW + 1)
+    offs_m_q_q = offs_m // (W - KW + 1)
+    offs_m_p = offs_m_q_q % (H - KH + 1)
+    offs_m_p_q = offs_m_q_q // (H - KH + 1)
+    offs_m3 = offs_m[:, :, None]
+    offs_n3 = offs_n[:, :, None]
+    offs_m3_q = offs_m3 % (W - KW + 1)
+    offs_m3_q_q = offs_m3 // (W - KW + 1)
+    offs_m3_p = offs_m3_q_q % (H - KH + 1)
+    offs_m3_p_q = offs_m3_q_q // (H - KH + 1)
+    acc = tl.full([BLOCK_M, BLOCK_N, BLOCK_K], 0.0, tl.float32)
+    acc_lost = tl.full([BLOCK_M, BLOCK_N, BLOCK_K], 0.0, acc.dtype)
+    if SPLIT_K > 1:  # slice sid of the depth (split-K)
+        k_step = ((((C) * (KH) * (KW)) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+        k_lo = sid * k_step
+        k_hi = tl.minimum(k_lo + k_step, ((C) * (KH) * (KW)))
     else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
-        p3_d = offs_p % (W - KW + 1)
-        p3_d_q = offs_p // (W - KW + 1)
-        p2_d = p3_d_q % (H - KH + 1)
-        p2_d_q = p3_d_q // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
-        p3 = p3_d
-    chunk0 = (((C * KH * KW) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
-    end0 = tl.minimum(sid * chunk0 + chunk0, (C * KH * KW))
-    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    for r0 in range(sid * chunk0, end0, BLOCK_R):
-        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < end0
-        r4 = offs_r % DIV0
-        r4_q = offs_r // DIV0
-        r3 = r4_q % DIV1
-        r3_q = r4_q // DIV1
-        x_5 = tl.load(x_ptr + (p0) * x_s0 + (r3_q) * x_s1 + (p2 + r3) * x_s2 + (p3 + r4) * x_s3, mask=pmask & rmask, other=0.0)
-        w_6 = tl.load(w_ptr + (p1) * w_s0 + (r3_q) * w_s1 + (r3) * w_s2 + (r4) * w_s3, mask=pmask & rmask, other=0.0)
-        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (x_5 * w_6), 0.0))
-    red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
-    red1 = red1 - red1_lost
-    tl.store(part0_ptr + sid * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, red1, mask=pmask)
+        k_lo = 0
+        k_hi = ((C) * (KH) * (KW))
+    for k0 in range(k_lo, k_hi, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)[None, None, :]
+        offs_k_s = offs_k % (KW)
+        offs_k_s_q = offs_k // (KW)
+        offs_k_r = offs_k_s_q % (KH)
+        offs_k_r_q = offs_k_s_q // (KH)
+        x_1 = tl.load(x_ptr + (offs_m3_p_q) * x_s0 + (offs_k_r_q) * x_s1 + (offs_m3_p + offs_k_r) * x_s2 + (offs_m3_q + offs_k_s) * x_s3, mask=(offs_m3 < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_k < ((C) * (KH) * (KW))), other=0.0)
+        w_2 = tl.load(w_ptr + (offs_n3) * w_s0 + (offs_k_r_q) * w_s1 + (offs_k_r) * w_s2 + (offs_k_s) * w_s3, mask=(offs_k < ((C) * (KH) * (KW))) & (offs_n3 < (O)), other=0.0)
+        acc, acc_lost = _kahan_add(acc, acc_lost, tl.where((offs_m3 < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n3 < (O)) & (offs_k < ((C) * (KH) * (KW))), (x_1).to(acc.dtype) * (w_2).to(acc.dtype), 0.0))
+    acc, acc_lost = tl.reduce((acc, acc_lost), 2, _kahan_combine)
+    acc = acc - acc_lost
+    if SPLIT_K > 1:
+        tl.store(part_ptr + (sid * ((N) * (H - KH + 1) * (W - KW + 1)) + offs_m) * (O) + offs_n, acc, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
+    else:
+        bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
+        tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
 
 
 @triton.jit
-def conv2d_0ra_split_finish(bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part0_ptr, N, C, H, W, O, KH, KW, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> y
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        bias_s0 = tl.cast(bias_s0, tl.int64)
-        y_s0 = tl.cast(y_s0, tl.int64)
-        y_s1 = tl.cast(y_s1, tl.int64)
-        y_s2 = tl.cast(y_s2, tl.int64)
-        y_s3 = tl.cast(y_s3, tl.int64)
-        N = tl.cast(N, tl.int64)
-        H = tl.cast(H, tl.int64)
-        W = tl.cast(W, tl.int64)
-        O = tl.cast(O, tl.int64)
-        KH = tl.cast(KH, tl.int64)
-        KW = tl.cast(KW, tl.int64)
-    if STRIDED:
-        blocks_p = ((W - KW + 1) + BLOCK_P - 1) // BLOCK_P
-        p3 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p3 < (W - KW + 1)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (W - KW + 1) + p3
-        p2_d = p_rest % (H - KH + 1)
-        p2_d_q = p_rest // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q + 0 * p3
-        p1 = p1_d + 0 * p3
-        p2 = p2_d + 0 * p3
-    else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)
-        p3_d = offs_p % (W - KW + 1)
-        p3_d_q = offs_p // (W - KW + 1)
-        p2_d = p3_d_q % (H - KH + 1)
-        p2_d_q = p3_d_q // (H - KH + 1)
-        p1_d = p2_d_q % (O)
-        p1_d_q = p2_d_q // (O)
-        p0 = p1_d_q
-        p1 = p1_d
-        p2 = p2_d
-        p3 = p3_d
-    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
-    vals0 = tl.load(part0_ptr + offs_s * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
-    red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
-    bias_7 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0)
-    y_row = (red0 + bias_7)
-    tl.store(y_ptr + (p0) * y_s0 + (p1) * y_s1 + (p2) * y_s2 + (p3) * y_s3, (y_row).to(tl.float32), mask=pmask)
-
-
-@triton.jit
-def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
+def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part_ptr, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, SPLIT_K: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> y
     pid = tl.program_id(0)
+    sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
         pid = pid.to(tl.int64)
+        sid = sid.to(tl.int64)
         x_s0 = tl.cast(x_s0, tl.int64)
         x_s1 = tl.cast(x_s1, tl.int64)
         x_s2 = tl.cast(x_s2, tl.int64)
@@ -350,7 +224,14 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
     acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
     if COMPENSATED:
         acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
-    for k0 in range(0, ((C) * (KH) * (KW)), BLOCK_K):
+    if SPLIT_K > 1:  # slice sid of the depth (split-K)
+        k_step = ((((C) * (KH) * (KW)) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+        k_lo = sid * k_step
+        k_hi = tl.minimum(k_lo + k_step, ((C) * (KH) * (KW)))
+    else:
+        k_lo = 0
+        k_hi = ((C) * (KH) * (KW))
+    for k0 in range(k_lo, k_hi, BLOCK_K):
         offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
         offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
         offs_ka_s = offs_ka % (KW)
@@ -367,37 +248,65 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
             acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(x_1, w_2, input_precision=PRECISION))
         else:
             acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
-    bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
-    tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
+    if SPLIT_K > 1:
+        tl.store(part_ptr + (sid * ((N) * (H - KH + 1) * (W - KW + 1)) + offs_m) * (O) + offs_n, acc, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
+    else:
+        bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
+        tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
+
+
+@triton.jit
+def conv2d_0s_splitk_sum(bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part_ptr, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT_K: tl.constexpr, INDEX64: tl.constexpr):
+    # splitk_sum -> y
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        y_s0 = tl.cast(y_s0, tl.int64)
+        y_s1 = tl.cast(y_s1, tl.int64)
+        y_s2 = tl.cast(y_s2, tl.int64)
+        y_s3 = tl.cast(y_s3, tl.int64)
+        N = tl.cast(N, tl.int64)
+        H = tl.cast(H, tl.int64)
+        W = tl.cast(W, tl.int64)
+        O = tl.cast(O, tl.int64)
+        KH = tl.cast(KH, tl.int64)
+        KW = tl.cast(KW, tl.int64)
+    blocks_n = ((O) + BLOCK_N - 1) // BLOCK_N
+    pid_m = pid // blocks_n
+    pid_n = pid % blocks_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    offs_m_q = offs_m % (W - KW + 1)
+    offs_m_q_q = offs_m // (W - KW + 1)
+    offs_m_p = offs_m_q_q % (H - KH + 1)
+    offs_m_p_q = offs_m_q_q // (H - KH + 1)
+    acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
+    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
+    for s in range(0, SPLIT_K):
+        part = tl.load(part_ptr + (s * ((N) * (H - KH + 1) * (W - KW + 1)) + offs_m) * (O) + offs_n, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
+        acc, acc_lost = _kahan_add(acc, acc_lost, part)
+    acc = acc - acc_lost
+    bias_1 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
+    tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_1)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
 
 
 def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     schedule = schedule or {}
     device = x.device
     y = torch.empty(((N), (O), (H - KH + 1), (W - KW + 1)), dtype=torch.float32, device=device)
-    if schedule.get('0.rows', ((N) * (H - KH + 1) * (W - KW + 1)) <= 4 or (O) <= 4):
-        SPLIT_0r = schedule.get('0r.SPLIT', _row_split((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (C * KH * KW), min(triton.next_power_of_2((W - KW + 1)), 64) if w.stride(3) != 1 else 1, device))
-        if SPLIT_0r <= 1:
-            # launch 0r: rows -> y
-            STRIDED = schedule.get('0r.STRIDED', w.stride(3) != 1)
-            BLOCK_R = schedule.get('0r.BLOCK_R', min(triton.next_power_of_2((C * KH * KW)), 64 if STRIDED else 8192))
-            BLOCK_P = schedule.get('0r.BLOCK_P', min(triton.next_power_of_2((W - KW + 1) if STRIDED else (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
-            WARPS = schedule.get('0r.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 4 < 16384 else 16))
-            INDEX64 = schedule.get('0r.INDEX64', _index64((x, w, bias, y), ((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (C * KH * KW))))
-            conv2d_0r_rows[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(C * KH * KW) <= BLOCK_R, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
-        else:
-            # launch 0ra: split reduction -> y
-            STRIDED = schedule.get('0ra.STRIDED', w.stride(3) != 1)
-            SPLIT = schedule.get('0ra.SPLIT', SPLIT_0r)
-            BLOCK_P = schedule.get('0ra.BLOCK_P', min(triton.next_power_of_2((W - KW + 1)), 64) if STRIDED else 1)
-            BLOCK_R = schedule.get('0ra.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 2048, triton.next_power_of_2(max(1, -(-max((C * KH * KW), 1) // SPLIT)))))
-            WARPS = schedule.get('0ra.WARPS', max(4, min(16, BLOCK_P * BLOCK_R // 256)))
-            INDEX64 = schedule.get('0ra.INDEX64', _index64((x, w, bias, y), ((C * KH * KW), SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W))))
-            part0_0ra = torch.empty((SPLIT * (N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W),), dtype=torch.float32, device=device)
-            conv2d_0ra_split_partial[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)), SPLIT)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, DIV0=(KW), DIV1=(KH), INDEX64=INDEX64, num_warps=WARPS)
-            SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
-            BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-            conv2d_0ra_split_finish[(((N * O + H * N * O - KH * N * O) * triton.cdiv((W - KW + 1), BLOCK_P) if STRIDED else triton.cdiv((N * O + H * N * O + N * O * W + H * N * O * W + KH * KW * N * O - KH * N * O - KW * N * O - H * KW * N * O - KH * N * O * W), BLOCK_P)),)](bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part0_0ra, N, C, H, W, O, KH, KW, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+    if schedule.get('0.matvec', ((N) * (H - KH + 1) * (W - KW + 1)) <= 4 or (O) <= 4):
+        # launch 0m: matvec -> y
+        ALONG_K = schedule.get('0m.ALONG_K', True if ((N) * (H - KH + 1) * (W - KW + 1)) >= (O) else w.stride(3) == 1)
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2(((C) * (KH) * (KW))), 512 if ALONG_K and SLAB > 512 else 16))
+        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2(((N) * (H - KH + 1) * (W - KW + 1))), 4 if ((N) * (H - KH + 1) * (W - KW + 1)) < (O) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((O)), 4)))))
+        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((O)), 4 if (O) <= ((N) * (H - KH + 1) * (W - KW + 1)) else max(1, SLAB // (BLOCK_K * BLOCK_M))))
+        SPLIT_K = schedule.get('0m.SPLIT_K', _row_split(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, ((C) * (KH) * (KW)), 1, device))
+        WARPS = schedule.get('0m.WARPS', 4)
+        INDEX64 = schedule.get('0m.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1, SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1)))
+        part_0 = torch.empty((SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1 if SPLIT_K > 1 else 1,), dtype=torch.float32, device=device)
+        conv2d_0m_matvec[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, SPLIT_K,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part_0, N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, SPLIT_K=SPLIT_K, INDEX64=INDEX64, num_warps=WARPS)
     else:
         # launch 0: contraction -> y
         TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 4, 128, 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
@@ -407,7 +316,16 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
         STAGES = schedule.get('0.STAGES', TILE_STAGES)
         WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
         PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else _f32_dot_precision(device))
-        COMPENSATED = schedule.get('0.COMPENSATED', ((C) * (KH) * (KW)) >= 65536)
-        INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1)))
-        conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+        SPLIT_K = schedule.get('0.SPLIT_K', _split_k(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, triton.cdiv(((C) * (KH) * (KW)), BLOCK_K), device))
+        COMPENSATED = schedule.get('0.COMPENSATED', triton.cdiv(((C) * (KH) * (KW)), SPLIT_K) >= 65536)
+        INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1, SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1)))
+        part_0 = torch.empty((SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1 if SPLIT_K > 1 else 1,), dtype=torch.float32, device=device)
+        conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, SPLIT_K,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part_0, N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', SPLIT_K=SPLIT_K, COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    if SPLIT_K > 1:
+        # launch 0s: splitk_sum -> y
+        BLOCK_N = schedule.get('0s.BLOCK_N', min(triton.next_power_of_2((O)), 128))
+        BLOCK_M = schedule.get('0s.BLOCK_M', min(triton.next_power_of_2(((N) * (H - KH + 1) * (W - KW + 1))), max(1, 1024 // BLOCK_N)))
+        WARPS = schedule.get('0s.WARPS', 4)
+        INDEX64 = schedule.get('0s.INDEX64', _index64((bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1, SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1)))
+        conv2d_0s_splitk_sum[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1,)](bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part_0, N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, SPLIT_K=SPLIT_K, INDEX64=INDEX64, num_warps=WARPS)
     return y

@@ -29,6 +29,18 @@ def _row_split(rows, length, kept, device):
     return max(1, min(1024, length // 16384, 4 * sms // -(-rows // kept)))
 
 
+def _split_k(tiles, steps, device):
+    # Slices of a contraction's depth (kspec.lowering.policy.depth_split): output tiles that
+    # fill the multiprocessors take one; fewer take enough for 2 (tile, slice) programs per
+    # multiprocessor, at most 256 and at least 32 depth steps each, and no slice empty. A
+    # second pass then sums the slices' f32 partials in order (deterministic, unlike atomics).
+    sms = _multiprocessors(device) if device.type == "cuda" else 4
+    if tiles >= sms or steps <= 1:
+        return 1
+    slices = max(1, min(-(-2 * sms // tiles), 256, steps // 32))
+    return -(-steps // -(-steps // slices))
+
+
 def _index64(tensors, spaces):
     # True when some element offset or flattened index reaches 2^31: the kernel then does its
     # index arithmetic in 64 bits (INDEX64), else in Triton's 32-bit default
@@ -88,72 +100,9 @@ def _kahan_combine(s1, lost1, s2, lost2):
     return s, tl.where(s - s == 0, lost1 + lost2 - err, 0.0)
 
 
-# Reduction combiners (the interpreter cannot call triton.language's own @jit functions).
 @triton.jit
-def _add(a, b):
-    return a + b
-
-
-@triton.jit
-def matmul_bias_gelu_0r_rows(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SINGLE: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # rows -> c
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
-        a_s0 = tl.cast(a_s0, tl.int64)
-        a_s1 = tl.cast(a_s1, tl.int64)
-        b_s0 = tl.cast(b_s0, tl.int64)
-        b_s1 = tl.cast(b_s1, tl.int64)
-        bias_s0 = tl.cast(bias_s0, tl.int64)
-        c_s0 = tl.cast(c_s0, tl.int64)
-        c_s1 = tl.cast(c_s1, tl.int64)
-        M = tl.cast(M, tl.int64)
-        K = tl.cast(K, tl.int64)
-        N = tl.cast(N, tl.int64)
-    if STRIDED:
-        blocks_p = ((N) + BLOCK_P - 1) // BLOCK_P
-        p1 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p1 < (N)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (N) + p1
-        p0 = p_rest + 0 * p1
-    else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (M * N)
-        p1_d = offs_p % (N)
-        p1_d_q = offs_p // (N)
-        p0 = p1_d_q
-        p1 = p1_d
-    if SINGLE:
-        offs_r = tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < (K)
-        a_2 = tl.load(a_ptr + (p0) * a_s0 + (offs_r) * a_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-        b_3 = tl.load(b_ptr + (offs_r) * b_s0 + (p1) * b_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-        red1 = tl.reduce(tl.where(pmask & rmask, (a_2 * b_3), 0.0), 1, _add, keep_dims=True)
-        bias_4 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0).to(tl.float32)
-        t5 = (red1 + bias_4)
-        c_row = (0.5 * t5 * (1.0 + tl.erf(t5 * 0.7071067811865476)))
-        tl.store(c_ptr + (p0) * c_s0 + (p1) * c_s1, (c_row).to(tl.float16), mask=pmask)
-    else:
-        red6 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        red6_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-        for r0 in range(0, (K), BLOCK_R):
-            offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-            rmask = offs_r < (K)
-            a_7 = tl.load(a_ptr + (p0) * a_s0 + (offs_r) * a_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            b_8 = tl.load(b_ptr + (offs_r) * b_s0 + (p1) * b_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-            red6, red6_lost = _kahan_add(red6, red6_lost, tl.where(pmask & rmask, (a_7 * b_8), 0.0))
-        red6, red6_lost = tl.reduce((red6, red6_lost), 1, _kahan_combine, keep_dims=True)
-        red6 = red6 - red6_lost
-        bias_9 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0).to(tl.float32)
-        t10 = (red6 + bias_9)
-        c_row = (0.5 * t10 * (1.0 + tl.erf(t10 * 0.7071067811865476)))
-        tl.store(c_ptr + (p0) * c_s0 + (p1) * c_s1, (c_row).to(tl.float16), mask=pmask)
-
-
-@triton.jit
-def matmul_bias_gelu_0ra_split_partial(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, part0_ptr, M, K, N, BLOCK_P: tl.constexpr, BLOCK_R: tl.constexpr, SPLIT: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 1 -> partials of c
+def matmul_bias_gelu_0m_matvec(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part_ptr, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr, INDEX64: tl.constexpr):
+    # matvec -> c
     pid = tl.program_id(0)
     sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
@@ -163,78 +112,51 @@ def matmul_bias_gelu_0ra_split_partial(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bia
         a_s1 = tl.cast(a_s1, tl.int64)
         b_s0 = tl.cast(b_s0, tl.int64)
         b_s1 = tl.cast(b_s1, tl.int64)
-        M = tl.cast(M, tl.int64)
-        K = tl.cast(K, tl.int64)
-        N = tl.cast(N, tl.int64)
-    if STRIDED:
-        blocks_p = ((N) + BLOCK_P - 1) // BLOCK_P
-        p1 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p1 < (N)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (N) + p1
-        p0 = p_rest + 0 * p1
-    else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (M * N)
-        p1_d = offs_p % (N)
-        p1_d_q = offs_p // (N)
-        p0 = p1_d_q
-        p1 = p1_d
-    chunk0 = (((K) + SPLIT - 1) // SPLIT + BLOCK_R - 1) // BLOCK_R * BLOCK_R
-    end0 = tl.minimum(sid * chunk0 + chunk0, (K))
-    red1 = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    red1_lost = tl.full([BLOCK_P, BLOCK_R], 0.0, tl.float32)
-    for r0 in range(sid * chunk0, end0, BLOCK_R):
-        offs_r = r0 + tl.arange(0, BLOCK_R)[None, :]
-        rmask = offs_r < end0
-        a_2 = tl.load(a_ptr + (p0) * a_s0 + (offs_r) * a_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-        b_3 = tl.load(b_ptr + (offs_r) * b_s0 + (p1) * b_s1, mask=pmask & rmask, other=0.0).to(tl.float32)
-        red1, red1_lost = _kahan_add(red1, red1_lost, tl.where(pmask & rmask, (a_2 * b_3), 0.0))
-    red1, red1_lost = tl.reduce((red1, red1_lost), 1, _kahan_combine, keep_dims=True)
-    red1 = red1 - red1_lost
-    tl.store(part0_ptr + sid * (M * N) + offs_p, red1, mask=pmask)
-
-
-@triton.jit
-def matmul_bias_gelu_0ra_split_finish(bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part0_ptr, M, K, N, BLOCK_P: tl.constexpr, SPLIT: tl.constexpr, SPLIT_BLOCK: tl.constexpr, STRIDED: tl.constexpr, INDEX64: tl.constexpr):
-    # split reduction, phase 2 -> c
-    pid = tl.program_id(0)
-    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
-        pid = pid.to(tl.int64)
         bias_s0 = tl.cast(bias_s0, tl.int64)
         c_s0 = tl.cast(c_s0, tl.int64)
         c_s1 = tl.cast(c_s1, tl.int64)
         M = tl.cast(M, tl.int64)
+        K = tl.cast(K, tl.int64)
         N = tl.cast(N, tl.int64)
-    if STRIDED:
-        blocks_p = ((N) + BLOCK_P - 1) // BLOCK_P
-        p1 = (pid % blocks_p) * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = p1 < (N)
-        p_rest = pid // blocks_p
-        offs_p = p_rest * (N) + p1
-        p0 = p_rest + 0 * p1
+    blocks_n = ((N) + BLOCK_N - 1) // BLOCK_N
+    pid_m = pid // blocks_n
+    pid_n = pid % blocks_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    offs_m3 = offs_m[:, :, None]
+    offs_n3 = offs_n[:, :, None]
+    acc = tl.full([BLOCK_M, BLOCK_N, BLOCK_K], 0.0, tl.float32)
+    acc_lost = tl.full([BLOCK_M, BLOCK_N, BLOCK_K], 0.0, acc.dtype)
+    if SPLIT_K > 1:  # slice sid of the depth (split-K)
+        k_step = (((K) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+        k_lo = sid * k_step
+        k_hi = tl.minimum(k_lo + k_step, (K))
     else:
-        offs_p = pid * BLOCK_P + tl.arange(0, BLOCK_P)[:, None]
-        pmask = offs_p < (M * N)
-        p1_d = offs_p % (N)
-        p1_d_q = offs_p // (N)
-        p0 = p1_d_q
-        p1 = p1_d
-    offs_s = tl.arange(0, SPLIT_BLOCK)[None, :]
-    vals0 = tl.load(part0_ptr + offs_s * (M * N) + offs_p, mask=pmask & (offs_s < SPLIT), other=0.0)
-    red0 = tl.reduce(vals0, 1, _add, keep_dims=True)
-    bias_4 = tl.load(bias_ptr + (p1) * bias_s0, mask=pmask, other=0.0).to(tl.float32)
-    t5 = (red0 + bias_4)
-    c_row = (0.5 * t5 * (1.0 + tl.erf(t5 * 0.7071067811865476)))
-    tl.store(c_ptr + (p0) * c_s0 + (p1) * c_s1, (c_row).to(tl.float16), mask=pmask)
+        k_lo = 0
+        k_hi = (K)
+    for k0 in range(k_lo, k_hi, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)[None, None, :]
+        a_1 = tl.load(a_ptr + (offs_m3) * a_s0 + (offs_k) * a_s1, mask=(offs_m3 < (M)) & (offs_k < (K)), other=0.0).to(tl.float32)
+        b_2 = tl.load(b_ptr + (offs_k) * b_s0 + (offs_n3) * b_s1, mask=(offs_k < (K)) & (offs_n3 < (N)), other=0.0).to(tl.float32)
+        acc, acc_lost = _kahan_add(acc, acc_lost, tl.where((offs_m3 < (M)) & (offs_n3 < (N)) & (offs_k < (K)), (a_1).to(acc.dtype) * (b_2).to(acc.dtype), 0.0))
+    acc, acc_lost = tl.reduce((acc, acc_lost), 2, _kahan_combine)
+    acc = acc - acc_lost
+    if SPLIT_K > 1:
+        tl.store(part_ptr + (sid * (M) + offs_m) * (N) + offs_n, acc, mask=(offs_m < (M)) & (offs_n < (N)))
+    else:
+        bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
+        t4 = (acc + bias_3)
+        tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t4 * (1.0 + tl.erf(t4 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
 
 
 @triton.jit
-def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
+def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part_ptr, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, SPLIT_K: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> c
     pid = tl.program_id(0)
+    sid = tl.program_id(1)
     if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
         pid = pid.to(tl.int64)
+        sid = sid.to(tl.int64)
         a_s0 = tl.cast(a_s0, tl.int64)
         a_s1 = tl.cast(a_s1, tl.int64)
         b_s0 = tl.cast(b_s0, tl.int64)
@@ -257,7 +179,14 @@ def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_pt
     acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
     if COMPENSATED:
         acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
-    for k0 in range(0, (K), BLOCK_K):
+    if SPLIT_K > 1:  # slice sid of the depth (split-K)
+        k_step = (((K) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+        k_lo = sid * k_step
+        k_hi = tl.minimum(k_lo + k_step, (K))
+    else:
+        k_lo = 0
+        k_hi = (K)
+    for k0 in range(k_lo, k_hi, BLOCK_K):
         offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
         offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
         a_1 = tl.load(a_ptr + (offs_m) * a_s0 + (offs_ka) * a_s1, mask=(offs_m < (M)) & (offs_ka < (K)), other=0.0)
@@ -266,38 +195,57 @@ def matmul_bias_gelu_0_contraction(a_ptr, a_s0, a_s1, b_ptr, b_s0, b_s1, bias_pt
             acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(a_1, b_2))
         else:
             acc = tl.dot(a_1, b_2, acc)
-    bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
-    t4 = (acc + bias_3)
-    tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t4 * (1.0 + tl.erf(t4 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
+    if SPLIT_K > 1:
+        tl.store(part_ptr + (sid * (M) + offs_m) * (N) + offs_n, acc, mask=(offs_m < (M)) & (offs_n < (N)))
+    else:
+        bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
+        t4 = (acc + bias_3)
+        tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t4 * (1.0 + tl.erf(t4 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
+
+
+@triton.jit
+def matmul_bias_gelu_0s_splitk_sum(bias_ptr, bias_s0, c_ptr, c_s0, c_s1, part_ptr, M, K, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, SPLIT_K: tl.constexpr, INDEX64: tl.constexpr):
+    # splitk_sum -> c
+    pid = tl.program_id(0)
+    if INDEX64:  # an offset can reach 2^31: index arithmetic in 64 bits
+        pid = pid.to(tl.int64)
+        bias_s0 = tl.cast(bias_s0, tl.int64)
+        c_s0 = tl.cast(c_s0, tl.int64)
+        c_s1 = tl.cast(c_s1, tl.int64)
+        M = tl.cast(M, tl.int64)
+        N = tl.cast(N, tl.int64)
+    blocks_n = ((N) + BLOCK_N - 1) // BLOCK_N
+    pid_m = pid // blocks_n
+    pid_n = pid % blocks_n
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)[:, None]
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)[None, :]
+    acc = tl.full([BLOCK_M, BLOCK_N], 0.0, tl.float32)
+    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
+    for s in range(0, SPLIT_K):
+        part = tl.load(part_ptr + (s * (M) + offs_m) * (N) + offs_n, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0)
+        acc, acc_lost = _kahan_add(acc, acc_lost, part)
+    acc = acc - acc_lost
+    bias_1 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < (M)) & (offs_n < (N)), other=0.0).to(tl.float32)
+    t2 = (acc + bias_1)
+    tl.store(c_ptr + (offs_m) * c_s0 + (offs_n) * c_s1, ((0.5 * t2 * (1.0 + tl.erf(t2 * 0.7071067811865476)))).to(tl.float16), mask=(offs_m < (M)) & (offs_n < (N)))
 
 
 def launch(a, b, bias, M, K, N, schedule=None):
     schedule = schedule or {}
     device = a.device
     c = torch.empty(((M), (N)), dtype=torch.float16, device=device)
-    if schedule.get('0.rows', (M) <= 4 or (N) <= 4):
-        SPLIT_0r = schedule.get('0r.SPLIT', _row_split((M * N), (K), min(triton.next_power_of_2((N)), 64) if max((a.numel(), a.stride(1) != 1), (b.numel(), b.stride(0) != 1))[1] else 1, device))
-        if SPLIT_0r <= 1:
-            # launch 0r: rows -> c
-            STRIDED = schedule.get('0r.STRIDED', max((a.numel(), a.stride(1) != 1), (b.numel(), b.stride(0) != 1))[1])
-            BLOCK_R = schedule.get('0r.BLOCK_R', min(triton.next_power_of_2((K)), 64 if STRIDED else 8192))
-            BLOCK_P = schedule.get('0r.BLOCK_P', min(triton.next_power_of_2((N) if STRIDED else (M * N)), max(1, (4096 if STRIDED else 2048) // BLOCK_R)))
-            WARPS = schedule.get('0r.WARPS', 4 if BLOCK_R * BLOCK_P <= 2048 else (8 if BLOCK_R * BLOCK_P * 2 < 16384 else 16))
-            INDEX64 = schedule.get('0r.INDEX64', _index64((a, b, bias, c), ((M * N), (K))))
-            matmul_bias_gelu_0r_rows[(((M) * triton.cdiv((N), BLOCK_P) if STRIDED else triton.cdiv((M * N), BLOCK_P)),)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SINGLE=(K) <= BLOCK_R, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
-        else:
-            # launch 0ra: split reduction -> c
-            STRIDED = schedule.get('0ra.STRIDED', max((a.numel(), a.stride(1) != 1), (b.numel(), b.stride(0) != 1))[1])
-            SPLIT = schedule.get('0ra.SPLIT', SPLIT_0r)
-            BLOCK_P = schedule.get('0ra.BLOCK_P', min(triton.next_power_of_2((N)), 64) if STRIDED else 1)
-            BLOCK_R = schedule.get('0ra.BLOCK_R', min(4096 // BLOCK_P if STRIDED else 2048, triton.next_power_of_2(max(1, -(-max((K), 1) // SPLIT)))))
-            WARPS = schedule.get('0ra.WARPS', max(4, min(16, BLOCK_P * BLOCK_R // 256)))
-            INDEX64 = schedule.get('0ra.INDEX64', _index64((a, b, bias, c), ((K), SPLIT * (M * N), (M * N))))
-            part0_0ra = torch.empty((SPLIT * (M * N),), dtype=torch.float32, device=device)
-            matmul_bias_gelu_0ra_split_partial[(((M) * triton.cdiv((N), BLOCK_P) if STRIDED else triton.cdiv((M * N), BLOCK_P)), SPLIT)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), part0_0ra, M, K, N, BLOCK_P=BLOCK_P, BLOCK_R=BLOCK_R, SPLIT=SPLIT, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=WARPS)
-            SPLIT_BLOCK = triton.next_power_of_2(SPLIT)
-            BLOCK_P = max(1, min(BLOCK_P, 4096 // SPLIT_BLOCK))
-            matmul_bias_gelu_0ra_split_finish[(((M) * triton.cdiv((N), BLOCK_P) if STRIDED else triton.cdiv((M * N), BLOCK_P)),)](bias, bias.stride(0), c, c.stride(0), c.stride(1), part0_0ra, M, K, N, BLOCK_P=BLOCK_P, SPLIT=SPLIT, SPLIT_BLOCK=SPLIT_BLOCK, STRIDED=STRIDED, INDEX64=INDEX64, num_warps=4)
+    if schedule.get('0.matvec', (M) <= 4 or (N) <= 4):
+        # launch 0m: matvec -> c
+        ALONG_K = schedule.get('0m.ALONG_K', a.stride(1) == 1 if (M) >= (N) else b.stride(0) == 1)
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2((K)), 512 if ALONG_K and SLAB > 512 else 16))
+        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2((M)), 4 if (M) < (N) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((N)), 4)))))
+        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((N)), 4 if (N) <= (M) else max(1, SLAB // (BLOCK_K * BLOCK_M))))
+        SPLIT_K = schedule.get('0m.SPLIT_K', _row_split(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1, (K), 1, device))
+        WARPS = schedule.get('0m.WARPS', 4)
+        INDEX64 = schedule.get('0m.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1, SPLIT_K * (M) * (N) * 1)))
+        part_0 = torch.empty((SPLIT_K * (M) * (N) * 1 if SPLIT_K > 1 else 1,), dtype=torch.float32, device=device)
+        matmul_bias_gelu_0m_matvec[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1, SPLIT_K,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), part_0, M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, SPLIT_K=SPLIT_K, INDEX64=INDEX64, num_warps=WARPS)
     else:
         # launch 0: contraction -> c
         TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 2, 128, 256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= _multiprocessors(device) else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
@@ -307,7 +255,16 @@ def launch(a, b, bias, M, K, N, schedule=None):
         STAGES = schedule.get('0.STAGES', TILE_STAGES)
         WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
         PRECISION = schedule.get('0.PRECISION', 'ieee')
-        COMPENSATED = schedule.get('0.COMPENSATED', (K) >= 65536)
-        INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1)))
-        matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+        SPLIT_K = schedule.get('0.SPLIT_K', _split_k(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1, triton.cdiv((K), BLOCK_K), device))
+        COMPENSATED = schedule.get('0.COMPENSATED', triton.cdiv((K), SPLIT_K) >= 65536)
+        INDEX64 = schedule.get('0.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1, SPLIT_K * (M) * (N) * 1)))
+        part_0 = torch.empty((SPLIT_K * (M) * (N) * 1 if SPLIT_K > 1 else 1,), dtype=torch.float32, device=device)
+        matmul_bias_gelu_0_contraction[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1, SPLIT_K,)](a, a.stride(0), a.stride(1), b, b.stride(0), b.stride(1), bias, bias.stride(0), c, c.stride(0), c.stride(1), part_0, M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', SPLIT_K=SPLIT_K, COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+    if SPLIT_K > 1:
+        # launch 0s: splitk_sum -> c
+        BLOCK_N = schedule.get('0s.BLOCK_N', min(triton.next_power_of_2((N)), 128))
+        BLOCK_M = schedule.get('0s.BLOCK_M', min(triton.next_power_of_2((M)), max(1, 1024 // BLOCK_N)))
+        WARPS = schedule.get('0s.WARPS', 4)
+        INDEX64 = schedule.get('0s.INDEX64', _index64((bias, c), ((M), (N), (K), 1, SPLIT_K * (M) * (N) * 1)))
+        matmul_bias_gelu_0s_splitk_sum[(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1,)](bias, bias.stride(0), c, c.stride(0), c.stride(1), part_0, M, K, N, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, SPLIT_K=SPLIT_K, INDEX64=INDEX64, num_warps=WARPS)
     return c
