@@ -156,3 +156,31 @@ def test_the_plan_prints_the_split_and_its_sum() -> None:
     assert "SPLIT_K=131 COMPENSATED=False" in launches[0]
     assert launches[1].startswith("bmm_bias_relu_0s_splitk_sum: grid 8, 4 warps, 3 stages, "
                                   "BLOCK_M=16 BLOCK_N=64 SPLIT_K=131"), launches
+
+
+def test_the_drawn_cases_take_every_contraction_branch() -> None:
+    """The threshold data (thresholds.py) predicts what the host code does on every case the
+    gate draws for a matmul, and the draws reach both sides of the matvec and both split
+    choices (the host code runs with recording stand-ins for the kernels)."""
+    from test_gate_branches import dry_run_branches
+
+    from kspec.verify.candidates import BUDGET_MB, launch_branches
+    from kspec.verify.coverage import branch_cases, coverage
+    from kspec.verify.strategies import explicit_cases, first_case
+
+    k = MODULE.mm
+    branches = launch_branches(k.ir, "triton", "cpu")
+    assert {"0.matvec", "0m.SPLIT_K", "0.SPLIT_K", "0.COMPENSATED"} <= {b.name for b in branches}
+    drawn = branch_cases(k.ir, branches, int(BUDGET_MB["cpu"] * 2 ** 20))
+    cases = [first_case(k.ir), *explicit_cases(k.ir), *drawn.cases]
+    records = dry_run_branches(k, cases)
+    for case, record in zip(cases, records):
+        took = coverage(branches, [record])
+        for b in branches:
+            predicted = {v.label for v in b.values if any(r.holds(case.env) for r in v.regions)}
+            assert predicted <= set(took[b.name]), (str(case), b.name, predicted, took)
+    seen = coverage(branches, records)
+    missing = {f"{b.name}={v.label}" for b in branches for v in b.values
+               if v.label not in seen[b.name]}
+    # a compensated (unsplit 2^16-deep) slice needs 385+ rows of 2^16: past the CPU budget
+    assert missing == {"0.COMPENSATED=compensated", "INDEX64=64-bit"}, (seen, drawn.unreached)
