@@ -134,7 +134,7 @@ def test_the_tuner_searches_the_split_and_the_matvec_keys() -> None:
     assert all(c.schedule["0.SPLIT_K"] > 1 for c in keep)      # 4 to 16 tiles on 132 SMs
     square = {"M": 4096, "N": 4096, "K": 4096}
     keep, _ = candidates(MODULE.mm.ir, src, square, h200, limit=8)
-    assert all(c.schedule["0.SPLIT_K"] == 1 for c in keep)     # 512+ tiles: no split
+    assert keep and all("0.SPLIT_K" not in c.schedule for c in keep)   # 256+ tiles: not searched
     (space,) = launch_spaces(MODULE.mm.ir, src, {"M": 2048, "N": 1, "K": 2 ** 20})
     assert space.prefix == "0m" and space.pattern == "matvec"
     assert {"BLOCK_K", "SPLIT_K", "WARPS"} <= set(space.keys)
