@@ -102,10 +102,16 @@ class LaunchSpace:
                     "WARPS": [4] if cpu else [2, 4, 8, 16]}
         if self.pattern == "contraction":
             tiles = [16, 32] if cpu else [64, 128, 256]
-            return {"BLOCK_M": tiles, "BLOCK_N": tiles,
-                    "BLOCK_K": [16, 32] if cpu else [32, 64, 128],
-                    "STAGES": [1] if cpu else [2, 3, 4, 5], "WARPS": [4] if cpu else [4, 8],
-                    "SPLIT_K": [1, 2, 4] if cpu else [1, 2, 4, 8, 16, 32, 64, 128]}
+            out = {"BLOCK_M": tiles, "BLOCK_N": tiles,
+                   "BLOCK_K": [16, 32] if cpu else [32, 64, 128],
+                   "STAGES": [1] if cpu else [2, 3, 4, 5], "WARPS": [4] if cpu else [4, 8]}
+            # split-K only where it can pay: a depth of 64 steps or more whose output leaves
+            # multiprocessors idle even at the smallest tile (else the host code's own choice)
+            few = math.ceil(d.get("m", 1 << 20) / tiles[0]) * math.ceil(
+                d.get("n", 1 << 20) / tiles[0]) * d.get("batch", 1) < t.sms
+            if few and d.get("k", 0) >= 64 * tiles[-1]:
+                out["SPLIT_K"] = [1, 2, 4] if cpu else [1, 2, 4, 8, 16, 32, 64, 128]
+            return out
         if self.pattern == "matvec":
             return {"BLOCK_K": [16, 64] if cpu else [16, 64, 256, 512, 1024],
                     "SPLIT_K": [1, 2, 4] if cpu else [1, 2, 4, 8, 16],

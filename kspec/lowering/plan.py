@@ -16,7 +16,8 @@ Patterns:
                fallback): partial results from several programs per row, then a second pass
                combines them and evaluates the statement.
 - contraction: (see below) its `fallback` is the same statement as a rows launch, for
-               products with too few rows or columns for a tensor-core tile (matvec).
+               products with too few rows or columns for a tensor-core tile (matvec; the
+               C++ backends run it, Triton has a matvec kernel of its own).
 - scan:        one statement whose value is a prefix reduction along its index `inner`
                (lowering/scans.py): a program per row of `outer`, carrying the running value
                across blocks. Its `fallback` is the masked full reduction as a loop nest.

@@ -269,11 +269,12 @@ class SearchResult:
 
 def branches_of(launches: list[dict[str, Any]]) -> list[str]:
     """The kernels a launch ran with their branch choices (boolean constexprs, and the number
-    of slices of a split reduction), e.g. 'softmax_0_rows SINGLE=False INDEX64=False'."""
+    of slices of a split reduction or a split-K contraction), e.g. 'softmax_0_rows
+    SINGLE=False INDEX64=False'."""
     out = []
     for r in launches:
         flags = " ".join(f"{k}={v}" for k, v in r.get("constexprs", {}).items()
-                         if isinstance(v, bool) or k == "SPLIT")
+                         if isinstance(v, bool) or k in ("SPLIT", "SPLIT_K"))
         out.append(f"{r['kernel']} {flags}".strip())
     return out
 

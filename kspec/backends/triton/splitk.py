@@ -74,7 +74,7 @@ class SplitKPatterns:
         c = self.launch.contraction
         m, n, _, _ = self.gemm_sizes()
         self.program_id("pid")
-        if c.batch or grouped:
+        if grouped or c.batch:
             self.lines.append(f"blocks_m = ({m} + BLOCK_M - 1) // BLOCK_M")
         self.lines.append(f"blocks_n = ({n} + BLOCK_N - 1) // BLOCK_N")
         if c.batch:  # one grid axis: the second and third hold at most 65535 programs
@@ -162,19 +162,21 @@ class SplitKPatterns:
 
     def matvec_schedule(self) -> tuple:
         """emit_launch's arguments for the matvec kernel: 4096-element slabs of the matrix
-        (the wide operand), BLOCK_K x 512 along its rows when they are contiguous, else 16
+        (the wide operand) on a GPU, 512 deep along its rows when they are contiguous, else 16
         deep and wide along its contiguous columns; the narrow side whole (at most 4)."""
         c = self.launch.contraction
         m, n, k, batch = self.gemm_sizes()
         along_a, along_b = (self.contiguous_depth(f) for f in (c.a, c.b))
         p2, narrow = "triton.next_power_of_2", NARROW_GEMM
+        # the interpreter reduces the lanes with one Python call per element: 64-element slabs
         schedule = {
             "ALONG_K": f"{along_a} if {m} >= {n} else {along_b}",
-            "BLOCK_K": f"min({p2}({k}), 512 if ALONG_K else 16)",
+            "SLAB": "4096 if device.type == 'cuda' else 64",
+            "BLOCK_K": f"min({p2}({k}), 512 if ALONG_K and SLAB > 512 else 16)",
             "BLOCK_M": f"min({p2}({m}), {narrow} if {m} < {n} else "
-                       f"max(1, 4096 // (BLOCK_K * min({p2}({n}), {narrow}))))",
+                       f"max(1, SLAB // (BLOCK_K * min({p2}({n}), {narrow}))))",
             "BLOCK_N": f"min({p2}({n}), {narrow} if {n} <= {m} else "
-                       f"max(1, 4096 // (BLOCK_K * BLOCK_M)))",
+                       f"max(1, SLAB // (BLOCK_K * BLOCK_M)))",
             "SPLIT_K": f"_row_split(triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * "
                        f"{batch}, {k}, 1, device)",
             "WARPS": "4"}

@@ -106,13 +106,12 @@ def _contraction(name: str, n: str, launch: Launch, context: tuple[Condition, ..
                                Region((*context, _le(j, NARROW_GEMM)))), (Sight(matvec),)),
         BranchValue("tiles", (Region((*context, *wide)),), (Sight(kernel),)))))
     # policy.row_split over the matvec's programs (at most i * j * batch of them)
-    few = _le(i * j * batch, 2 * sms)
+    few, short = _le(i * j * batch, 2 * sms), _le(depth, 2 * SPLIT_SLICE - 1)
     out.append(Branch(f"{n}m.SPLIT_K", "the matvec's depth in one slice or several", (
-        BranchValue("one slice", (Region((*context, _le(i, NARROW_GEMM),
-                                          _le(depth, 2 * SPLIT_SLICE - 1))),),
-                    (Sight(matvec, "SPLIT_K", 1),)),
-        BranchValue("split", (Region((*context, _le(i, NARROW_GEMM), few,
-                                      _gt(depth, 2 * SPLIT_SLICE - 1))),),
+        BranchValue("one slice", tuple(Region((*context, _le(side, NARROW_GEMM), short))
+                                       for side in (i, j)), (Sight(matvec, "SPLIT_K", 1),)),
+        BranchValue("split", tuple(Region((*context, _le(side, NARROW_GEMM), few,
+                                           _gt(depth, 2 * SPLIT_SLICE - 1))) for side in (i, j)),
                     (Sight(matvec, "SPLIT_K", above=1),)))))
     # policy.depth_split: a slice needs 32 steps, so 63 steps or fewer never split; one
     # tile (rows and columns within the smallest BLOCK_M and BLOCK_N) below `sms` splits

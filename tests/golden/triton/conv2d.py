@@ -302,9 +302,10 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     if schedule.get('0.matvec', ((N) * (H - KH + 1) * (W - KW + 1)) <= 4 or (O) <= 4):
         # launch 0m: matvec -> y
         ALONG_K = schedule.get('0m.ALONG_K', True if ((N) * (H - KH + 1) * (W - KW + 1)) >= (O) else w.stride(3) == 1)
-        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2(((C) * (KH) * (KW))), 512 if ALONG_K else 16))
-        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2(((N) * (H - KH + 1) * (W - KW + 1))), 4 if ((N) * (H - KH + 1) * (W - KW + 1)) < (O) else max(1, 4096 // (BLOCK_K * min(triton.next_power_of_2((O)), 4)))))
-        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((O)), 4 if (O) <= ((N) * (H - KH + 1) * (W - KW + 1)) else max(1, 4096 // (BLOCK_K * BLOCK_M))))
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2(((C) * (KH) * (KW))), 512 if ALONG_K and SLAB > 512 else 16))
+        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2(((N) * (H - KH + 1) * (W - KW + 1))), 4 if ((N) * (H - KH + 1) * (W - KW + 1)) < (O) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((O)), 4)))))
+        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((O)), 4 if (O) <= ((N) * (H - KH + 1) * (W - KW + 1)) else max(1, SLAB // (BLOCK_K * BLOCK_M))))
         SPLIT_K = schedule.get('0m.SPLIT_K', _row_split(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, ((C) * (KH) * (KW)), 1, device))
         WARPS = schedule.get('0m.WARPS', 4)
         INDEX64 = schedule.get('0m.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1, SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1)))

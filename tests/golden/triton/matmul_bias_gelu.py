@@ -241,9 +241,10 @@ def launch(a, b, bias, M, K, N, schedule=None):
     if schedule.get('0.matvec', (M) <= 4 or (N) <= 4):
         # launch 0m: matvec -> c
         ALONG_K = schedule.get('0m.ALONG_K', a.stride(1) == 1 if (M) >= (N) else b.stride(0) == 1)
-        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2((K)), 512 if ALONG_K else 16))
-        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2((M)), 4 if (M) < (N) else max(1, 4096 // (BLOCK_K * min(triton.next_power_of_2((N)), 4)))))
-        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((N)), 4 if (N) <= (M) else max(1, 4096 // (BLOCK_K * BLOCK_M))))
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2((K)), 512 if ALONG_K and SLAB > 512 else 16))
+        BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2((M)), 4 if (M) < (N) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((N)), 4)))))
+        BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((N)), 4 if (N) <= (M) else max(1, SLAB // (BLOCK_K * BLOCK_M))))
         SPLIT_K = schedule.get('0m.SPLIT_K', _row_split(triton.cdiv((M), BLOCK_M) * triton.cdiv((N), BLOCK_N) * 1, (K), 1, device))
         WARPS = schedule.get('0m.WARPS', 4)
         INDEX64 = schedule.get('0m.INDEX64', _index64((a, b, bias, c), ((M), (N), (K), 1, SPLIT_K * (M) * (N) * 1)))
