@@ -29,15 +29,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 import kspec  # noqa: E402
 from timing import Budget, bench, device_info  # noqa: E402
 
-LAYERS = """
-kernel linear_gelu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> y: f32[M, N] {
-    acc[i, j] = sum(x[i, k] * w[k, j] for k)
-    y[i, j]   = gelu(acc[i, j] + b[j])
-}
-kernel linear(x: f32[M, K], w: f32[K, N]) -> y: f32[M, N] {
-    y[i, j] = sum(x[i, k] * w[k, j] for k)
-}
-"""
 SIZES = {"M": 8192, "D": 1024, "H": 4096, "C": 1024}
 SMALL = {"M": 9, "D": 6, "H": 7, "C": 5}
 
@@ -59,7 +50,7 @@ def eager_loss(p: dict[str, torch.Tensor], x: torch.Tensor, label: torch.Tensor)
 
 
 def kspec_loss(backend: str) -> Callable[..., torch.Tensor]:
-    layers = kspec.loads(LAYERS)
+    layers = kspec.load(ROOT / "bench" / "specs" / "mlp_layers.kspec")
     lin_gelu, lin = layers.linear_gelu.op(backend), layers.linear.op(backend)
     rms = kspec.load(ROOT / "specs" / "rmsnorm.kspec").rmsnorm.op(backend)
     ce = kspec.load(ROOT / "specs" / "cross_entropy.kspec").cross_entropy.op(backend)

@@ -162,15 +162,8 @@ def test_opcheck_with_autograd():
                                           "test_faketensor", "test_aot_dispatch_dynamic"))
 
 
-LAYERS = """
-kernel linear_gelu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> y: f32[M, N] {
-    acc[i, j] = sum(x[i, k] * w[k, j] for k)
-    y[i, j]   = gelu(acc[i, j] + b[j])
-}
-kernel linear(x: f32[M, K], w: f32[K, N]) -> y: f32[M, N] {
-    y[i, j] = sum(x[i, k] * w[k, j] for k)
-}
-"""
+# tests/test_gpu_grad.py and bench/training_step.py train the same layers
+LAYERS = (Path(__file__).parent.parent / "bench" / "specs" / "mlp_layers.kspec").read_text()
 
 
 class ThreeLayers(torch.nn.Module):

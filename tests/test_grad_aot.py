@@ -21,7 +21,7 @@ from kspec.backends.cuda import toolchain as nv
 from kspec.backends.cxx import CUDA
 from kspec.backends.cxx.render import plan_for
 from kspec.verify.inputs import choose_sizes
-from test_grad import CASES
+from test_grad import CASES, LAYERS
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 NVCC_SUBSET = ["softmax", "layernorm", "cross_entropy", "group_norm", "batchnorm",
@@ -62,9 +62,7 @@ def test_triton_fits_tiles_of_computed_operands() -> None:
     tile per tensor it reads: at a transformer MLP's shapes the tile the heuristic starts
     from (128x128x64, 3 stages: 320 KiB on sm_90) must shrink to fit, as it does on the GPU
     (bench/training_step.py failed there with OutOfResources before the fit counted them)."""
-    layer = kspec.loads("kernel linear_gelu(x: f32[M, K], w: f32[K, N], b: f32[N]) -> "
-                        "y: f32[M, N] {\n    acc[i, j] = sum(x[i, k] * w[k, j] for k)\n"
-                        "    y[i, j] = gelu(acc[i, j] + b[j])\n}\n").linear_gelu
+    layer = kspec.loads(LAYERS).linear_gelu
     v = vjp_kernel(layer.ir)
     files = get_backend("triton").compile_asm(v, arch="sm_90",
                                               shape={"M": 8192, "K": 1024, "N": 4096})

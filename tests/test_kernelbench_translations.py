@@ -353,20 +353,26 @@ def test_runner_survives_a_crashing_worker(tmp_path: Path, monkeypatch) -> None:
     assert "boom" in entry["backends"]["crashes"]["detail"]
 
 
-def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path, capsys) -> None:
-    """Out of memory beside other workers is their inputs, not the kernel: --resume redoes it."""
+def _resume_fake_relu(tmp_path: Path, triton_row: dict, **entry) -> dict:
+    """--resume of 1_Fake_ReLU (small, one trial) from an earlier run whose entry for it is
+    `triton_row` (and the other `entry` fields); the run's JSON after it."""
     checkout, translations = fake_checkout(tmp_path)
     out = tmp_path / "run.json"
     earlier = run_json({1: 0.5})
-    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU")
-    earlier["problems"][0]["backends"]["triton"] = {
-        "status": "error", "detail": "out of memory: OutOfMemoryError: CUDA out of memory."}
+    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU", **entry)
+    earlier["problems"][0]["backends"]["triton"] = triton_row
     out.write_text(json.dumps(earlier))
     assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
                      "--small", "--trials", "1", "--backends", "triton", "--only",
                      "1_Fake_ReLU", "--resume", "--translations", str(translations),
                      "--json", str(out)]) == 0
-    data = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path) -> None:
+    """Out of memory beside other workers is their inputs, not the kernel: --resume redoes it."""
+    data = _resume_fake_relu(tmp_path, {
+        "status": "error", "detail": "out of memory: OutOfMemoryError: CUDA out of memory."})
     assert [(p["stem"], p["backends"]["triton"]["status"]) for p in data["problems"]] == \
         [("1_Fake_ReLU", "correct")]
 
@@ -374,18 +380,8 @@ def test_resume_runs_again_a_problem_that_ran_out_of_memory(tmp_path: Path, caps
 def test_resume_runs_a_problem_translated_since(tmp_path: Path) -> None:
     """An entry recorded `untranslated` is run anew once its translation exists: the run it
     resumes from predates the translation."""
-    checkout, translations = fake_checkout(tmp_path)
-    out = tmp_path / "run.json"
-    earlier = run_json({1: 0.5})
-    earlier["problems"][0].update(key="level1/1_Fake_ReLU", stem="1_Fake_ReLU",
-                                  translated=False, base={})
-    earlier["problems"][0]["backends"]["triton"] = {"status": "untranslated",
-                                                    "detail": "no 1_Fake_ReLU.kspec"}
-    out.write_text(json.dumps(earlier))
-    assert run.main(["--kernelbench", str(checkout), "--levels", "1", "--device", "cpu",
-                     "--small", "--trials", "1", "--backends", "triton", "--only",
-                     "1_Fake_ReLU", "--resume", "--translations", str(translations),
-                     "--json", str(out)]) == 0
-    data = json.loads(out.read_text())
+    data = _resume_fake_relu(tmp_path, {"status": "untranslated",
+                                        "detail": "no 1_Fake_ReLU.kspec"},
+                             translated=False, base={})
     assert [(p["stem"], p["translated"], p["backends"]["triton"]["status"])
             for p in data["problems"]] == [("1_Fake_ReLU", True, "correct")]
