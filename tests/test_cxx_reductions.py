@@ -209,6 +209,21 @@ def test_centred_pair_is_one_pass_and_accurate_far_from_zero() -> None:
 
 
 @needs_cxx
+@pytest.mark.parametrize("stored", ["f16", "i32"])
+def test_centred_pair_reads_the_mean_as_the_reference_does(stored: str) -> None:
+    """The variance about the mean the second statement reads: an integer output as stored
+    (truncated: the squares gain n (mean - stored)^2), a half one exact."""
+    k = kspec.loads(STATISTICS.replace("mu: f32[C]", f"mu: {stored}[C]"))["statistics"]
+    torch.manual_seed(3)
+    x = torch.randn(3, 4, 50, 60) + 1000.4
+    for schedule in ({}, {"split": 3}, {"columns": True}):
+        got = emulate.build(k.ir, schedule=schedule)(x)
+        for g, w, mag, o in zip(got, k.reference(x), magnitude(k, [x]), k.ir.outputs):
+            c = compare(g, w, o.dtype, mag)
+            assert c.ok, f"{o.name} {schedule}: {c.detail}"
+
+
+@needs_cxx
 def test_columns_cover_partial_tiles_and_unrolled_tails() -> None:
     """Rows that do not fill a tile of columns and reduced lengths that leave a tail after
     the unrolled loads (every length 1..9 against 4 columns, 2 or 8 positions per step)."""

@@ -176,19 +176,27 @@ class CentredFold:
         self.ctx.helpers.add("kspec_team_reduce")
         return [f"{acc.name}{s} = kspec_warp_reduce<0>({acc.name}{s});" for acc, _ in self.sums]
 
-    def values(self, r: StatementRenderer, s: str) -> None:
+    def values(self, r: StatementRenderer, s: str, about: Code | None = None) -> None:
         """Seeds the mean (shift + S1 / n) and the second reduction (the centred sum of
-        squares S2 - S1 * (S1 / n), at least 0, through its own finish: a mean divides by n)."""
+        squares S2 - S1 * (S1 / n), at least 0, through its own finish: a mean divides by n).
+        `about`: the mean as the second statement reads it, where that differs from the
+        exact one (stored rounded to a half output): the squares about it are the centred
+        ones plus n (mean - about)^2."""
         mean, second = self.reduces
         s1, s2 = (Code(f"{acc.name}{s}", acc.ctype) for acc, _ in self.sums)
         offset = r.finish(mean, s1)
-        r.seed(mean, Code(f"{self.shift.name}{s} + {offset.wrapped(ADD + 1)}", offset.ctype,
-                          ADD))
+        exact = Code(f"{self.shift.name}{s} + {offset.wrapped(ADD + 1)}", offset.ctype, ADD)
+        r.seed(mean, exact)
         zero = literal(0, s2.ctype, r.d).text
-        squares = Code(f"kspec_max({s2.text} - {s1.text} * {offset.wrapped(MUL + 1)}, {zero})",
-                       s2.ctype)
+        squares = f"kspec_max({s2.text} - {s1.text} * {offset.wrapped(MUL + 1)}, {zero})"
+        if about is not None:
+            count = convert(r.product([r.shape(v.extent) for v in mean.vars]), s2.ctype, r.d)
+            # (shift - about) first: exact where both are close (Sterbenz), then the small
+            # offset S1 / n, so the gap keeps its digits where the mean is far from zero
+            gap = f"({self.shift.name}{s} - {about.wrapped(ADD + 1)} + {offset.wrapped(ADD + 1)})"
+            squares = f"{squares} + {count.wrapped(MUL)} * {gap} * {gap}"
         r.helpers.add("kspec_max")
-        r.seed(second, r.finish(second, squares))
+        r.seed(second, r.finish(second, Code(squares, s2.ctype, ADD)))
 
 
 __all__ = ["PlainFold", "ArgFold", "CentredFold", "Var", "OP_CODE"]

@@ -34,7 +34,8 @@ from ... import ir
 from ...lowering.pairs import fused_pairs
 from ...lowering.policy import row_split
 from ...ops import ARG_REDUCTIONS
-from .code import Code
+from ...dtypes import DType
+from .code import Code, convert
 from .folds import ArgFold, CentredFold, PlainFold
 from .generic import Arg, extent_product, grid_size
 from .ctype import storage_ctype
@@ -115,7 +116,6 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
                       *data["finish_shifts"], data["n"], data["rows"], *parts.values(),
                       "parts"])
     args, params = ctx.finish_args(text, extra)
-    data["accs"] = [(v, parts[id(v)]) for f in folds for v in f.partials]
     scratch_types = [(parts[id(v)], v.ctype) for f in folds for v in f.partials]
     vectors = sorted({ld.tensor for ld in vector_loads(folds, outer[-1])})
     variants = [f"{name}_rows", f"{name}_columns"]
@@ -183,14 +183,23 @@ def finish_data(ctx: LaunchContext, folds: list, parts: dict, zeros: list[str]) 
     for f in folds:
         f.values(r, "")
     stores, registers = [], {}
+    outputs = {o.name: o.dtype for o in ctx.kernel.outputs}
     for stmt in ctx.launch.statements:
         value = r.render(stmt.value)
         if stmt is not ctx.launch.statements[-1]:   # a centred pair's mean, read by the second
             reg = ctx.namer.fresh(f"{stmt.target}_row")
             stores.append(f"const {value.ctype} {reg} = {value};")
-            registers[stmt.target] = Code(reg, value.ctype)
-            r.load_hook = lambda e: registers.get(getattr(e, "tensor", None))
             value = Code(reg, value.ctype)
+            kept = outputs.get(stmt.target)
+            if kept is not None and kept.is_int and kept != DType.i64:
+                # the second statement reads the mean as stored (as the reference does for
+                # integer outputs; a half output is read back exact)
+                read = convert(r.cast(value, stmt.value.dtype, kept), value.ctype, r.d)
+                registers[stmt.target] = read
+                folds[0].values(r, "", about=read)
+            else:
+                registers[stmt.target] = value
+            r.load_hook = lambda e: registers.get(getattr(e, "tensor", None))
         if stmt.target in ctx.launch.stores:
             stores.append(ctx.store(stmt.target, list(stmt.index), value, stmt.value.dtype))
     r.load_hook = None
