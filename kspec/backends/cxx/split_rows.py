@@ -87,6 +87,8 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     terms = [(t, value) for f in folds for t, value in zip(f.terms, f.term_values(r, red_names))]
     packs, packed_terms = packed_terms_of(ctx, folds, outer[-1], red_names)
     parts = {id(v): ctx.namer.fresh(f"part_{v.name}") for f in folds for v in f.partials}
+    f_blocks = {id(f): f.blocks(ctx.namer) for f in folds}
+    blocks = [b for f in folds for b in f_blocks[id(f)]]
     sh = {id(v): ctx.namer.fresh(f"{v.name}_sh") for f in folds for v in f.partials}
     data = dict(
         row_lines=row_lines, at=list(at.items()), zeros=zeros, shift_lines=shift_lines,
@@ -94,6 +96,10 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
         states=[v for f in folds for v in f.states],
         terms=terms,
         folds=[x for f in folds for x in f.fold("[c]", "[u][c]")],
+        blocks=[(v, None) for v, _, _ in blocks],
+        block_folds=[x for f in folds for x in ([a for b, a, _ in f_blocks[id(f)]] or
+                                                f.fold("[c]", "[u][c]"))],
+        block_totals=[t for _, _, t in blocks],
         totals=[x for f in folds for x in f.total("[c]")],
         warp=[x for f in folds for x in f.warp("[0]")],
         shared=[(v, sh[id(v)]) for f in folds for v in f.partials],
