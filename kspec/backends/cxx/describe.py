@@ -122,8 +122,13 @@ def _split_rows(unit: PatternUnit, d: Dialect) -> list[str]:
         f"power of 2 <= {threads // lanes} leaving each at least "
         f"{split_rows.WARP_POSITIONS} of the slice's "
         f"positions, merged in shared memory in warp order",
+    ] + ([f"  _columns_v{cols}: lane l on {cols} consecutive rows, one aligned pack per "
+          f"position, when the kept innermost extent is a multiple of {cols} and the packed "
+          f"tensors are contiguous and aligned there (schedule 'vector': False: never)"]
+         if data["packs"] else []) + [
         "phase 2: _finish, a thread per row merges its partials in slice order",
-        "schedule keys: 'split': n, 'columns': bool",
+        "schedule keys: 'split': n, 'columns': bool" + (", 'vector': False" if data["packs"]
+                                                        else ""),
     ]
 
 
