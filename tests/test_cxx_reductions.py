@@ -236,6 +236,28 @@ def test_columns_cover_partial_tiles_and_unrolled_tails() -> None:
                 assert torch.allclose(got.double(), x.double().sum(1), rtol=1e-6), (b, schedule)
 
 
+MIXED = """
+kernel mixed(x: f32[B, K, J], v: f32[K], s: f32[J], p: f32[B, J]) -> y: f32[B, J] {
+    y[b, j] = sum(x[b, k, j] * v[k] + s[j] * f32(k) + pad(p, 0)[b, j + 1] for k)
+}
+"""
+
+
+@needs_cxx
+def test_terms_mixing_packed_hoisted_and_plain_reads() -> None:
+    """Terms with a load along the reduced index only, one along the kept one only, an index
+    as a value and a padded read (rendered per column, not from the packs or the bases), in
+    every orientation and variant."""
+    k = kspec.loads(MIXED)["mixed"]
+    torch.manual_seed(4)
+    args = [torch.rand(3, 19, 8), torch.rand(19), torch.rand(8), torch.rand(3, 8)]
+    for schedule in ({}, {"columns": False}, {"columns": True, "split": 3},
+                     {"columns": True, "vector": False}):
+        got = emulate.build(k.ir, schedule=schedule)(*args)
+        c = compare(got, k.reference(*args), DType.f32, magnitude(k, args)[0])
+        assert c.ok, f"{schedule}: {c.detail}"
+
+
 def test_packed_columns_only_where_aligned() -> None:
     """The packed columns variant needs the kept innermost extent a multiple of 4 and the
     tensors it packs contiguous and aligned there; otherwise the scalar columns."""
