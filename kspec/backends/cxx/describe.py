@@ -119,16 +119,10 @@ def _split_rows(unit: PatternUnit, d: Dialect) -> list[str]:
         f"{unroll['rows']} positions per lane loaded before folding; {threads}-thread blocks",
         f"  _columns: a block per ({cols} x {lanes} consecutive rows, slice), {cols} rows per "
         f"lane, {unroll['columns']} positions loaded before folding; warps = the largest "
-        f"power of 2 <= {threads // lanes} leaving each at least "
-        f"{split_rows.WARP_POSITIONS} of the slice's "
+        f"power of 2 <= {threads // lanes} leaving each at least 16 of the slice's "
         f"positions, merged in shared memory in warp order",
-    ] + ([f"  _columns_v{cols}: lane l on {cols} consecutive rows, one aligned pack per "
-          f"position, when the kept innermost extent is a multiple of {cols} and the packed "
-          f"tensors are contiguous and aligned there (schedule 'vector': False: never)"]
-         if data["packs"] else []) + [
         "phase 2: _finish, a thread per row merges its partials in slice order",
-        "schedule keys: 'split': n, 'columns': bool" + (", 'vector': False" if data["packs"]
-                                                        else ""),
+        "schedule keys: 'split': n, 'columns': bool",
     ]
 
 

@@ -82,18 +82,6 @@ class PlainFold:
     def fold(self, s: str, t: str) -> list[str]:
         return self.merge(s, [f"{self.terms[0].name}{t}"])
 
-    def blocks(self, namer: Namer) -> list[tuple[Var, str, str]]:
-        """(block, the line adding a term [u][c] to it, the line adding it to the state [c])
-        per compensated sum: a step's terms are summed plainly into the block (a few
-        roundings of a few terms), which one compensated addition then takes in: an eighth
-        of the compensated additions where 8 terms share a step, the error still independent
-        of the count."""
-        if self.comp is None:
-            return []
-        block = Var(namer.fresh(f"{self.acc.name}_b"), self.acc.ctype, "")
-        return [(block, f"{block.name}[c] += {self.terms[0].name}[u][c];",
-                 add_line("sum", self.acc, self.comp, "[c]", f"{block.name}[c]", self.ctx))]
-
     def merge(self, s: str, other: list[str]) -> list[str]:
         return [add_line(self.op, self.acc, self.comp, s, other[0], self.ctx)]
 
@@ -137,9 +125,6 @@ class ArgFold:
     def fold(self, s: str, t: str) -> list[str]:
         return self.merge(s, [f"{x.name}{t}" for x in self.terms])
 
-    def blocks(self, namer: Namer) -> list[tuple[Var, str, str]]:
-        return []
-
     def total(self, s: str, again: bool = True) -> list[str]:
         return []
 
@@ -180,18 +165,6 @@ class CentredFold:
         x = f"{self.terms[0].name}{t}"
         return self.merge(s, [x, f"{x} * {x}"])
 
-    def blocks(self, namer: Namer) -> list[tuple[Var, str, str]]:
-        """As PlainFold.blocks, for both sums (the second's term is the deviation squared)."""
-        if self.sums[0][1] is None:
-            return []
-        x = f"{self.terms[0].name}[u][c]"
-        out = []
-        for (acc, comp), term in zip(self.sums, (x, f"{x} * {x}")):
-            block = Var(namer.fresh(f"{acc.name}_b"), acc.ctype, "")
-            out.append((block, f"{block.name}[c] += {term};",
-                        add_line("sum", acc, comp, "[c]", f"{block.name}[c]", self.ctx)))
-        return out
-
     def merge(self, s: str, other: list[str]) -> list[str]:
         return [add_line("sum", acc, comp, s, o, self.ctx)
                 for (acc, comp), o in zip(self.sums, other)]
@@ -203,27 +176,19 @@ class CentredFold:
         self.ctx.helpers.add("kspec_team_reduce")
         return [f"{acc.name}{s} = kspec_warp_reduce<0>({acc.name}{s});" for acc, _ in self.sums]
 
-    def values(self, r: StatementRenderer, s: str, about: Code | None = None) -> None:
+    def values(self, r: StatementRenderer, s: str) -> None:
         """Seeds the mean (shift + S1 / n) and the second reduction (the centred sum of
-        squares S2 - S1 * (S1 / n), at least 0, through its own finish: a mean divides by n).
-        `about`: the mean as the second statement reads it, where that differs from the
-        exact one (stored rounded to a half output): the squares about it are the centred
-        ones plus n (mean - about)^2."""
+        squares S2 - S1 * (S1 / n), at least 0, through its own finish: a mean divides by n)."""
         mean, second = self.reduces
         s1, s2 = (Code(f"{acc.name}{s}", acc.ctype) for acc, _ in self.sums)
         offset = r.finish(mean, s1)
-        exact = Code(f"{self.shift.name}{s} + {offset.wrapped(ADD + 1)}", offset.ctype, ADD)
-        r.seed(mean, exact)
+        r.seed(mean, Code(f"{self.shift.name}{s} + {offset.wrapped(ADD + 1)}", offset.ctype,
+                          ADD))
         zero = literal(0, s2.ctype, r.d).text
-        squares = f"kspec_max({s2.text} - {s1.text} * {offset.wrapped(MUL + 1)}, {zero})"
-        if about is not None:
-            count = convert(r.product([r.shape(v.extent) for v in mean.vars]), s2.ctype, r.d)
-            # (shift - about) first: exact where both are close (Sterbenz), then the small
-            # offset S1 / n, so the gap keeps its digits where the mean is far from zero
-            gap = f"({self.shift.name}{s} - {about.wrapped(ADD + 1)} + {offset.wrapped(ADD + 1)})"
-            squares = f"{squares} + {count.wrapped(MUL)} * {gap} * {gap}"
+        squares = Code(f"kspec_max({s2.text} - {s1.text} * {offset.wrapped(MUL + 1)}, {zero})",
+                       s2.ctype)
         r.helpers.add("kspec_max")
-        r.seed(second, r.finish(second, Code(squares, s2.ctype, ADD)))
+        r.seed(second, r.finish(second, squares))
 
 
 __all__ = ["PlainFold", "ArgFold", "CentredFold", "Var", "OP_CODE"]

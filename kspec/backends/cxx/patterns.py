@@ -7,10 +7,8 @@
     rows         a warp (short rows) or a block per row; per-row values in registers; the row
                  cached in registers when it fits, else looped (rows.py, templates/rows.j2)
     split        a reduction to a scalar: partials from many blocks, then one block (rows.py);
-                 per row (a rows launch's fallback, argmax / argmin: cxx_launches): a warp
-                 per (row, slice), or a block per (tile of rows, slice) with lanes on the
-                 kept innermost index, then a thread per row (split_rows.py, folds.py,
-                 templates/split_rows.j2)
+                 per row (a rows launch's fallback, cxx_launches): a warp or a thread per
+                 (row, slice), then a thread per row (split_rows.py, templates/split_rows.j2)
     scan         a warp per row, lanes on chunks of the row, a warp scan of the chunk totals
                  and a carry across tiles (scan.py, templates/scan.j2)
     loop_nest    the generic kernel of one statement (generic.py)

@@ -34,10 +34,7 @@ from ... import ir
 from ...lowering.pairs import fused_pairs
 from ...lowering.policy import row_split
 from ...ops import ARG_REDUCTIONS
-from ...dtypes import DType
-from ...shapes import Shape
-from .code import Code, convert
-from .loops import Buffer
+from .code import Code
 from .folds import ArgFold, CentredFold, PlainFold
 from .generic import Arg, extent_product, grid_size
 from .ctype import storage_ctype
@@ -47,7 +44,6 @@ from .rows import reduces
 THREADS = 256   # threads per block in both phases (the columns orientation: at most)
 COLUMNS = 4     # rows per lane in the columns orientation
 UNROLL = {"rows": 8, "columns": 2}   # positions loaded before folding, per orientation
-WARP_POSITIONS = 16   # the columns orientation: the least positions of a slice per warp
 LOCALS = ("t", "slice", "chunk", "end", "tile", "tiles", "first", "warp", "warps", "step",
           "u", "COLS", "UNROLL")   # the template's own names
 
@@ -80,38 +76,23 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     for s in stmts[1:]:
         ctx.name_vars(list(s.index), outer_names)
     row_lines = ctx.decompose("row", outer)
-    bases = Bases(ctx, folds, {v for f in folds for red in f.reduces for v in red.vars})
-    used = bound_outside(folds, set(bases.keys))
-    at = {ctx.var_names[v]: ctx.namer.fresh(f"{ctx.var_names[v]}_at") for v in outer
-          if v in used}
+    at = {v: ctx.namer.fresh(f"{v}_at") for v in outer_names}
     zeros = [f"const int64_t {n} = 0;" for n in red_names]
     centred = [f for f in folds if isinstance(f, CentredFold)]
     shift_lines = [f"{f.shift.name}[c] = {f.shift_value(r)};" for f in centred]
     lin = ctx.namer.fresh("linear")
     start = ctx.decompose(lin, red_vars, mutable=True)
     step = advance_lines(ctx, red_vars, red_names, "step")
-    r.load_hook = bases.hook
-    try:
-        terms = [(t, value) for f in folds
-                 for t, value in zip(f.terms, f.term_values(r, red_names))]
-        packs, packed_terms = packed_terms_of(ctx, folds, outer[-1], red_names, bases)
-    finally:
-        r.load_hook = None
+    terms = [(t, value) for f in folds for t, value in zip(f.terms, f.term_values(r, red_names))]
+    packs, packed_terms = packed_terms_of(ctx, folds, outer[-1], red_names)
     parts = {id(v): ctx.namer.fresh(f"part_{v.name}") for f in folds for v in f.partials}
-    f_blocks = {id(f): f.blocks(ctx.namer) for f in folds}
-    blocks = [b for f in folds for b in f_blocks[id(f)]]
     sh = {id(v): ctx.namer.fresh(f"{v.name}_sh") for f in folds for v in f.partials}
     data = dict(
         row_lines=row_lines, at=list(at.items()), zeros=zeros, shift_lines=shift_lines,
-        bases=list(bases.names.values()), base_lines=bases.lines,
         shifts=[f.shift for f in centred], start=start, step=step, linear=lin,
         states=[v for f in folds for v in f.states],
         terms=terms,
         folds=[x for f in folds for x in f.fold("[c]", "[u][c]")],
-        blocks=[(v, None) for v, _, _ in blocks],
-        block_folds=[x for f in folds for x in ([a for b, a, _ in f_blocks[id(f)]] or
-                                                f.fold("[c]", "[u][c]"))],
-        block_totals=[t for _, _, t in blocks],
         totals=[x for f in folds for x in f.total("[c]")],
         warp=[x for f in folds for x in f.warp("[0]")],
         shared=[(v, sh[id(v)]) for f in folds for v in f.partials],
@@ -129,12 +110,12 @@ def lower_split_rows(ctx: LaunchContext, name: str) -> PatternUnit:
     extra = tuple(Arg("tensor", p, f"{v.ctype}* {d.restrict} {p}", v.ctype, f"{name}.{p}")
                   for f in folds for v in f.partials for p in [parts[id(v)]])
     extra += (Arg("launch", "parts", "int64_t parts", "int64_t", "parts"),)
-    text = "\n".join([*row_lines, *bases.lines, *shift_lines, *start, *step,
-                      *(v for _, v in terms), *packs,
+    text = "\n".join([*row_lines, *shift_lines, *start, *step, *(v for _, v in terms), *packs,
                       *data["folds"], *data["merge_finish"], *data["stores"],
                       *data["finish_shifts"], data["n"], data["rows"], *parts.values(),
                       "parts"])
     args, params = ctx.finish_args(text, extra)
+    data["accs"] = [(v, parts[id(v)]) for f in folds for v in f.partials]
     scratch_types = [(parts[id(v)], v.ctype) for f in folds for v in f.partials]
     vectors = sorted({ld.tensor for ld in vector_loads(folds, outer[-1])})
     variants = [f"{name}_rows", f"{name}_columns"]
@@ -159,7 +140,7 @@ def vector_loads(folds: list, last: ir.IndexVar) -> list[ir.Load]:
 
 
 def packed_terms_of(ctx: LaunchContext, folds: list, last: ir.IndexVar,
-                    red_names: list[str], bases: Bases) -> tuple[list[str], list[tuple]]:
+                    red_names: list[str]) -> tuple[list[str], list[tuple]]:
     """(the pack loads, the terms read from them) of the packed columns variant: lane l's
     rows are COLUMNS consecutive ones, so each vector load of a position is one aligned
     COLUMNS-wide access at the first of them (whose indices are bound when the packs load)."""
@@ -171,7 +152,7 @@ def packed_terms_of(ctx: LaunchContext, folds: list, last: ir.IndexVar,
     lines = []
     for key, ld in loads.items():
         ctype = storage_ctype(ctx.elements[ld.tensor], d)
-        addr = bases.element(ld, "[0]")   # at the lane's first row
+        addr = r.element(ld.tensor, [r.affine(a) for a in ld.index])
         lines.append(f"const kspec_pack<{ctype}, COLS> {names[key]} = "
                      f"*reinterpret_cast<const kspec_pack<{ctype}, COLS>*>(&{addr});")
 
@@ -180,74 +161,14 @@ def packed_terms_of(ctx: LaunchContext, folds: list, last: ir.IndexVar,
             return r.from_storage(f"{names[(e.tensor, e.index)]}.v[c]", ctx.elements[e.tensor])
         return None
 
-    r.load_hook = lambda e: hook(e) or bases.hook(e)
-    terms = [(t, value) for f in folds for t, value in zip(f.terms, f.term_values(r, red_names))]
-    r.load_hook = bases.hook
+    r.load_hook = hook
+    try:
+        terms = [(t, value) for f in folds
+                 for t, value in zip(f.terms, f.term_values(r, red_names))]
+    finally:
+        r.load_hook = None
     r.helpers.add("kspec_pack")
     return lines, terms
-
-
-def hoistable(e: ir.Expr) -> bool:
-    return (isinstance(e, ir.Load) and e.pad is None
-            and all(a.gather is None and a.div is None for a in e.index))
-
-
-def bases_keys(folds: list) -> list[tuple]:
-    return list(dict.fromkeys((n.tensor, n.index) for f in folds
-                              for n in ir.walk(f.reduces[0].body) if hoistable(n)))
-
-
-class Bases:
-    """Each plain load's offset split into the row's part, computed once per row before the
-    loop (`<tensor>_base[c]`), and the reduced indices' part, stepped in it: the compilers do
-    not reliably hoist the kept indices' 64-bit products out of the loop themselves."""
-
-    def __init__(self, ctx: LaunchContext, folds: list, reduced: set[ir.IndexVar]):
-        self.r = ctx.r
-        self.keys = bases_keys(folds)
-        self.names = {key: ctx.namer.fresh(f"{key[0]}_base") for key in self.keys}
-        self.lines = []
-        self.moved: dict[tuple, list[ir.Affine]] = {}
-        for key in self.keys:
-            tensor, index = key
-            kept = [ir.Affine(tuple((v, c) for v, c in a.terms if v not in reduced), a.offset)
-                    for a in index]
-            self.moved[key] = [ir.Affine(tuple((v, c) for v, c in a.terms if v in reduced),
-                                         Shape.const(0)) for a in index]
-            self.lines.append(f"{self.names[key]}[c] = {self.offset(tensor, kept) or 0};")
-
-    def offset(self, tensor: str, index: list[ir.Affine]) -> str | None:
-        """The offset of the index's nonzero dims (None: none)."""
-        buf = self.r.buffers[tensor]
-        dims = [(a, st) for a, st in zip(index, buf.strides) if a.terms or a.offset != 0]
-        if not dims:
-            return None
-        return self.r.offset(Buffer(buf.pointer, tuple(st for _, st in dims), buf.element),
-                             [self.r.affine(a) for a, _ in dims])
-
-    def element(self, e: ir.Load, sub: str = "[c]") -> str:
-        """The load's element from its base (column `sub`) and its reduced indices."""
-        key = (e.tensor, e.index)
-        offset = self.offset(e.tensor, self.moved[key])
-        return (f"{self.r.buffers[e.tensor].pointer}[{self.names[key]}{sub}"
-                f"{' + ' + offset if offset else ''}]")
-
-    def hook(self, e: ir.Expr) -> Code | None:
-        if isinstance(e, ir.Load) and (e.tensor, e.index) in self.names:
-            return self.r.from_storage(self.element(e), self.r.buffers[e.tensor].element)
-        return None
-
-
-def bound_outside(folds: list, hoisted: set[tuple]) -> set[ir.IndexVar]:
-    """Index variables the terms still use by name: as values, or in loads not hoisted."""
-    used: set[ir.IndexVar] = set()
-    for f in folds:
-        for n in ir.walk(f.reduces[0].body):
-            if isinstance(n, ir.IndexValue):
-                used.add(n.var)
-            elif isinstance(n, ir.Load) and (n.tensor, n.index) not in hoisted:
-                used |= {v for a in n.index for v in a.vars()}
-    return used
 
 
 def finish_data(ctx: LaunchContext, folds: list, parts: dict, zeros: list[str]) -> dict:
@@ -262,23 +183,14 @@ def finish_data(ctx: LaunchContext, folds: list, parts: dict, zeros: list[str]) 
     for f in folds:
         f.values(r, "")
     stores, registers = [], {}
-    outputs = {o.name: o.dtype for o in ctx.kernel.outputs}
     for stmt in ctx.launch.statements:
         value = r.render(stmt.value)
         if stmt is not ctx.launch.statements[-1]:   # a centred pair's mean, read by the second
             reg = ctx.namer.fresh(f"{stmt.target}_row")
             stores.append(f"const {value.ctype} {reg} = {value};")
-            value = Code(reg, value.ctype)
-            kept = outputs.get(stmt.target)
-            if kept is not None and kept.is_int and kept != DType.i64:
-                # the second statement reads the mean as stored (as the reference does for
-                # integer outputs; a half output is read back exact)
-                read = convert(r.cast(value, stmt.value.dtype, kept), value.ctype, r.d)
-                registers[stmt.target] = read
-                folds[0].values(r, "", about=read)
-            else:
-                registers[stmt.target] = value
+            registers[stmt.target] = Code(reg, value.ctype)
             r.load_hook = lambda e: registers.get(getattr(e, "tensor", None))
+            value = Code(reg, value.ctype)
         if stmt.target in ctx.launch.stores:
             stores.append(ctx.store(stmt.target, list(stmt.index), value, stmt.value.dtype))
     r.load_hook = None
@@ -346,11 +258,11 @@ def split_launcher(name: str, stmt: ir.Assign, red_vars: list[ir.IndexVar],
 
 
 def column_warps(length: int, parts: int, most: int) -> int:
-    """Warps of a columns block: a power of 2 up to `most`, each with at least WARP_POSITIONS
-    of the slice's positions (short reductions leave the other warps nothing to do)."""
+    """Warps of a columns block: a power of 2 up to `most`, each with at least 16 of the
+    slice's positions (short reductions leave the other warps nothing to do)."""
     chunk = -(-length // parts)
     warps = 1
-    while warps < most and 2 * warps * WARP_POSITIONS <= chunk:
+    while warps < most and 32 * warps <= chunk:
         warps *= 2
     return warps
 
