@@ -111,9 +111,8 @@ kernel mse_loss(predictions: f32[B, N], targets: f32[B, N]) -> loss: f32 {
 
 
 def _over_dim1(op: str) -> str:
-    out = "i64" if op.startswith("arg") else "f32"
     return f"""
-kernel {op}_dim1(x: f32[B, D1, D2]) -> y: {out}[B, D2] {{
+kernel {op}_dim1(x: f32[B, D1, D2]) -> y: f32[B, D2] {{
     y[b, j] = {op}(x[b, k, j] for k)
 }}"""
 
@@ -181,10 +180,6 @@ PROBLEMS: list[Problem] = [
                      ("mean", "48_Mean_reduction_over_a_dimension"),
                      ("max", "49_Max_reduction_over_a_dimension"),
                      ("min", "53_Min_reduction_over_a_dimension"))],
-    *[Problem(f"{op}_dim1", kb, _over_dim1(op), MIDDLE, _x("B", "D1", "D2"),
-              lambda x, op=op: getattr(torch, op)(x, dim=1))
-      for op, kb in (("argmax", "51_Argmax_over_a_dimension"),
-                     ("argmin", "52_Argmin_over_a_dimension"))],
     Problem("mse_loss", "94_MSELoss", MSE,
             {"full": {"B": 32768, "N": 32768}, "small": {"B": 7, "N": 37}},
             lambda s: {"predictions": (s["B"], s["N"]), "targets": (s["B"], s["N"])},

@@ -108,21 +108,13 @@ def _split_policy(kept: str) -> str:
 
 
 def _split_rows(unit: PatternUnit, d: Dialect) -> list[str]:
-    threads, lanes, data = split_rows.THREADS, d.warp_size, unit.data
-    cols, unroll = split_rows.COLUMNS, split_rows.UNROLL
+    threads = split_rows.THREADS
     return [
-        _split_policy(f"{threads // lanes} rows a block (_rows), {cols * lanes} (_columns)"),
-        f"folds: {', '.join(data['fold_kinds'])}",
-        "phase 1: _columns when the reduced index steps through memory (the largest tensor "
-        "read along it has a stride other than 1 there), else _rows",
-        f"  _rows: a {'warp' if d.name == 'cuda' else 'wavefront'} per (row, slice), "
-        f"{unroll['rows']} positions per lane loaded before folding; {threads}-thread blocks",
-        f"  _columns: a block per ({cols} x {lanes} consecutive rows, slice), {cols} rows per "
-        f"lane, {unroll['columns']} positions loaded before folding; warps = the largest "
-        f"power of 2 <= {threads // lanes} leaving each at least 16 of the slice's "
-        f"positions, merged in shared memory in warp order",
-        "phase 2: _finish, a thread per row merges its partials in slice order",
-        "schedule keys: 'split': n, 'columns': bool",
+        _split_policy(f"{threads // d.warp_size} rows a block"),
+        f"phase 1: _strided (a thread per (row, slice)) when the reduced index steps "
+        f"through memory, else _rows (a warp per (row, slice)); {threads}-thread blocks",
+        "phase 2: _finish, a thread per row folds its partials in order",
+        "schedule keys: 'split': n, 'strided': bool",
     ]
 
 

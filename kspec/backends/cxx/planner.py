@@ -11,10 +11,8 @@ from ... import ir
 from ...dtypes import DType
 from ...lowering import Launch, plan_kernel
 from ...lowering.normalize import has_reduce
-from ...lowering.pairs import fused_pairs
-from ...lowering.plan import has_gather, reduces_of, vector_axes
+from ...lowering.plan import vector_axes
 from ...lowering.policy import NARROW_GEMM
-from ...ops import ARG_REDUCTIONS
 from . import attention, contraction
 from .ctype import temporary_dtype
 from .dialect import Dialect
@@ -114,29 +112,19 @@ def cxx_launches(launches: list[Launch]) -> list[Launch]:
     index some load has before its last dim (likely strided: the split per row picks its
     orientation and slice count at launch) becomes its fallback, each reduction a split
     launch of its own (a fused pair's second statement reads the first from memory) and each
-    row vector a pointwise launch, except that a mean and the sum of squared deviations from
-    it (a "centred" pair, lowering/pairs.py) stay one split launch (one pass for both); a
+    row vector a pointwise launch; a
     contraction with at most NARROW_GEMM rows or columns (a matrix-vector product) is a
-    rows launch, as Triton runs it; argmax / argmin with kept indices (the plan's loop nest)
-    is a split launch per row (folds.ArgFold carries the (value, index) pairs)."""
+    rows launch, as Triton runs it."""
     out: list[Launch] = []
     for launch in launches:
         if launch.pattern == "contraction" and _narrow(launch) and launch.fallback:
             launch = launch.fallback[0]
-        if launch.pattern == "loop_nest" and _arg_split(launch):
-            (stmt,) = launch.statements
-            red = reduces_of(stmt.value)[0]
-            out.append(Launch("split", [stmt], outer=stmt.index, inner=red.vars[0],
-                              reduced=red.vars, stores=launch.stores))
-            continue
         if launch.pattern != "rows" or _rows_render(launch):
             out.append(launch)
             continue
-        parts = [p if p.pattern == "split" and _centred(p) else
-                 Launch(p.pattern, [s], outer=s.index, inner=p.inner, reduced=p.reduced)
+        parts = [Launch(p.pattern, [s], outer=s.index, inner=p.inner, reduced=p.reduced)
                  if p.pattern == "split" else p
-                 for p in launch.fallback
-                 for s in (p.statements[:1] if _centred(p) else p.statements)]
+                 for p in launch.fallback for s in p.statements]
         for n, part in enumerate(parts):
             later = {name for p in parts[n + 1:] for s in p.statements
                      for name in _loaded(s.value)}
@@ -157,23 +145,6 @@ def _rows_render(launch: Launch) -> bool:
     outer = tuple(v.extent for v in launch.outer)
     return all(vector_axes(s, outer, (launch.inner.extent,), any_axes=False) is not None
                for s in vectors)
-
-
-def _centred(launch: Launch) -> bool:
-    """A split launch of a mean and the reduction of squared deviations from it."""
-    return len(launch.statements) == 2 and [kind for kind, _ in fused_pairs(
-        launch.statements).values()] == ["centred"]
-
-
-def _arg_split(launch: Launch) -> bool:
-    """A loop nest of argmax / argmin with kept indices that the split per row renders:
-    its reductions over one index of one extent, none inside another, no gather."""
-    (stmt,) = launch.statements
-    reds = reduces_of(stmt.value)
-    if not stmt.index or not any(r.op in ARG_REDUCTIONS for r in reds) or has_gather(stmt.value):
-        return False
-    extents = {tuple(v.extent for v in r.vars) for r in reds}
-    return len(extents) == 1 and all(len(r.vars) == 1 and not has_reduce(r.body) for r in reds)
 
 
 def _across(stmt: ir.Assign) -> bool:

@@ -60,9 +60,7 @@ def plan_for(kernel: ir.Kernel, dialect: Dialect, arch: str | None = None,
 
 # Helpers whose text calls other helpers (templates/helpers.j2): those are defined first (a
 # template's non-dependent calls are looked up where it is defined).
-PREREQUISITES = {"kspec_combine": ("kspec_max", "kspec_min"),
-                 "kspec_team_reduce": ("kspec_combine",),
-                 "kspec_warp_arg": ("kspec_arg_better",)}
+PREREQUISITES = {"kspec_combine": ("kspec_max", "kspec_min")}
 
 
 def helper_order(names: set[str]) -> list[str]:
