@@ -16,6 +16,7 @@ import torch
 from ... import ir
 from ...binding import bind, empty_result, gathers_of
 from ...errors import BackendUnavailable, KspecLaunchError
+from . import interpret as interpret_reductions
 
 _LOCK = threading.Lock()
 
@@ -36,6 +37,8 @@ def load_module(source: str, interpret: bool, prefix: str = "kspec_gen") -> Modu
         import triton.experimental.gluon  # noqa: F401
     except Exception:  # noqa: BLE001 - absent in older Triton releases
         pass
+    if interpret:
+        interpret_reductions.install()
     digest = hashlib.sha256(source.encode()).hexdigest()[:20]
     name = f"{prefix}_{digest}_{'interp' if interpret else 'gpu'}"
     with _LOCK:

@@ -162,16 +162,18 @@ class SplitKPatterns:
 
     def matvec_schedule(self) -> tuple:
         """emit_launch's arguments for the matvec kernel: 4096-element slabs of the matrix
-        (the wide operand) on a GPU, 512 deep along its rows when they are contiguous, else 16
-        deep and wide along its contiguous columns; the narrow side whole (at most 4)."""
+        (the wide operand) on a GPU, 64k on the interpreter; 512 deep along its rows when they
+        are contiguous, else 16 deep and wide along its contiguous columns; the narrow side
+        whole (at most 4)."""
         c = self.launch.contraction
         m, n, k, batch = self.gemm_sizes()
         along_a, along_b = (self.contiguous_depth(f) for f in (c.a, c.b))
         p2, narrow = "triton.next_power_of_2", NARROW_GEMM
-        # the interpreter reduces the lanes with one Python call per element: 64-element slabs
+        # the interpreter pays per operation, not per element: a step of 64k elements costs
+        # it about what one of 64 does
         schedule = {
             "ALONG_K": f"{along_a} if {m} >= {n} else {along_b}",
-            "SLAB": "4096 if device.type == 'cuda' else 64",
+            "SLAB": "4096 if device.type == 'cuda' else 65536",
             "BLOCK_K": f"min({p2}({k}), 512 if ALONG_K and SLAB > 512 else 16)",
             "BLOCK_M": f"min({p2}({m}), {narrow} if {m} < {n} else "
                        f"max(1, SLAB // (BLOCK_K * min({p2}({n}), {narrow}))))",
