@@ -95,13 +95,6 @@ def small_backend(kernel) -> tuple[str, object]:
 # Translations a backend gets wrong at their small sizes: findings for the backends, kept as
 # strict xfails so that a fix shows (the reason is the failure's text).
 BACKEND_FINDINGS = {
-    # the conv is within 1.5 eps of its terms' magnitude (48.9 at the worst element); its
-    # 4.9e-7 error at a value of -0.0043 goes through tanh(c * tanh(softplus(c))) to 2.9e-7,
-    # where the tolerance model (verify/magnitude.py: the magnitude through a function is
-    # |its value|) allows 2.5e-7; evaluated in float64 from the f32 conv it is off the same
-    "level2/47_Conv3d_Mish_Tanh":
-        "tolerance: the conv's rounding through tanh/softplus is 1.15x the |value|-based "
-        "tolerance",
     # min(v, 0) puts every element in GELU's negative tail, where 0.5*v*(1 + erf(v/sqrt 2))
     # in f32 cancels (1 + erf(-4.3) ~ 1.7e-5 from terms of 1): 1.1% off at v ~ -4.3
     "level2/93_ConvTranspose2d_Add_Min_GELU_Multiply":

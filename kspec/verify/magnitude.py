@@ -2,9 +2,13 @@
 
 A kernel is rewritten so that, next to every statement `t = e`, a statement `t__mag = |e|_terms`
 computes how large the terms were that produced each value: sums and products of magnitudes
-through + - * / and reductions, the actual |value| through every other function. Softmax
-probabilities stay the real probabilities; a dot product's magnitude is the sum of |a_k b_k|.
-The rewritten kernel runs through the ordinary float64 reference.
+through + - * / and reductions; through every other function f, |f(a)| plus, for each computed
+argument, |df/da| times the argument's magnitude (its rounding, carried to first order: a conv
+whose sum nearly cancels keeps its terms' scale through tanh or GELU, where |f(a)| alone had
+failed correct f32 kernels). Arguments read straight from the inputs are exact and carry
+nothing. Softmax probabilities stay the real probabilities; a dot product's magnitude is the
+sum of |a_k b_k|. The derivatives are autodiff's rules; the rewritten kernel runs through the
+ordinary float64 reference.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import dataclasses
 import torch
 
 from .. import ir
+from ..autodiff.rules import RULES, adjoints
 from ..dtypes import DType
+from ..ops import OPS
 from .reference import evaluate
 
 F64 = DType.f64
@@ -23,6 +29,20 @@ def _abs(e: ir.Expr) -> ir.Expr:
     if e.dtype == DType.bool:
         return ir.Cast(e, F64)
     return ir.Op("abs", (ir.Cast(e, F64) if e.dtype != F64 else e,), F64)
+
+
+def _float64(e: ir.Expr) -> ir.Expr:
+    """An expression built by autodiff's rules (placeholder f32 nodes), typed for the float64
+    reference: comparisons give bools, other built nodes f64."""
+    if isinstance(e, ir.Const) and e.dtype.is_float:
+        return ir.Const(e.value, F64)
+    if isinstance(e, ir.Op):
+        args = tuple(_float64(a) for a in e.args)
+        if not e.dtype.is_float:
+            return dataclasses.replace(e, args=args)
+        cmp = OPS[e.op].rule in ("cmp", "logic")
+        return ir.Op(e.op, args, DType.bool if cmp else F64)
+    return e
 
 
 class _Rewriter:
@@ -58,7 +78,34 @@ class _Rewriter:
                 return self.mag(a[0])
             if e.op == "where":
                 return ir.Op("where", (a[0], self.mag(a[1]), self.mag(a[2])), F64)
+            if e.op in RULES:
+                return self.through(e)
         return _abs(e)
+
+    def exact(self, e: ir.Expr) -> bool:
+        """A value that carries no rounding: a literal (negated or not), or an input read as
+        it is."""
+        while (isinstance(e, ir.Cast) and e.arg.dtype.is_float) or (
+                isinstance(e, ir.Op) and e.op == "neg"):
+            e = e.arg if isinstance(e, ir.Cast) else e.args[0]
+        if isinstance(e, ir.Load):
+            return e.tensor in self.inputs
+        if isinstance(e, ir.ScalarRef):
+            return e.name in self.inputs
+        return isinstance(e, (ir.Const, ir.IndexValue, ir.ShapeValue))
+
+    def through(self, e: ir.Op) -> ir.Expr:
+        """|f(a, ...)| + sum over computed arguments a_i of |df/da_i| * mag(a_i)."""
+        total = _abs(e)
+        for i, a in enumerate(e.args):
+            if not a.dtype.is_float or self.exact(a):
+                continue
+            # the adjoint of a_i given z's adjoint g is g * df/da_i for these elementwise
+            # functions: with g = mag(a_i) it is the forward sensitivity
+            d = adjoints(e, self.mag(a))[i]
+            if d is not None:
+                total = ir.Op("add", (total, ir.Op("abs", (_float64(d),), F64)), F64)
+        return total
 
 
 def magnitude_kernel(kernel: ir.Kernel) -> ir.Kernel:
