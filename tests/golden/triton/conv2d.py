@@ -302,7 +302,7 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
     if schedule.get('0.matvec', ((N) * (H - KH + 1) * (W - KW + 1)) <= 4 or (O) <= 4):
         # launch 0m: matvec -> y
         ALONG_K = schedule.get('0m.ALONG_K', True if ((N) * (H - KH + 1) * (W - KW + 1)) >= (O) else w.stride(3) == 1)
-        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 65536)
         BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2(((C) * (KH) * (KW))), 512 if ALONG_K and SLAB > 512 else 16))
         BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2(((N) * (H - KH + 1) * (W - KW + 1))), 4 if ((N) * (H - KH + 1) * (W - KW + 1)) < (O) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((O)), 4)))))
         BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((O)), 4 if (O) <= ((N) * (H - KH + 1) * (W - KW + 1)) else max(1, SLAB // (BLOCK_K * BLOCK_M))))

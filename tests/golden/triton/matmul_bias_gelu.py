@@ -241,7 +241,7 @@ def launch(a, b, bias, M, K, N, schedule=None):
     if schedule.get('0.matvec', (M) <= 4 or (N) <= 4):
         # launch 0m: matvec -> c
         ALONG_K = schedule.get('0m.ALONG_K', a.stride(1) == 1 if (M) >= (N) else b.stride(0) == 1)
-        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 64)
+        SLAB = schedule.get('0m.SLAB', 4096 if device.type == 'cuda' else 65536)
         BLOCK_K = schedule.get('0m.BLOCK_K', min(triton.next_power_of_2((K)), 512 if ALONG_K and SLAB > 512 else 16))
         BLOCK_M = schedule.get('0m.BLOCK_M', min(triton.next_power_of_2((M)), 4 if (M) < (N) else max(1, SLAB // (BLOCK_K * min(triton.next_power_of_2((N)), 4)))))
         BLOCK_N = schedule.get('0m.BLOCK_N', min(triton.next_power_of_2((N)), 4 if (N) <= (M) else max(1, SLAB // (BLOCK_K * BLOCK_M))))
