@@ -19,6 +19,11 @@ kernel sin_input(x: f32[N]) -> y: f32[N] {
 kernel clamped(x: f32[M, K], w: f32[K]) -> y: f32[M] {
     y[i] = clamp(sum(x[i, k] * w[k] for k), -0.5, 0.5)
 }
+kernel masked(x: f32[N, N], v: f32[N]) -> y: f32[N] {
+    s[i, j] = where(j <= i, x[i, j], -inf)
+    m[i] = max(s[i, j] for j)
+    y[i] = sum(exp(s[i, j] - m[i]) * v[j] for j)
+}
 """
 MODULE = kspec.loads(SOURCE, "magnitude.kspec")
 
@@ -48,3 +53,13 @@ def test_clamp_passes_the_magnitude_only_inside_its_range() -> None:
     torch.testing.assert_close(mag[inside], (v.abs() + terms)[inside], rtol=1e-12, atol=0)
     torch.testing.assert_close(mag[~inside], torch.full_like(v, 0.5)[~inside], rtol=1e-12,
                                atol=0)
+
+
+def test_an_infinite_mask_is_exact_and_leaves_magnitudes_finite() -> None:
+    """The -inf literal counts 0: as |inf| it had made every row's magnitude inf (NaN where
+    exp's slope is 0), which nan_to_num then turned into a zero tolerance."""
+    x, v = torch.randn(9, 9), torch.randn(9)
+    (mag,) = magnitude(MODULE.masked, [x, v])
+    s = x.double().masked_fill(~torch.ones(9, 9, dtype=torch.bool).tril(), float("-inf"))
+    p = (s - s.amax(1, keepdim=True)).exp()
+    torch.testing.assert_close(mag, p @ v.double().abs(), rtol=1e-12, atol=0)
