@@ -1,6 +1,6 @@
 """Compile every translation for the C++ backends ahead of a GPU run, in parallel.
 
-    python3 bench/kernelbench/prebuild.py --arch sm_90a [--backends cuda,hip] [--jobs 14]
+    python3 bench/kernelbench/prebuild.py --arch sm_90a [--backends cuda,hip] [--levels 1,2] [--jobs 14]
 
 The runner builds each problem in its own worker, one after the other, and nvcc takes seconds
 per module: on a run of ~150 problems that is most of the run. The compilers need no GPU, and
@@ -39,9 +39,11 @@ def main() -> None:
     ap.add_argument("--arch", default="sm_90a")
     ap.add_argument("--backends", default="cuda,hip")
     ap.add_argument("--jobs", type=int, default=8)
+    ap.add_argument("--levels", default="1,2", help="the levels whose translations to compile")
     ap.add_argument("--translations", type=Path, default=HERE)
     args = ap.parse_args()
-    paths = sorted(str(p) for p in args.translations.glob("level*/*.kspec"))
+    paths = sorted(str(p) for level in args.levels.split(",")
+                   for p in args.translations.glob(f"level{level}/*.kspec"))
     work = [(p, b) for p in paths for b in args.backends.split(",")]
     t0 = time.perf_counter()
     failed = 0
