@@ -22,6 +22,8 @@ import pytest
 
 import kspec
 from bench_scripts import load
+from test_grad import CASES as GRAD_CASES
+from kspec.autodiff import vjp_kernel
 from kspec.backends import get_backend
 from kspec.errors import KspecError, ToolchainError
 from kspec.verify.inputs import choose_sizes
@@ -50,6 +52,15 @@ def _cases():
         for kernel in kspec.load(path):
             for name, env in _sizes(kernel).items():
                 yield pytest.param(kernel, env, id=f"{kernel.name}-{name}")
+    # the derived backward kernels at every size 1: Triton passes an argument equal to 1 as
+    # a constant, a Python int (rmsnorm's backward divided by (N).to(tl.float32) and failed
+    # on the GPU, never under the interpreter)
+    for spec in GRAD_CASES:
+        forward = kspec.load(ROOT / "specs" / f"{spec}.kspec")[spec]
+        backward = kspec.Kernel(vjp_kernel(forward.ir), forward.module)
+        ones = {s: 1 for s in backward.ir.symbols}
+        if all(c.holds(ones) for c in backward.ir.checks):
+            yield pytest.param(backward, ones, id=f"{backward.name}-tiny")
 
 
 @pytest.mark.parametrize("arch", ["sm_90", "gfx942"])

@@ -142,15 +142,17 @@ def _check_interpreted_accesses() -> None:
 
     load, store = InterpreterBuilder.create_masked_load, InterpreterBuilder.create_masked_store
 
-    def masked_load(self, ptrs, mask, other, cache_policy, is_volatile):
+    # the cache and eviction arguments after these differ between Triton releases (3.8 added
+    # eviction_policy to loads): passed on as they come
+    def masked_load(self, ptrs, mask, other, *policies):
         if outside(ptrs, mask):
             BOUNDS["outside"].append("read")
-        return load(self, ptrs, mask, other, cache_policy, is_volatile)
+        return load(self, ptrs, mask, other, *policies)
 
-    def masked_store(self, ptrs, value, mask, cache_policy):
+    def masked_store(self, ptrs, value, mask, *policies):
         if outside(ptrs, mask):
             BOUNDS["outside"].append("write")
-        return store(self, ptrs, value, mask, cache_policy)
+        return store(self, ptrs, value, mask, *policies)
     InterpreterBuilder.create_masked_load = masked_load
     InterpreterBuilder.create_masked_store = masked_store
 

@@ -123,6 +123,9 @@ class Emitter:
         self.raw_loads = False              # contraction operands keep their storage dtype
         self.scalars: set[str] = set()      # scalar parameters: kernel arguments by name
         self.uses: dict[ir.Expr, int] = {}  # structurally equal operations, counted
+        # codes of shape values: Triton passes a size argument equal to 1 as a Python int,
+        # which has no .to(), so these convert with tl.cast
+        self.shape_codes: set[str] = set()
 
     def fresh(self, stem: str) -> str:
         self.counter += 1
@@ -153,7 +156,9 @@ class Emitter:
         if value is not None:
             return literal(value, e.dtype)
         if isinstance(e, ir.ShapeValue):
-            return shape_code(e.shape)
+            code = shape_code(e.shape)
+            self.shape_codes.add(code)
+            return code
         if isinstance(e, ir.IndexValue):
             return self.var_code[e.var]
         if isinstance(e, ir.ScalarRef):
@@ -206,7 +211,12 @@ class Emitter:
             return f"{code}.to({TL_DTYPE[dst]}).to(tl.float32)"
         if compute_dtype(src) == compute_dtype(dst):
             return code
-        return f"{code}.to({TL_DTYPE[dst]})"
+        return self.convert(code, TL_DTYPE[dst])
+
+    def convert(self, code: str, tl_dtype: str) -> str:
+        if code in self.shape_codes:
+            return f"tl.cast({code}, {tl_dtype})"
+        return f"{code}.to({tl_dtype})"
 
     def op(self, e: ir.Op, scope: Scope, mask: str) -> str:
         if e.op in _INT_IDENTITY and not e.dtype.is_float:
@@ -240,7 +250,7 @@ class Emitter:
         """Convert an operand to the compute dtype of dst when it differs."""
         if compute_dtype(src) == compute_dtype(dst):
             return code
-        return f"{code}.to({tl_compute(dst)})"
+        return self.convert(code, tl_compute(dst))
 
     def padded_load(self, e: ir.Load, scope: Scope, mask: str) -> str:
         """pad(x, v)[...]: a load masked to the tensor (and to exact divisions), other=v.
