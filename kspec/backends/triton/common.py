@@ -54,7 +54,7 @@ SAMPLES: dict[str, dict[str, object]] = {
     "scan": {"BLOCK_P": 2, "BLOCK_J": 1024, "INDEX64": False},
     "contraction": {"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8,
                     "PRECISION": "ieee", "INTERPRETED": False, "INDEX64": False,
-                    "SPLIT_K": 1, "COMPENSATED": False},
+                    "SPLIT_K": 1, "COMPENSATED": False, "WINDOW": True},
     "matvec": {"BLOCK_M": 8, "BLOCK_N": 1, "BLOCK_K": 512, "SPLIT_K": 1, "INDEX64": False},
     "splitk_sum": {"BLOCK_M": 32, "BLOCK_N": 32, "SPLIT_K": 4, "INDEX64": False},
     "attention": {"BLOCK_M": 128, "BLOCK_N": 64, "BLOCK_D": 64, "BLOCK_DV": 64,

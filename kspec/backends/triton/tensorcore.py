@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import ir
 from ...dtypes import DType
-from .common import product
+from .common import extent_code, product
 from .expressions import TL_DTYPE, Scope, shape_code
 
 
@@ -12,6 +12,9 @@ from .expressions import TL_DTYPE, Scope, shape_code
 # matrix-vector product (K = 2^20, uniform inputs) was 51 off against a 26 tolerance on an H200
 # with one plain f32 accumulator; below this depth the plain chain is far inside tolerance.
 COMPENSATED_DEPTH = 65536
+
+# A convolution walks its window one offset per depth step (WINDOW) from this many channels.
+WINDOW_CHANNELS = 8
 
 
 class TensorCorePatterns:
@@ -27,32 +30,31 @@ class TensorCorePatterns:
         self.lines.append(f"acc = tl.full([BLOCK_M, BLOCK_N], 0.0, {self.acc_dtype(c)})")
         self.lines.append("if COMPENSATED:")
         self.lines.append("    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)")
-        self.depth_slice(k)
-        self.lines.append("for k0 in range(k_lo, k_hi, BLOCK_K):")
-        loop = Scope(self.lines, "    ")
-        self.lines.append("    offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]")
-        self.lines.append("    offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
         operand = self.operand_dtype(c)
-        em.raw_loads = operand is not None
-        em.var_code.update(rows)
-        em.var_code.update(self.split_flat("offs_ka", c.kv, "    "))
-        a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
-        em.var_code.update(self.split_flat("offs_kb", c.kv, "    "))
-        em.var_code.update(cols)
-        b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
-        em.raw_loads = False
-        precision = "" if operand is not None and operand != "tl.float32" else \
-            ", input_precision=PRECISION"
-        a, b = self.dot_operands(a, b, operand, "    ")
-        # a deep K (chosen at launch) adds each step's partial product with Kahan compensation:
-        # one f32 accumulator over 10^6 terms loses ~1e-4 of the sum (KernelBench's tolerance)
-        self.lines += ["    if COMPENSATED:",
-                       f"        acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot({a}, {b}{precision}))",
-                       "    else:",
-                       f"        acc = tl.dot({a}, {b}, acc{precision})"]
+        window, channels = self.window_split(c)
+        if window:
+            # a convolution's depth two ways, chosen at launch (WINDOW): flattened (c, r, s)
+            # in BLOCK_K steps, each element's indices split by divisions; or the window's
+            # offsets (r, s) one per step, as scalars, and only the channels c in BLOCK_K
+            # steps (the address of x is then a row base plus a channel offset)
+            wk = extent_code(window)
+            self.depth_slice(f"({extent_code(channels)} if WINDOW else {k})")
+            self.lines += ["if WINDOW:",
+                           "    c_steps = (k_hi - k_lo + BLOCK_K - 1) // BLOCK_K",
+                           f"    for kt in range(0, c_steps * {wk}):",
+                           f"        k0 = k_lo + kt // {wk} * BLOCK_K",
+                           f"        kw = kt % {wk}"]
+            em.var_code.update(self.split_flat("kw", window, "        "))
+            self.depth_step(rows, cols, channels, extent_code(channels), operand, "        ")
+            self.lines += ["else:", "    for k0 in range(k_lo, k_hi, BLOCK_K):"]
+            self.depth_step(rows, cols, c.kv, k, operand, "        ")
+        else:
+            self.depth_slice(k)
+            self.lines.append("for k0 in range(k_lo, k_hi, BLOCK_K):")
+            self.depth_step(rows, cols, c.kv, k, operand, "    ")
         self.partial_or_epilogue("acc", rows, cols)
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED",
-                           "SPLIT_K", "COMPENSATED"]
+                           "SPLIT_K", "COMPENSATED"] + ["WINDOW"] * bool(window)
         tile_n, tile_k, stages, warps = self.gemm_tile(c, operand)
         prelude: list[str] = []
         depth_major = self.depth_major_axes(c, operand)
@@ -75,20 +77,81 @@ class TensorCorePatterns:
         prelude.append(f"TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, "
                        f"{self.operand_bytes(operand)}, 128, {tile_n}, {tile_k}, {stages}"
                        f"{self.staged_tiles(c)}) if device.type == 'cuda' else (32, 32, 1)")
+        schedule = {"BLOCK_M": "128 if device.type == 'cuda' else 32"}
+        # no wider than the product's columns (KernelBench level2/54's 64 output channels ran
+        # 1.9x faster in 64-wide tiles than in 128-wide, half of them masked; H200)
+        schedule["BLOCK_N"] = f"min(TILE_N, max(16, triton.next_power_of_2({n})))"
+        steps = f"triton.cdiv({k}, BLOCK_K)"
+        if window:
+            # the window's offsets one at a time from 8 channels on, in 16-deep steps: on an
+            # H200 at KernelBench level-2 shapes 1.2-2.3x faster than the flattened depth in
+            # its best tile (bench/sweeps/session10_conv.py, 8 to 64 channels)
+            schedule["WINDOW"] = f"{extent_code(channels)} >= {WINDOW_CHANNELS}"
+            schedule["BLOCK_K"] = "16 if WINDOW else TILE_K"
+            steps = f"(triton.cdiv({extent_code(channels)}, BLOCK_K) if WINDOW else {steps})"
+        else:
+            schedule["BLOCK_K"] = "TILE_K"
+        warps_code = "4" if warps == 4 else f"{warps} if device.type == 'cuda' else 4"
+        if window and warps == 8:   # 128 x 64 tiles and narrower: 4 warps, 1.02-1.09x (H200)
+            warps_code = "(8 if BLOCK_N >= 128 else 4) if device.type == 'cuda' else 4"
+        schedule.update({"STAGES": "TILE_STAGES", "WARPS": warps_code,
+                         "PRECISION": self.precision(c, operand)})
+        constexprs = {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K",
+                      "GROUP_M": "8", "PRECISION": "PRECISION",
+                      "INTERPRETED": "device.type != 'cuda'"}
+        if window:
+            constexprs["WINDOW"] = "WINDOW"
+        # output tiles too few to fill the GPU split a long depth (policy.depth_split)
+        schedule["SPLIT_K"] = (f"_split_k(triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N)"
+                               f" * {batch_total}, {steps}, device)")
+        schedule["COMPENSATED"] = f"triton.cdiv({k}, SPLIT_K) >= {COMPENSATED_DEPTH}"
+        constexprs.update({"SPLIT_K": "SPLIT_K", "COMPENSATED": "COMPENSATED",
+                           "num_stages": "STAGES"})
         self.emit_launch(
-            {"BLOCK_M": "128 if device.type == 'cuda' else 32",
-             "BLOCK_N": "TILE_N", "BLOCK_K": "TILE_K", "STAGES": "TILE_STAGES",
-             "WARPS": "4" if warps == 4 else f"{warps} if device.type == 'cuda' else 4",
-             "PRECISION": self.precision(c, operand),
-             # output tiles too few to fill the GPU split a long depth (policy.depth_split)
-             "SPLIT_K": f"_split_k(triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * "
-                        f"{batch_total}, triton.cdiv({k}, BLOCK_K), device)",
-             "COMPENSATED": f"triton.cdiv({k}, SPLIT_K) >= {COMPENSATED_DEPTH}"},
+            schedule,
             f"triton.cdiv({m}, BLOCK_M) * triton.cdiv({n}, BLOCK_N) * {batch_total}, SPLIT_K",
-            {"BLOCK_M": "BLOCK_M", "BLOCK_N": "BLOCK_N", "BLOCK_K": "BLOCK_K", "GROUP_M": "8",
-             "PRECISION": "PRECISION", "INTERPRETED": "device.type != 'cuda'",
-             "SPLIT_K": "SPLIT_K", "COMPENSATED": "COMPENSATED", "num_stages": "STAGES"},
-            "WARPS", prelude=tuple(prelude), setup=(self.partial_alloc(),))
+            constexprs, "WARPS", prelude=tuple(prelude), setup=(self.partial_alloc(),))
+
+    def depth_step(self, rows: dict[ir.IndexVar, str], cols: dict[ir.IndexVar, str],
+                   kv: tuple[ir.IndexVar, ...], k: str, operand: str | None, indent: str) -> None:
+        """One BLOCK_K step of the depth loop: the A and B tiles at depth indices `kv` (flattened
+        from k0 + lane, `k` long; any other depth index has its code already) into acc."""
+        c, em = self.launch.contraction, self.em
+        m, n, _, _ = self.gemm_sizes()
+        loop = Scope(self.lines, indent)
+        self.lines.append(f"{indent}offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]")
+        self.lines.append(f"{indent}offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]")
+        em.raw_loads = operand is not None
+        em.var_code.update(rows)
+        em.var_code.update(self.split_flat("offs_ka", kv, indent))
+        a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
+        em.var_code.update(self.split_flat("offs_kb", kv, indent))
+        em.var_code.update(cols)
+        b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
+        em.raw_loads = False
+        precision = "" if operand is not None and operand != "tl.float32" else \
+            ", input_precision=PRECISION"
+        a, b = self.dot_operands(a, b, operand, indent)
+        # a deep K (chosen at launch) adds each step's partial product with Kahan compensation:
+        # one f32 accumulator over 10^6 terms loses ~1e-4 of the sum (KernelBench's tolerance)
+        dot = f"tl.dot({a}, {b}{precision})"
+        self.lines += [f"{indent}if COMPENSATED:",
+                       f"{indent}    acc, acc_lost = _kahan_add(acc, acc_lost, {dot})",
+                       f"{indent}else:",
+                       f"{indent}    acc = tl.dot({a}, {b}, acc{precision})"]
+
+    @staticmethod
+    def window_split(c) -> tuple[tuple[ir.IndexVar, ...], tuple[ir.IndexVar, ...]]:
+        """(window, channels): the depth indices an operand reads offset by another index (a
+        convolution's r and s in x[n, c, p + r, q + s]) and the other depth indices, when
+        there are both; else ((), ()). Any split covers the depth: this one only decides
+        which indices a depth step walks as a tile."""
+        window = {v for f in (c.a, c.b) for x in ir.walk(f) if isinstance(x, ir.Load)
+                  for a in x.index if a.bare is None for v, _ in a.terms if v in c.kv}
+        channels = tuple(v for v in c.kv if v not in window)
+        if not window or not channels:
+            return (), ()
+        return tuple(v for v in c.kv if v in window), channels
 
     def gemm_tile(self, c, operand: str | None) -> tuple[int, int, int, int]:
         """(BLOCK_N, BLOCK_K, stages, warps) for 128-row tiles on a GPU, from sweeps on an H200

@@ -7,8 +7,8 @@ shapes on both sides of each and say which ran:
   (the row in one block up to ROW_BLOCK, STRIDED_TILE // STRIDED_KEPT when strided) and
   STRIDED (a strided input along the reduced index);
 - contractions: the narrow-product matvec kernel (at most NARROW_GEMM rows or columns), each
-  kernel's SPLIT_K (split-K, splitk.py) and COMPENSATED (a slice of COMPENSATED_DEPTH or
-  more);
+  kernel's SPLIT_K (split-K, splitk.py), COMPENSATED (a slice of COMPENSATED_DEPTH or more)
+  and a convolution's WINDOW (at least WINDOW_CHANNELS channels);
 - a pure split reduction: one slice or several;
 - every launch: INDEX64 (an offset reaching 2^31).
 tests/test_gate_branches.py runs the host code on the drawn shapes to keep these in step.
@@ -23,7 +23,7 @@ from ...shapes import Shape
 from ...lowering.policy import NARROW_GEMM
 from .common import product
 from .rows import ROW_BLOCK, STRIDED_KEPT, STRIDED_TILE
-from .tensorcore import COMPENSATED_DEPTH
+from .tensorcore import COMPENSATED_DEPTH, WINDOW_CHANNELS, TensorCorePatterns
 
 SPLIT_SLICE = 16384     # the shortest slice a split program reduces (templates' _row_split)
 INDEX_LIMIT = 2 ** 31
@@ -121,6 +121,16 @@ def _contraction(name: str, n: str, launch: Launch, context: tuple[Condition, ..
                     (Sight(kernel, "SPLIT_K", 1),)),
         BranchValue("split", (Region((*context, *wide, *one_tile, _gt(depth, 63 * 64))),),
                     (Sight(kernel, "SPLIT_K", above=1),)))))
+    # a convolution's depth: the window's offsets one at a time from WINDOW_CHANNELS
+    # channels on, else flattened
+    window, channels = TensorCorePatterns.window_split(c)
+    if window:
+        ch = product([v.extent for v in channels])
+        out.append(Branch(f"{n}.WINDOW", "the window one offset at a time, or the depth flat", (
+            BranchValue("flat", (Region((*context, *wide, _le(ch, WINDOW_CHANNELS - 1))),),
+                        (Sight(kernel, "WINDOW", False),)),
+            BranchValue("window", (Region((*context, *wide, _gt(ch, WINDOW_CHANNELS - 1))),),
+                        (Sight(kernel, "WINDOW", True),)))))
     # a slice of COMPENSATED_DEPTH or more: unsplit when the 128-row tiles alone fill the GPU
     out.append(Branch(f"{n}.COMPENSATED", "Kahan-added partial products for deep contractions", (
         BranchValue("plain", (Region((*context, *wide, _le(depth, COMPENSATED_DEPTH - 1))),),

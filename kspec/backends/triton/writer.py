@@ -112,8 +112,9 @@ class LaunchWriterBase:
         targets = ", ".join(s.target for s in self.launch.statements)
         self.ctx.kernels.append(JitKernel(self.name, params, self.lines,
                                           f"{self.kind} -> {targets}", signature,
-                                          {**SAMPLES[self.kind],
-                                           **{d: 7 for d in self.divisors.values()}}))
+                                          {k: v for k, v in SAMPLES[self.kind].items()
+                                           if k in self.constexprs}
+                                          | {d: 7 for d in self.divisors.values()}))
 
     def emit_launch(self, schedule: dict[str, str], grid: str, constexprs: dict[str, str],
                     warps: str, prelude: tuple[str, ...] = (), setup: tuple[str, ...] = ()

@@ -185,7 +185,7 @@ def conv2d_0m_matvec(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s
 
 
 @triton.jit
-def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part_ptr, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, SPLIT_K: tl.constexpr, COMPENSATED: tl.constexpr, INDEX64: tl.constexpr):
+def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2, w_s3, bias_ptr, bias_s0, y_ptr, y_s0, y_s1, y_s2, y_s3, part_ptr, N, C, H, W, O, KH, KW, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr, PRECISION: tl.constexpr, INTERPRETED: tl.constexpr, SPLIT_K: tl.constexpr, COMPENSATED: tl.constexpr, WINDOW: tl.constexpr, INDEX64: tl.constexpr):
     # contraction -> y
     pid = tl.program_id(0)
     sid = tl.program_id(1)
@@ -229,34 +229,50 @@ def conv2d_0_contraction(x_ptr, x_s0, x_s1, x_s2, x_s3, w_ptr, w_s0, w_s1, w_s2,
     if COMPENSATED:
         acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)
     if SPLIT_K > 1:  # slice sid of the depth (split-K)
-        k_step = ((((C) * (KH) * (KW)) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
+        k_step = ((((C) if WINDOW else ((C) * (KH) * (KW))) + SPLIT_K - 1) // SPLIT_K + BLOCK_K - 1) // BLOCK_K * BLOCK_K
         k_lo = sid * k_step
-        k_hi = tl.minimum(k_lo + k_step, ((C) * (KH) * (KW)))
+        k_hi = tl.minimum(k_lo + k_step, ((C) if WINDOW else ((C) * (KH) * (KW))))
     else:
         k_lo = 0
-        k_hi = ((C) * (KH) * (KW))
-    for k0 in range(k_lo, k_hi, BLOCK_K):
-        offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
-        offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
-        offs_ka_s = offs_ka % (KW)
-        offs_ka_s_q = offs_ka // (KW)
-        offs_ka_r = offs_ka_s_q % (KH)
-        offs_ka_r_q = offs_ka_s_q // (KH)
-        x_1 = tl.load(x_ptr + (offs_m_p_q) * x_s0 + (offs_ka_r_q) * x_s1 + (offs_m_p + offs_ka_r) * x_s2 + (offs_m_q + offs_ka_s) * x_s3, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_ka < ((C) * (KH) * (KW))), other=0.0)
-        offs_kb_s = offs_kb % (KW)
-        offs_kb_s_q = offs_kb // (KW)
-        offs_kb_r = offs_kb_s_q % (KH)
-        offs_kb_r_q = offs_kb_s_q // (KH)
-        w_2 = tl.load(w_ptr + (offs_n) * w_s0 + (offs_kb_r_q) * w_s1 + (offs_kb_r) * w_s2 + (offs_kb_s) * w_s3, mask=(offs_kb < ((C) * (KH) * (KW))) & (offs_n < (O)), other=0.0)
-        if COMPENSATED:
-            acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(x_1, w_2, input_precision=PRECISION))
-        else:
-            acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
+        k_hi = ((C) if WINDOW else ((C) * (KH) * (KW)))
+    if WINDOW:
+        c_steps = (k_hi - k_lo + BLOCK_K - 1) // BLOCK_K
+        for kt in range(0, c_steps * ((KH) * (KW))):
+            k0 = k_lo + kt // ((KH) * (KW)) * BLOCK_K
+            kw = kt % ((KH) * (KW))
+            kw_s = kw % (KW)
+            kw_s_q = kw // (KW)
+            offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
+            offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
+            x_1 = tl.load(x_ptr + (offs_m_p_q) * x_s0 + (offs_ka) * x_s1 + (offs_m_p + kw_s_q) * x_s2 + (offs_m_q + kw_s) * x_s3, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_ka < (C)), other=0.0)
+            w_2 = tl.load(w_ptr + (offs_n) * w_s0 + (offs_kb) * w_s1 + (kw_s_q) * w_s2 + (kw_s) * w_s3, mask=(offs_kb < (C)) & (offs_n < (O)), other=0.0)
+            if COMPENSATED:
+                acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(x_1, w_2, input_precision=PRECISION))
+            else:
+                acc = tl.dot(x_1, w_2, acc, input_precision=PRECISION)
+    else:
+        for k0 in range(k_lo, k_hi, BLOCK_K):
+            offs_ka = k0 + tl.arange(0, BLOCK_K)[None, :]
+            offs_kb = k0 + tl.arange(0, BLOCK_K)[:, None]
+            offs_ka_s = offs_ka % (KW)
+            offs_ka_s_q = offs_ka // (KW)
+            offs_ka_r = offs_ka_s_q % (KH)
+            offs_ka_r_q = offs_ka_s_q // (KH)
+            x_3 = tl.load(x_ptr + (offs_m_p_q) * x_s0 + (offs_ka_r_q) * x_s1 + (offs_m_p + offs_ka_r) * x_s2 + (offs_m_q + offs_ka_s) * x_s3, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_ka < ((C) * (KH) * (KW))), other=0.0)
+            offs_kb_s = offs_kb % (KW)
+            offs_kb_s_q = offs_kb // (KW)
+            offs_kb_r = offs_kb_s_q % (KH)
+            offs_kb_r_q = offs_kb_s_q // (KH)
+            w_4 = tl.load(w_ptr + (offs_n) * w_s0 + (offs_kb_r_q) * w_s1 + (offs_kb_r) * w_s2 + (offs_kb_s) * w_s3, mask=(offs_kb < ((C) * (KH) * (KW))) & (offs_n < (O)), other=0.0)
+            if COMPENSATED:
+                acc, acc_lost = _kahan_add(acc, acc_lost, tl.dot(x_3, w_4, input_precision=PRECISION))
+            else:
+                acc = tl.dot(x_3, w_4, acc, input_precision=PRECISION)
     if SPLIT_K > 1:
         tl.store(part_ptr + (sid * ((N) * (H - KH + 1) * (W - KW + 1)) + offs_m) * (O) + offs_n, acc, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
     else:
-        bias_3 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
-        tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_3)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
+        bias_5 = tl.load(bias_ptr + (offs_n) * bias_s0, mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)), other=0.0)
+        tl.store(y_ptr + (offs_m_p_q) * y_s0 + (offs_n) * y_s1 + (offs_m_p) * y_s2 + (offs_m_q) * y_s3, ((acc + bias_5)).to(tl.float32), mask=(offs_m < ((N) * (H - KH + 1) * (W - KW + 1))) & (offs_n < (O)))
 
 
 @triton.jit
@@ -315,16 +331,17 @@ def launch(x, w, bias, N, C, H, W, O, KH, KW, schedule=None):
         # launch 0: contraction -> y
         TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 4, 128, 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
         BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-        BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
-        BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
+        BLOCK_N = schedule.get('0.BLOCK_N', min(TILE_N, max(16, triton.next_power_of_2((O)))))
+        WINDOW = schedule.get('0.WINDOW', (C) >= 8)
+        BLOCK_K = schedule.get('0.BLOCK_K', 16 if WINDOW else TILE_K)
         STAGES = schedule.get('0.STAGES', TILE_STAGES)
-        WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
+        WARPS = schedule.get('0.WARPS', (8 if BLOCK_N >= 128 else 4) if device.type == 'cuda' else 4)
         PRECISION = schedule.get('0.PRECISION', 'tf32' if schedule.get('allow_tf32') else _f32_dot_precision(device))
-        SPLIT_K = schedule.get('0.SPLIT_K', _split_k(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, triton.cdiv(((C) * (KH) * (KW)), BLOCK_K), device))
+        SPLIT_K = schedule.get('0.SPLIT_K', _split_k(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, (triton.cdiv((C), BLOCK_K) if WINDOW else triton.cdiv(((C) * (KH) * (KW)), BLOCK_K)), device))
         COMPENSATED = schedule.get('0.COMPENSATED', triton.cdiv(((C) * (KH) * (KW)), SPLIT_K) >= 65536)
         INDEX64 = schedule.get('0.INDEX64', _index64((x, w, bias, y), (((N) * (H - KH + 1) * (W - KW + 1)), (O), ((C) * (KH) * (KW)), 1, SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1)))
         part_0 = torch.empty((SPLIT_K * ((N) * (H - KH + 1) * (W - KW + 1)) * (O) * 1 if SPLIT_K > 1 else 1,), dtype=torch.float32, device=device)
-        conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, SPLIT_K,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part_0, N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', SPLIT_K=SPLIT_K, COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
+        conv2d_0_contraction[(triton.cdiv(((N) * (H - KH + 1) * (W - KW + 1)), BLOCK_M) * triton.cdiv((O), BLOCK_N) * 1, SPLIT_K,)](x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), w, w.stride(0), w.stride(1), w.stride(2), w.stride(3), bias, bias.stride(0), y, y.stride(0), y.stride(1), y.stride(2), y.stride(3), part_0, N, C, H, W, O, KH, KW, BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, GROUP_M=8, PRECISION=PRECISION, INTERPRETED=device.type != 'cuda', WINDOW=WINDOW, SPLIT_K=SPLIT_K, COMPENSATED=COMPENSATED, num_stages=STAGES, INDEX64=INDEX64, num_warps=WARPS)
     if SPLIT_K > 1:
         # launch 0s: splitk_sum -> y
         BLOCK_N = schedule.get('0s.BLOCK_N', min(triton.next_power_of_2((O)), 128))

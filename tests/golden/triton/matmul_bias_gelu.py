@@ -254,7 +254,7 @@ def launch(a, b, bias, M, K, N, schedule=None):
         # launch 0: contraction -> c
         TILE_N, TILE_K, TILE_STAGES = _fit_gemm_tile(device, 2, 128, 256 if triton.cdiv((M), 128) * triton.cdiv((N), 256) * 1 >= _multiprocessors(device) else 128, 64, 3) if device.type == 'cuda' else (32, 32, 1)
         BLOCK_M = schedule.get('0.BLOCK_M', 128 if device.type == 'cuda' else 32)
-        BLOCK_N = schedule.get('0.BLOCK_N', TILE_N)
+        BLOCK_N = schedule.get('0.BLOCK_N', min(TILE_N, max(16, triton.next_power_of_2((N)))))
         BLOCK_K = schedule.get('0.BLOCK_K', TILE_K)
         STAGES = schedule.get('0.STAGES', TILE_STAGES)
         WARPS = schedule.get('0.WARPS', 8 if device.type == 'cuda' else 4)
