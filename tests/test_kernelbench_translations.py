@@ -298,6 +298,9 @@ def test_report_merges_runs_into_the_page(tmp_path: Path, capsys) -> None:
                    "geomean_eager[triton]=1.587"
     text = page.read_text()
     assert "# kspec on KernelBench (NVIDIA H200, 2026-12-02)" in text
+    # the page names each run (its times compare with its own eager and compile only)
+    assert "Merged from 2 runs" in text and "- h200-part1.json (2026-12-02" in text
+    assert "- h200-part2.json (2026-12-02" in text
     assert "| triton | 3/3 | 2 | 2 | 1.59 | 1 | 1 | 0.794 |" in text
     assert text.index("| level1/2_P |") < text.index("| level1/3_P |")
 

@@ -190,17 +190,26 @@ def plots(data: dict[str, Any], folder: Path, stem: str) -> list[Path] | str:
 
 def markdown(data: dict[str, Any], plot_paths: list[Path] | str, page: Path) -> str:
     meta, summary = data["meta"], data["summary"]
-    out = [f"# kspec on KernelBench ({meta['device_name']}, {meta['date'][:10]})", "",
+    runs = meta.get("merged_from")
+    dates = sorted({r["date"][:10] for r in runs}) if runs else [meta["date"][:10]]
+    out = [f"# kspec on KernelBench ({meta['device_name']}, {', '.join(dates)})", "",
            f"Levels {meta['levels']}, {'--small sizes' if meta['small'] else 'KernelBench sizes'}"
            f", device {meta['device']}, {meta['trials']} trials, TF32 "
            f"{'on' if meta['allow_tf32'] else 'off'}; torch {meta.get('torch')}, "
-           f"triton {meta.get('triton')}. Command: `{meta['command']}`.", "",
-           "correct: every trial's output passes torch.allclose(atol = rtol = 1e-4) with no "
-           "NaN (KernelBench's fp32 check); times are medians of CUDA-event-timed calls after "
-           "a warm-up, with a cold L2; x eager = eager ms / kspec ms; fast_p counts correct "
-           "problems more than p times faster; geomeans are over the correct, timed ones.", "",
-           f"Translated {summary['translated']} of {summary['total']} problems "
-           f"({len(data.get('unsupported', {}))} listed in UNSUPPORTED.md).", ""]
+           f"triton {meta.get('triton')}."
+           + ("" if runs else f" Command: `{meta['command']}`."), ""]
+    if runs:
+        out += [f"Merged from {len(runs)} runs, a later run's entry replacing an earlier's; "
+                "each row's eager, compile and kspec times come from one run:", ""]
+        out += [f"- {r['file']} ({r['date'][:10]}, levels {r['levels']}, backends "
+                f"{','.join(r['backends'])}): `{r['command']}`" for r in runs]
+        out.append("")
+    out += ["correct: every trial's output passes torch.allclose(atol = rtol = 1e-4) with no "
+            "NaN (KernelBench's fp32 check); times are medians of CUDA-event-timed calls after "
+            "a warm-up, with a cold L2; x eager = eager ms / kspec ms; fast_p counts correct "
+            "problems more than p times faster; geomeans are over the correct, timed ones.", "",
+            f"Translated {summary['translated']} of {summary['total']} problems "
+            f"({len(data.get('unsupported', {}))} listed in UNSUPPORTED.md).", ""]
     out += _summary_table(summary) + ["", "```", summary_line(summary), "```", ""]
     out += _level_table(data) + [""]
     if isinstance(plot_paths, str):

@@ -225,9 +225,14 @@ def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(json_paths: list[Path], page: Path) -> int:
     """Regenerate the results page from runs' JSONs; print the summary line."""
-    data = merge([read_json(p) for p in json_paths])
-    if len(json_paths) > 1:
-        data["meta"]["merged_from"] = [p.name for p in json_paths]
+    runs = [read_json(p) for p in json_paths]
+    data = merge(runs)
+    if len(json_paths) > 1:   # the page names every run: timings compare within a run only
+        data["meta"]["merged_from"] = [
+            {"file": p.name, "date": r["meta"]["date"], "levels": r["meta"]["levels"],
+             "backends": r["meta"]["backends"], "command": r["meta"]["command"]}
+            for p, r in zip(json_paths, runs)]
+        data["meta"]["levels"] = sorted({lv for r in runs for lv in r["meta"]["levels"]})
     data["summary"] = kb_report.summarize(data["problems"], data["meta"]["backends"])
     kb_report.write_page(data, page, json_paths[0])
     print(f"wrote {page}", flush=True)
