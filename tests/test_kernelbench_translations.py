@@ -265,11 +265,16 @@ def test_runner_statuses_and_summary(tmp_path: Path, capsys) -> None:
         "6_Fake_Unbound": "compile error", "7_Fake_BadView": "error"}
     assert rows["3_Fake_Scale"]["max_abs_err"] == pytest.approx(1.0, abs=1e-5)
     assert rows["3_Fake_Scale"]["where"] == [1, 2]
+    # a wrong verdict also measures both outputs against the model run in float64
+    assert rows["3_Fake_Scale"]["f64_err_kspec"] == pytest.approx(1.0, abs=1e-5)
+    assert rows["3_Fake_Scale"]["f64_err_eager"] < 1e-6
+    assert rows["3_Fake_Scale"]["nearer_f64"] == "eager"
     assert rows["5_Fake_Unsupported"]["detail"] == "a construct"
     assert "kernel input 'w' of relu" in rows["6_Fake_Unbound"]["detail"]
     assert "shape '[7, -1]' is invalid" in rows["7_Fake_BadView"]["detail"]
-    assert "| level1/3_Fake_Scale | - | - | wrong |" in \
-        (tmp_path / "page" / "RESULTS.md").read_text()
+    page = (tmp_path / "page" / "RESULTS.md").read_text()
+    assert "| level1/3_Fake_Scale | - | - | wrong |" in page
+    assert "; from float64: kspec 1, eager " in page and "(eager nearer)" in page, page
 
 
 def run_json(rows: dict[int, float], backend: str = "triton") -> dict:

@@ -146,10 +146,19 @@ def _failures(data: dict[str, Any]) -> list[str]:
         for b, r in p["backends"].items():
             if r.get("status") in ("wrong", "compile error", "error", "timeout"):
                 detail = r.get("detail") or (f"max abs err {_num(r.get('max_abs_err'))} at "
-                                             f"{r.get('where')} (trial {r.get('trial')})")
+                                             f"{r.get('where')} (trial {r.get('trial')})"
+                                             + _float64_note(r))
                 out.append(f"- {p['key']} / {b}: {r['status']}: "
                            f"`{detail.splitlines()[0][:240]}`")
     return out
+
+
+def _float64_note(row: dict[str, Any]) -> str:
+    """A wrong verdict's distances from the float64 model (kb_worker.float64_errors)."""
+    if "f64_err_kspec" not in row:
+        return ""
+    return (f"; from float64: kspec {_num(row['f64_err_kspec'])}, eager "
+            f"{_num(row['f64_err_eager'])} ({row['nearer_f64']} nearer)")
 
 
 def plots(data: dict[str, Any], folder: Path, stem: str) -> list[Path] | str:
