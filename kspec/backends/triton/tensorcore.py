@@ -124,10 +124,11 @@ class TensorCorePatterns:
         em.raw_loads = operand is not None
         em.var_code.update(rows)
         em.var_code.update(self.split_flat("offs_ka", kv, indent))
-        a = em.expr(c.a, loop, f"(offs_m < {m}) & (offs_ka < {k})")
+        mask_a, mask_b = f"(offs_m < {m}) & (offs_ka < {k})", f"(offs_kb < {k}) & (offs_n < {n})"
+        a = self.padded_operand(em.expr(c.a, loop, mask_a), c.a, mask_a)
         em.var_code.update(self.split_flat("offs_kb", kv, indent))
         em.var_code.update(cols)
-        b = em.expr(c.b, loop, f"(offs_kb < {k}) & (offs_n < {n})")
+        b = self.padded_operand(em.expr(c.b, loop, mask_b), c.b, mask_b)
         em.raw_loads = False
         precision = "" if operand is not None and operand != "tl.float32" else \
             ", input_precision=PRECISION"
@@ -139,6 +140,13 @@ class TensorCorePatterns:
                        f"{indent}    acc, acc_lost = _kahan_add(acc, acc_lost, {dot})",
                        f"{indent}else:",
                        f"{indent}    acc = tl.dot({a}, {b}, acc{precision})"]
+
+    @staticmethod
+    def padded_operand(code: str, e: ir.Expr, mask: str) -> str:
+        """An operand computed from loads (the backward's dp * p + where(s == m, dm / ties,
+        0)) is 0 outside the tile's mask: its masked loads read 0 there, and 0 / 0 is NaN,
+        which the tensor cores' sum spreads over the whole output tile."""
+        return code if isinstance(e, ir.Load) else f"tl.where({mask}, {code}, 0.0)"
 
     @staticmethod
     def window_split(c) -> tuple[tuple[ir.IndexVar, ...], tuple[ir.IndexVar, ...]]:
