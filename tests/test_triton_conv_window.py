@@ -76,7 +76,7 @@ def test_the_launch_takes_the_window_from_eight_channels() -> None:
     assert ", 8 warps," in _launch(MODULE.conv2d, level2_1)
     assert "WINDOW=True" in _launch(MODULE.conv2d, level2_21)
     rgb = {**level2_1, "C": 3, "O": 16}
-    assert "BLOCK_N=16 BLOCK_K=64" in _launch(MODULE.conv2d, rgb)
+    assert "BLOCK_N=16 BLOCK_K=32" in _launch(MODULE.conv2d, rgb)
     assert "WINDOW=False" in _launch(MODULE.conv2d, rgb)
 
 
@@ -99,3 +99,24 @@ def test_the_gate_draws_both_depth_orders() -> None:
     cases = [first_case(k.ir), *explicit_cases(k.ir), *drawn.cases]
     seen = coverage(branches, dry_run_branches(k, cases))
     assert set(seen["0.WINDOW"]) == {"flat", "window"}, (seen, drawn.unreached)
+
+
+def test_the_tuner_searches_the_depth_order() -> None:
+    """WINDOW and 16-deep steps join a convolution's space (not a matmul's); the cost model
+    ranks the window first from 8 channels, as the launch does, and the flat depth at 3."""
+    from kspec.agent.space import Target, candidates, launch_spaces
+
+    k = MODULE.conv2d
+    src = k.source("triton")
+    env = {"N": 128, "C": 64, "H": 128, "W": 128, "O": 128, "KH": 3, "KW": 3}
+    (space,) = launch_spaces(k.ir, src, env)
+    assert space.dims["channels"] == 64
+    values = space.values(Target.for_arch("sm_90"))
+    assert values["WINDOW"] == [True, False] and 16 in values["BLOCK_K"]
+    for channels, window in ((64, True), (8, True), (3, False)):
+        keep, _ = candidates(k.ir, src, {**env, "C": channels}, Target.for_arch("sm_90"))
+        assert keep[0].schedule["0.WINDOW"] is window, (channels, keep[0].schedule)
+    mm = kspec.loads("kernel mm(a: f32[M, K], b: f32[K, N]) -> c: f32[M, N] {\n"
+                     "    c[i, j] = sum(a[i, k] * b[k, j] for k)\n}\n", "mm.kspec").mm
+    (mm_space,) = launch_spaces(mm.ir, mm.source("triton"), {"M": 4096, "N": 4096, "K": 4096})
+    assert "WINDOW" not in mm_space.values(Target.for_arch("sm_90"))

@@ -62,6 +62,9 @@ class Launch:
         inner_vars = self.reduced if len(self.reduced) > 1 else (self.inner,) * bool(self.inner)
         inner = " inner " + ", ".join(f"{v.name}<{v.extent}" for v in inner_vars) \
             if inner_vars else ""
+        if self.contraction is not None and self.contraction.window_split()[0]:
+            inner += " window " + ", ".join(f"{v.name}<{v.extent}"
+                                            for v in self.contraction.window_split()[0])
         sched = " ".join(f"{k}={v}" for k, v in self.schedule.items())
         return (f"{self.pattern:11s} -> {targets}  [outer {outer or '-'}{inner}]  "
                 f"stores {', '.join(self.stores)}  {sched}".rstrip())
@@ -98,6 +101,19 @@ class Contraction:
     @property
     def simple(self) -> bool:
         return len(self.iv) == len(self.jv) == len(self.kv) == 1
+
+    def window_split(self) -> tuple[tuple[ir.IndexVar, ...], tuple[ir.IndexVar, ...]]:
+        """(window, channels): the depth indices an operand reads offset by another index (a
+        convolution's r and s in x[n, c, p + r, q + s]) and the other depth indices, when
+        there are both; else ((), ()). A backend may walk the window one offset per depth
+        step and the channels in tiles (no per-element index division); any split covers
+        the depth, so this decides speed, never the result."""
+        window = {v for f in (self.a, self.b) for x in ir.walk(f) if isinstance(x, ir.Load)
+                  for a in x.index if a.bare is None for v, _ in a.terms if v in self.kv}
+        channels = tuple(v for v in self.kv if v not in window)
+        if not window or not channels:
+            return (), ()
+        return tuple(v for v in self.kv if v in window), channels
 
 
 @dataclass(frozen=True)

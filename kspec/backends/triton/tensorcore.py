@@ -31,7 +31,7 @@ class TensorCorePatterns:
         self.lines.append("if COMPENSATED:")
         self.lines.append("    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)")
         operand = self.operand_dtype(c)
-        window, channels = self.window_split(c)
+        window, channels = c.window_split()
         if window:
             # a convolution's depth two ways, chosen at launch (WINDOW): flattened (c, r, s)
             # in BLOCK_K steps, each element's indices split by divisions; or the window's
@@ -85,9 +85,10 @@ class TensorCorePatterns:
         if window:
             # the window's offsets one at a time from 8 channels on, in 16-deep steps: on an
             # H200 at KernelBench level-2 shapes 1.2-2.3x faster than the flattened depth in
-            # its best tile (bench/sweeps/session10_conv.py, 8 to 64 channels)
+            # its best tile (bench/sweeps/session10_conv.py, 8 to 64 channels); the flat
+            # depth in 32-deep steps, 1.03-1.9x faster than 64 there
             schedule["WINDOW"] = f"{extent_code(channels)} >= {WINDOW_CHANNELS}"
-            schedule["BLOCK_K"] = "16 if WINDOW else TILE_K"
+            schedule["BLOCK_K"] = "16 if WINDOW else min(TILE_K, 32)"
             steps = f"(triton.cdiv({extent_code(channels)}, BLOCK_K) if WINDOW else {steps})"
         else:
             schedule["BLOCK_K"] = "TILE_K"
@@ -147,19 +148,6 @@ class TensorCorePatterns:
         0)) is 0 outside the tile's mask: its masked loads read 0 there, and 0 / 0 is NaN,
         which the tensor cores' sum spreads over the whole output tile."""
         return code if isinstance(e, ir.Load) else f"tl.where({mask}, {code}, 0.0)"
-
-    @staticmethod
-    def window_split(c) -> tuple[tuple[ir.IndexVar, ...], tuple[ir.IndexVar, ...]]:
-        """(window, channels): the depth indices an operand reads offset by another index (a
-        convolution's r and s in x[n, c, p + r, q + s]) and the other depth indices, when
-        there are both; else ((), ()). Any split covers the depth: this one only decides
-        which indices a depth step walks as a tile."""
-        window = {v for f in (c.a, c.b) for x in ir.walk(f) if isinstance(x, ir.Load)
-                  for a in x.index if a.bare is None for v, _ in a.terms if v in c.kv}
-        channels = tuple(v for v in c.kv if v not in window)
-        if not window or not channels:
-            return (), ()
-        return tuple(v for v in c.kv if v in window), channels
 
     def gemm_tile(self, c, operand: str | None) -> tuple[int, int, int, int]:
         """(BLOCK_N, BLOCK_K, stages, warps) for 128-row tiles on a GPU, from sweeps on an H200

@@ -23,7 +23,7 @@ from ...shapes import Shape
 from ...lowering.policy import NARROW_GEMM
 from .common import product
 from .rows import ROW_BLOCK, STRIDED_KEPT, STRIDED_TILE
-from .tensorcore import COMPENSATED_DEPTH, WINDOW_CHANNELS, TensorCorePatterns
+from .tensorcore import COMPENSATED_DEPTH, WINDOW_CHANNELS
 
 SPLIT_SLICE = 16384     # the shortest slice a split program reduces (templates' _row_split)
 INDEX_LIMIT = 2 ** 31
@@ -123,7 +123,7 @@ def _contraction(name: str, n: str, launch: Launch, context: tuple[Condition, ..
                     (Sight(kernel, "SPLIT_K", above=1),)))))
     # a convolution's depth: the window's offsets one at a time from WINDOW_CHANNELS
     # channels on, else flattened
-    window, channels = TensorCorePatterns.window_split(c)
+    window, channels = c.window_split()
     if window:
         ch = product([v.extent for v in channels])
         out.append(Branch(f"{n}.WINDOW", "the window one offset at a time, or the depth flat", (
