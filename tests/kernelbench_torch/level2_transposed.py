@@ -248,3 +248,27 @@ TORCH.update({
     "77_ConvTranspose3d_Scale_BatchNorm_GlobalAvgPool": _ct3d_scale_bn_avg,
     "96_ConvTranspose3d_Multiply_Max_GlobalAvgPool_Clamp": _ct3d_multiply_max_avg_clamp,
 })
+
+
+def _conv3d_max_lse_relu(x, conv_weight, conv_bias):
+    conv = F.conv3d(x, conv_weight, conv_bias, padding=1)
+    return torch.relu(torch.logsumexp(F.max_pool3d(conv, 2, 2), dim=1, keepdim=True)), conv
+
+
+def _ct3d_max_max_sum(x, conv_transpose_weight, conv_transpose_bias):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=2)
+    return F.max_pool3d(F.max_pool3d(conv, 2), 3).sum(dim=1, keepdim=True), conv
+
+
+def _ct3d_pool_softmax_subtract_swish_max(x, conv_transpose_weight, conv_transpose_bias,
+                                          subtract):
+    conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
+    y = torch.softmax(F.max_pool3d(conv, 2, 2), dim=1) - subtract.view(1, -1, 1, 1, 1)
+    return (torch.sigmoid(y) * y).amax(dim=1), conv
+
+
+TORCH.update({
+    "43_Conv3d_Max_LogSumExp_ReLU": _conv3d_max_lse_relu,
+    "78_ConvTranspose3d_Max_Max_Sum": _ct3d_max_max_sum,
+    "89_ConvTranspose3d_MaxPool_Softmax_Subtract_Swish_Max": _ct3d_pool_softmax_subtract_swish_max,
+})
