@@ -16,7 +16,8 @@ def format_kernel(k: ir.Kernel, annotate: bool = False) -> str:
     lines = [f"kernel {k.name}({params}) -> ({outs}) {{"]
     decls = {d.name: d for d in (*k.outputs, *k.intermediates)}
     for stmt in k.body:
-        target = stmt.target + (f"[{', '.join(v.name for v in stmt.index)}]" if stmt.index else "")
+        index = ", ".join(f"{v.name} < {v.extent}" if v.given else v.name for v in stmt.index)
+        target = stmt.target + (f"[{index}]" if stmt.index else "")
         line = f"    {target} = {format_expr(stmt.value)}"
         if annotate:
             line += f"    # {_decl(decls[stmt.target])}"

@@ -1,5 +1,5 @@
 """Padded reads (language 1.1): `pad(x, v)[...]`, shape expressions in indices and exact index
-division. The float64 reference against PyTorch's padded convolutions, pools and transposed
+division; ranges on an intermediate's left-hand side (1.2: `conv[n < N, p < H] = ...`). The float64 reference against PyTorch's padded convolutions, pools and transposed
 convolutions at odd sizes (strides, paddings and dilations PyTorch takes as arguments, here
 written into the index), and every CPU backend (Triton's interpreter, the C++ emulation of the
 generic lowering) against the reference. Misuse is covered by tests/golden/errors/pad_*.
@@ -70,6 +70,14 @@ CASES = {
                                 for c, r, s)
         }""",
         None, [(2, 3, 4, 5), (3, 2, 3, 3), (3,)]),
+    # language 1.2: a padded convolution read only by a pool has its ranges on its left side
+    "conv2d_pad_pool_lhs_ranges": (
+        """kernel k(x: f32[N, C, H, W], w: f32[O, C, 3, 3]) -> y: f32[N, O, H // 2, W // 2] {
+            conv[n < N, o, p < H, q < W] = sum(pad(x, 0)[n, c, p + r - 1, q + s - 1]
+                                               * w[o, c, r, s] for c, r, s)
+            y[n, o, p, q] = max(conv[n, o, 2*p + a, 2*q + b] for a < 2, b < 2)
+        }""",
+        lambda x, w: F.max_pool2d(F.conv2d(x, w, padding=1), 2), [(2, 3, 7, 6), (4, 3, 3, 3)]),
     "integer_and_bool_pads": (
         """kernel k(x: i32[N], m: bool[N]) -> (y: i64[N], z: bool[N]) {
             y[i] = pad(x, -7)[i + 2] + pad(x, 3)[(i + 1) / 3]

@@ -165,6 +165,23 @@ class KernelChecker(ExpressionChecks, RangeChecks):
             self.checks.append(ir.Check(need, ">=", f"{what}, which must be at least 1", pos))
 
     # --- statements -------------------------------------------------------------------------
+    def given_range(self, var: Var, bound: ast.Node, target: str, decl) -> None:
+        """`i < E` on an intermediate's left-hand side: i's range is E (language 1.2), for an
+        intermediate whose indices no unpadded read bounds (a padded convolution that a pool
+        reads). Its bare reads are then bounds-checked, as a `for k < E` index's are."""
+        if isinstance(decl, ir.TensorDecl):
+            raise error(f"'{target}' is an output: its declared dims give the ranges of its "
+                        f"left-hand-side indices; write '{var.name}' without '<'", var.pos)
+        var.extent = shape_of(bound, self.symbols, "a left-hand-side range", self.names)
+        var.explicit = var.bounded = True
+        unknown = sorted(x for x in var.extent.symbols() if x not in self.names)
+        if unknown:
+            raise error(f"unknown shape symbol '{unknown[0]}' in the range of '{var.name}'; a "
+                        f"range may use the shape symbols of the kernel's parameters",
+                        start(bound))
+        self.require_positive(var.extent, f"the range of '{var.name}' is {var.extent}",
+                              start(bound))
+
     def statement(self, s: ast.Stmt) -> ir.Assign:
         name = s.target
         self.current = s.pos
@@ -182,6 +199,9 @@ class KernelChecker(ExpressionChecks, RangeChecks):
         scope: dict[str, Var] = {}
         lhs: list[Var] = []
         for node in s.indices or []:
+            bound = None
+            if isinstance(node, ast.BinOp) and node.op == "<" and isinstance(node.a, ast.Name):
+                node, bound = node.a, node.b     # `conv[n < N, o, d < D] = ...`: a given range
             if isinstance(node, ast.Index) or split_gather(node)[0] is not None:
                 raise error("a left-hand-side index cannot read a tensor: a gather is only "
                             "for reads (x[i, t[i]]); a scatter is not expressible",
@@ -193,6 +213,8 @@ class KernelChecker(ExpressionChecks, RangeChecks):
                 raise error(f"index '{node.id}' appears twice on the left-hand side", node.pos)
             self.check_index_name(node.id, node.pos)
             var = self.new_var(st, node.id, node.pos)
+            if bound is not None:
+                self.given_range(var, bound, name, decl)
             scope[node.id] = var
             lhs.append(var)
         if isinstance(decl, ir.TensorDecl):  # an output: its dims fix the ranges

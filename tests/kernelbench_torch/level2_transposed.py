@@ -252,19 +252,19 @@ TORCH.update({
 
 def _conv3d_max_lse_relu(x, conv_weight, conv_bias):
     conv = F.conv3d(x, conv_weight, conv_bias, padding=1)
-    return torch.relu(torch.logsumexp(F.max_pool3d(conv, 2, 2), dim=1, keepdim=True)), conv
+    return torch.relu(torch.logsumexp(F.max_pool3d(conv, 2, 2), dim=1, keepdim=True))
 
 
 def _ct3d_max_max_sum(x, conv_transpose_weight, conv_transpose_bias):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=2)
-    return F.max_pool3d(F.max_pool3d(conv, 2), 3).sum(dim=1, keepdim=True), conv
+    return F.max_pool3d(F.max_pool3d(conv, 2), 3).sum(dim=1, keepdim=True)
 
 
 def _ct3d_pool_softmax_subtract_swish_max(x, conv_transpose_weight, conv_transpose_bias,
                                           subtract):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
     y = torch.softmax(F.max_pool3d(conv, 2, 2), dim=1) - subtract.view(1, -1, 1, 1, 1)
-    return (torch.sigmoid(y) * y).amax(dim=1), conv
+    return (torch.sigmoid(y) * y).amax(dim=1)
 
 
 TORCH.update({
