@@ -53,8 +53,7 @@ def _ct2d_bn_tanh_pool_gn(x, conv_transpose_weight, conv_transpose_bias, batch_n
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, padding=1)
     y = torch.tanh(_bn(conv, batch_norm_weight.flatten(), batch_norm_bias.flatten(), bn_eps))
     y = _gn(F.max_pool2d(y, 2, 2), group_norm_weight, group_norm_bias, gn_eps)
-    g = group_norm_weight.shape[0]
-    return _split(y, g), _split(conv, g)
+    return _split(y, group_norm_weight.shape[0])
 
 
 def _ct2d_gelu_gn(x, conv_transpose_weight, conv_transpose_bias, group_norm_weight,
@@ -74,7 +73,7 @@ def _ct2d_avg_bias_lse_sum_mul(x, conv_transpose_weight, conv_transpose_bias, bi
 def _ct2d_softmax_bias_scale_sigmoid(x, conv_transpose_weight, conv_transpose_bias, bias,
                                      scaling_factor=2.0):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
-    return torch.sigmoid((torch.softmax(conv, dim=1) + bias) * scaling_factor), conv
+    return torch.sigmoid((torch.softmax(conv, dim=1) + bias) * scaling_factor)
 
 
 TORCH: dict[str, Callable[..., Tensor]] = {
@@ -88,9 +87,9 @@ TORCH: dict[str, Callable[..., Tensor]] = {
             _ct(x, conv_transpose_weight, conv_transpose_bias, **S2) - bias),
     "10_ConvTranspose2d_MaxPool_Hardtanh_Mean_Tanh":
         lambda x, conv_transpose_weight, conv_transpose_bias, hardtanh_min=-1.0,
-        hardtanh_max=1.0: _with_conv(_ct(x, conv_transpose_weight, conv_transpose_bias,
-                                         padding=1), lambda conv: torch.tanh(torch.mean(
-            F.hardtanh(F.max_pool2d(conv, 2, 2), hardtanh_min, hardtanh_max), dim=(2, 3)))),
+        hardtanh_max=1.0: torch.tanh(torch.mean(F.hardtanh(F.max_pool2d(
+            _ct(x, conv_transpose_weight, conv_transpose_bias, padding=1), 2, 2), hardtanh_min,
+            hardtanh_max), dim=(2, 3))),
     "11_ConvTranspose2d_BatchNorm_Tanh_MaxPool_GroupNorm": _ct2d_bn_tanh_pool_gn,
     "16_ConvTranspose2d_Mish_Add_Hardtanh_Scaling":
         lambda x, conv_transpose_weight, conv_transpose_bias, add_value=0.5, scale=2.0:
@@ -98,10 +97,9 @@ TORCH: dict[str, Callable[..., Tensor]] = {
                        lambda v: F.hardtanh(F.mish(v) + add_value, -1, 1) * scale),
     "19_ConvTranspose2d_GELU_GroupNorm": _ct2d_gelu_gn,
     "36_ConvTranspose2d_Min_Sum_GELU_Add":
-        lambda x, conv_transpose_weight, conv_transpose_bias, bias: _with_conv(
-            _ct(x, conv_transpose_weight, conv_transpose_bias, **S2),
-            lambda conv: (F.gelu(torch.sum(torch.min(conv, dim=1, keepdim=True)[0], dim=2,
-                                           keepdim=True)) + bias).reshape(x.shape[0], -1)),
+        lambda x, conv_transpose_weight, conv_transpose_bias, bias: (F.gelu(torch.sum(torch.min(
+            _ct(x, conv_transpose_weight, conv_transpose_bias, **S2), dim=1, keepdim=True)[0],
+            dim=2, keepdim=True)) + bias).reshape(x.shape[0], -1),
     "42_ConvTranspose2d_GlobalAvgPool_BiasAdd_LogSumExp_Sum_Multiply":
         _ct2d_avg_bias_lse_sum_mul,
     "44_ConvTranspose2d_Multiply_GlobalAvgPool_GlobalAvgPool_Mean":
@@ -122,7 +120,7 @@ def _ct3d_sum_ln_pool_gelu(x, conv_transpose_weight, conv_transpose_bias, norm_w
                            sum_weight=1.0, eps=1e-5):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2) + sum_weight
     y = F.layer_norm(conv, (conv.shape[-1],), norm_weight, norm_bias, eps)
-    return F.gelu(F.avg_pool3d(y, 2)), conv
+    return F.gelu(F.avg_pool3d(y, 2))
 
 
 def _ct3d_mean_add_softmax(x, conv_transpose_weight, conv_transpose_bias, bias,
@@ -138,19 +136,19 @@ def _ct3d_bn_subtract(x, conv_transpose_weight, conv_transpose_bias, batch_norm_
                       batch_norm_bias, eps=1e-5):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1)
     y = _bn(conv, batch_norm_weight, batch_norm_bias, eps)
-    return y - torch.mean(y, dim=(2, 3, 4), keepdim=True), conv
+    return y - torch.mean(y, dim=(2, 3, 4), keepdim=True)
 
 
 def _ct3d_residuals(x, conv_transpose_weight, conv_transpose_bias, bias):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
-    return ((conv + bias) + conv) * conv + conv, conv
+    return ((conv + bias) + conv) * conv + conv
 
 
 def _ct3d_ln_gelu_scale(x, conv_transpose_weight, conv_transpose_bias, layer_norm_weight,
                         layer_norm_bias, eps=1e-5, scaling_factor=1.0):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1)
     y = F.layer_norm(conv, (conv.shape[-1],), layer_norm_weight, layer_norm_bias, eps)
-    return F.gelu(y) * scaling_factor, conv
+    return F.gelu(y) * scaling_factor
 
 
 def _pool_ct3d_clamp_softmax(x, conv_transpose_weight, conv_transpose_bias, scale,
@@ -158,38 +156,37 @@ def _pool_ct3d_clamp_softmax(x, conv_transpose_weight, conv_transpose_bias, scal
     conv = torch.clamp(_ct(F.avg_pool3d(x, 2), conv_transpose_weight, conv_transpose_bias,
                            **S2), clamp_min, clamp_max)
     y = torch.softmax(conv.flatten(2), dim=2).view_as(conv)
-    return y * scale, conv
+    return y * scale
 
 
 def _ct3d_softmax_sigmoid(x, conv_transpose_weight, conv_transpose_bias):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
-    return torch.sigmoid(torch.softmax(conv, dim=1)), conv
+    return torch.sigmoid(torch.softmax(conv, dim=1))
 
 
 def _ct3d_scale_pool_bias_scale(x, conv_transpose_weight, conv_transpose_bias, bias,
                                 scale1=0.5, scale2=1.0):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1) * scale1
-    return (F.avg_pool3d(conv, 2) + bias) * scale2, conv
+    return (F.avg_pool3d(conv, 2) + bias) * scale2
 
 
 def _ct3d_lse_hardswish_clamp(x, conv_transpose_weight, conv_transpose_bias, bias):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1)
     y = torch.logsumexp(conv, dim=1, keepdim=True)
     y = torch.clamp(y * torch.sigmoid(y + 3) / 6 - bias, -1, 1)
-    return y.squeeze(1), conv
+    return y.squeeze(1)
 
 
 def _ct3d_swish_gn_hardswish(x, conv_transpose_weight, conv_transpose_bias, group_norm_weight,
                              group_norm_bias, eps=1e-5):
     v = F.silu(_ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1))
-    g = group_norm_weight.shape[0]
-    return _split(F.hardswish(_gn(v, group_norm_weight, group_norm_bias, eps)), g), _split(v, g)
+    return _split(F.hardswish(_gn(v, group_norm_weight, group_norm_bias, eps)),
+                  group_norm_weight.shape[0])
 
 
 def _ct3d_relu_gn(x, conv_transpose_weight, group_norm_weight, group_norm_bias, eps=1e-5):
     v = torch.relu(_ct(x, conv_transpose_weight, None))
-    g = group_norm_weight.shape[0]
-    return _split(_gn(v, group_norm_weight, group_norm_bias, eps), g), _split(v, g)
+    return _split(_gn(v, group_norm_weight, group_norm_bias, eps), group_norm_weight.shape[0])
 
 
 TORCH.update({
@@ -225,21 +222,21 @@ def _ct3d_leaky_multiply_leaky_max(x, conv_transpose_weight, conv_transpose_bias
                                    negative_slope=0.2):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, **S2)
     y = F.leaky_relu(F.leaky_relu(conv, negative_slope) * multiplier, negative_slope)
-    return F.max_pool3d(y, 2), conv
+    return F.max_pool3d(y, 2)
 
 
 def _ct3d_scale_bn_avg(x, conv_transpose_weight, conv_transpose_bias, batch_norm_weight,
                        batch_norm_bias, scale_factor=2.0, eps=1e-5):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias) * scale_factor
     y = _bn(conv, batch_norm_weight, batch_norm_bias, eps)
-    return F.adaptive_avg_pool3d(y, (1, 1, 1)).flatten(1), conv
+    return F.adaptive_avg_pool3d(y, (1, 1, 1)).flatten(1)
 
 
 def _ct3d_multiply_max_avg_clamp(x, conv_transpose_weight, conv_transpose_bias, scale=0.5,
                                  clamp_min=0.0, clamp_max=1.0):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1) * scale
     y = F.adaptive_avg_pool3d(F.max_pool3d(conv, 2), (1, 1, 1))
-    return torch.clamp(y, clamp_min, clamp_max).flatten(1), conv
+    return torch.clamp(y, clamp_min, clamp_max).flatten(1)
 
 
 TORCH.update({
