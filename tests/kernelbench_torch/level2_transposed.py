@@ -37,12 +37,6 @@ def _ct(x: Tensor, weight: Tensor, bias: Tensor | None, **options) -> Tensor:
     return conv(x, weight, bias, **options)
 
 
-def _with_conv(conv: Tensor, rest: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor]:
-    """The kernel's outputs where the transposed convolution is a second output (an
-    intermediate read through pad has no range of its own): the result, then the conv."""
-    return rest(conv), conv
-
-
 S2 = {"stride": 2, "padding": 1, "output_padding": 1}     # the usual stride-2 upsampling
 
 
@@ -59,15 +53,14 @@ def _ct2d_bn_tanh_pool_gn(x, conv_transpose_weight, conv_transpose_bias, batch_n
 def _ct2d_gelu_gn(x, conv_transpose_weight, conv_transpose_bias, group_norm_weight,
                   group_norm_bias, eps=1e-5):
     v = F.gelu(_ct(x, conv_transpose_weight, conv_transpose_bias))
-    g = group_norm_weight.shape[0]
-    return _split(_gn(v, group_norm_weight, group_norm_bias, eps), g), _split(v, g)
+    return _split(_gn(v, group_norm_weight, group_norm_bias, eps), group_norm_weight.shape[0])
 
 
 def _ct2d_avg_bias_lse_sum_mul(x, conv_transpose_weight, conv_transpose_bias, bias):
     avg = torch.mean(_ct(x, conv_transpose_weight, conv_transpose_bias), dim=(2, 3),
                      keepdim=True) + bias
     y = torch.sum(torch.logsumexp(avg, dim=1, keepdim=True), dim=(2, 3)) * 10.0
-    return y.reshape(x.shape[0]), avg.flatten(1)
+    return y.reshape(x.shape[0])
 
 
 def _ct2d_softmax_bias_scale_sigmoid(x, conv_transpose_weight, conv_transpose_bias, bias,
@@ -93,8 +86,8 @@ TORCH: dict[str, Callable[..., Tensor]] = {
     "11_ConvTranspose2d_BatchNorm_Tanh_MaxPool_GroupNorm": _ct2d_bn_tanh_pool_gn,
     "16_ConvTranspose2d_Mish_Add_Hardtanh_Scaling":
         lambda x, conv_transpose_weight, conv_transpose_bias, add_value=0.5, scale=2.0:
-            _with_conv(_ct(x, conv_transpose_weight, conv_transpose_bias, **S2),
-                       lambda v: F.hardtanh(F.mish(v) + add_value, -1, 1) * scale),
+            F.hardtanh(F.mish(_ct(x, conv_transpose_weight, conv_transpose_bias, **S2))
+                       + add_value, -1, 1) * scale,
     "19_ConvTranspose2d_GELU_GroupNorm": _ct2d_gelu_gn,
     "36_ConvTranspose2d_Min_Sum_GELU_Add":
         lambda x, conv_transpose_weight, conv_transpose_bias, bias: (F.gelu(torch.sum(torch.min(
@@ -129,7 +122,7 @@ def _ct3d_mean_add_softmax(x, conv_transpose_weight, conv_transpose_bias, bias,
                                                                              keepdim=True)
     avg = avg + bias
     y = torch.tanh(torch.softmax(avg, dim=1)) * scaling_factor
-    return y.squeeze(2), avg.squeeze(2)
+    return y.squeeze(2)
 
 
 def _ct3d_bn_subtract(x, conv_transpose_weight, conv_transpose_bias, batch_norm_weight,
@@ -215,7 +208,7 @@ def _ct3d_bn_pool_pool(x, conv_transpose_weight, conv_transpose_bias, batch_norm
                        batch_norm_bias, eps=1e-5):
     conv = _ct(x, conv_transpose_weight, conv_transpose_bias, stride=2, padding=1)
     y = _bn(conv, batch_norm_weight, batch_norm_bias, eps)
-    return F.avg_pool3d(F.avg_pool3d(y, 2), 2), conv
+    return F.avg_pool3d(F.avg_pool3d(y, 2), 2)
 
 
 def _ct3d_leaky_multiply_leaky_max(x, conv_transpose_weight, conv_transpose_bias, multiplier,
