@@ -22,7 +22,6 @@ class TensorCorePatterns:
 
     def body_contraction(self) -> None:
         c = self.launch.contraction
-        em = self.em
         m, n, k, batch_total = self.gemm_sizes()
         rows, cols = self.output_tile(grouped=True)
         self.program_id("sid", 1)
@@ -31,6 +30,15 @@ class TensorCorePatterns:
         self.lines.append("if COMPENSATED:")
         self.lines.append("    acc_lost = tl.full([BLOCK_M, BLOCK_N], 0.0, acc.dtype)")
         operand = self.operand_dtype(c)
+        self.depth_loop(rows, cols, operand, k)
+        self.partial_or_epilogue("acc", rows, cols)
+        self.contraction_launch(operand, m, n, k, batch_total)
+
+    def depth_loop(self, rows: dict[ir.IndexVar, str], cols: dict[ir.IndexVar, str],
+                   operand: str | None, k: str) -> None:
+        """The contraction's depth loop into acc: the flattened depth in BLOCK_K steps, and
+        for a convolution also the window walked one offset per step (WINDOW)."""
+        c, em = self.launch.contraction, self.em
         window, channels = c.window_split()
         if window:
             # a convolution's depth two ways, chosen at launch (WINDOW): flattened (c, r, s)
@@ -52,7 +60,13 @@ class TensorCorePatterns:
             self.depth_slice(k)
             self.lines.append("for k0 in range(k_lo, k_hi, BLOCK_K):")
             self.depth_step(rows, cols, c.kv, k, operand, "    ")
-        self.partial_or_epilogue("acc", rows, cols)
+
+    def contraction_launch(self, operand: str | None, m: str, n: str, k: str,
+                           batch_total: str) -> None:
+        """The host side: the tile from the sizes and the device, the depth order, split-K and
+        compensation, then the launch."""
+        c = self.launch.contraction
+        window, channels = c.window_split()
         self.constexprs = ["BLOCK_M", "BLOCK_N", "BLOCK_K", "GROUP_M", "PRECISION", "INTERPRETED",
                            "SPLIT_K", "COMPENSATED"] + ["WINDOW"] * bool(window)
         tile_n, tile_k, stages, warps = self.gemm_tile(c, operand)
