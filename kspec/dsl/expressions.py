@@ -31,6 +31,20 @@ class ExpressionChecks:
         st.vars.append(var)
         return var
 
+    def give_range(self, var: Var, bound: ast.Node, what: str) -> None:
+        """`i < E` (a reduction's `for k < E`, an intermediate's left-hand side): i's range is
+        E, a shape of the kernel's symbols that must be at least 1; bare reads with i are then
+        bounds-checked rather than fixing it."""
+        var.extent = shape_of(bound, self.symbols, what, self.names)
+        var.explicit = var.bounded = True
+        unknown = sorted(x for x in var.extent.symbols() if x not in self.names)
+        if unknown:
+            raise error(f"unknown shape symbol '{unknown[0]}' in the range of '{var.name}'; a "
+                        f"range may use the shape symbols of the kernel's parameters",
+                        start(bound))
+        self.require_positive(var.extent, f"the range of '{var.name}' is {var.extent}",
+                              start(bound))
+
 
     # --- expressions ------------------------------------------------------------------------
     def expr(self, node: ast.Node, scope: dict[str, Var], st: StatementScope
@@ -263,15 +277,7 @@ class ExpressionChecks:
             var = self.new_var(st, rv.name, rv.pos)
             var.reduced = True
             if rv.bound is not None:
-                var.extent = shape_of(rv.bound, self.symbols, "a reduction range", self.names)
-                var.explicit = var.bounded = True
-                if any(s not in self.names for s in var.extent.symbols()):
-                    unknown = sorted(s for s in var.extent.symbols() if s not in self.names)
-                    raise error(f"unknown shape symbol '{unknown[0]}' in the range of "
-                                f"'{rv.name}'; a range may use the shape symbols of the "
-                                f"kernel's parameters", start(rv.bound))
-                self.require_positive(var.extent, f"the range of '{rv.name}' is {var.extent}",
-                                      start(rv.bound))
+                self.give_range(var, rv.bound, "a reduction range")
             inner[rv.name] = var
             vars_.append(var)
         if node.fn in ARG_REDUCTIONS and len(vars_) != 1:

@@ -166,21 +166,12 @@ class KernelChecker(ExpressionChecks, RangeChecks):
 
     # --- statements -------------------------------------------------------------------------
     def given_range(self, var: Var, bound: ast.Node, target: str, decl) -> None:
-        """`i < E` on an intermediate's left-hand side: i's range is E (language 1.2), for an
-        intermediate whose indices no unpadded read bounds (a padded convolution that a pool
-        reads). Its bare reads are then bounds-checked, as a `for k < E` index's are."""
+        """`i < E` on an intermediate's left-hand side (language 1.2), for an intermediate
+        whose indices no unpadded read bounds (a padded convolution that a pool reads)."""
         if isinstance(decl, ir.TensorDecl):
             raise error(f"'{target}' is an output: its declared dims give the ranges of its "
                         f"left-hand-side indices; write '{var.name}' without '<'", var.pos)
-        var.extent = shape_of(bound, self.symbols, "a left-hand-side range", self.names)
-        var.explicit = var.bounded = True
-        unknown = sorted(x for x in var.extent.symbols() if x not in self.names)
-        if unknown:
-            raise error(f"unknown shape symbol '{unknown[0]}' in the range of '{var.name}'; a "
-                        f"range may use the shape symbols of the kernel's parameters",
-                        start(bound))
-        self.require_positive(var.extent, f"the range of '{var.name}' is {var.extent}",
-                              start(bound))
+        self.give_range(var, bound, "a left-hand-side range")
 
     def statement(self, s: ast.Stmt) -> ir.Assign:
         name = s.target

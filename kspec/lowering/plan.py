@@ -62,9 +62,9 @@ class Launch:
         inner_vars = self.reduced if len(self.reduced) > 1 else (self.inner,) * bool(self.inner)
         inner = " inner " + ", ".join(f"{v.name}<{v.extent}" for v in inner_vars) \
             if inner_vars else ""
-        if self.contraction is not None and self.contraction.window_split()[0]:
-            inner += " window " + ", ".join(f"{v.name}<{v.extent}"
-                                            for v in self.contraction.window_split()[0])
+        window = self.contraction.window_split()[0] if self.contraction is not None else ()
+        if window:
+            inner += " window " + ", ".join(f"{v.name}<{v.extent}" for v in window)
         sched = " ".join(f"{k}={v}" for k, v in self.schedule.items())
         return (f"{self.pattern:11s} -> {targets}  [outer {outer or '-'}{inner}]  "
                 f"stores {', '.join(self.stores)}  {sched}".rstrip())
