@@ -120,3 +120,21 @@ def test_the_tuner_searches_the_depth_order() -> None:
                      "    c[i, j] = sum(a[i, k] * b[k, j] for k)\n}\n", "mm.kspec").mm
     (mm_space,) = launch_spaces(mm.ir, mm.source("triton"), {"M": 4096, "N": 4096, "K": 4096})
     assert "WINDOW" not in mm_space.values(Target.for_arch("sm_90"))
+
+
+@pytest.mark.parametrize("arch", ["sm_90", "gfx942"])
+@pytest.mark.parametrize("channels,window", [(64, True), (3, False)])
+def test_both_depth_orders_compile_past_2_31_elements(arch: str, channels: int,
+                                                      window: bool) -> None:
+    """Ahead of time, as each launches (the interpreter accepts code the compilers reject):
+    a 2.1G-element input with 64 channels (the window) and a 4.3G-element output from 3
+    channels (the flat depth), both with 64-bit index arithmetic."""
+    from kspec.backends import get_backend
+
+    env = ({"N": 512, "C": 64, "H": 256, "W": 256, "O": 128, "KH": 3, "KW": 3} if window else
+           {"N": 1024, "C": 3, "H": 512, "W": 512, "O": 16, "KH": 3, "KW": 3})
+    files = get_backend("triton").compile_asm(MODULE.conv2d.ir, arch=arch, shape=env)
+    (launch,) = files[f"conv2d.{arch}.launches.txt"].splitlines()[1:]
+    assert launch.startswith("conv2d_0_contraction:"), launch
+    assert f"WINDOW={window}" in launch and "INDEX64=True" in launch, launch
+    assert any(f.endswith(".ptx" if arch.startswith("sm") else ".amdgcn") for f in files)
