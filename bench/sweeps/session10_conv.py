@@ -1,7 +1,7 @@
 """Convolutions on the tensor cores (issue 14) at KernelBench level-2 shapes, next to eager
 PyTorch (cuDNN) and torch.compile in the same process, f32 with TF32 off on the PyTorch side.
 
-    python3 bench/sweeps/session10_conv.py [--quick] [--out DIR]     # on the GPU
+    python3 bench/sweeps/session10_conv.py [--quick] [--backends triton,cuda] [--out DIR]
 
 Each kspec row is the Triton kernel of specs/conv2d.kspec with the default schedule or one
 override: the depth order (0.WINDOW: the window's offsets one per step, the channels in
@@ -84,6 +84,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "bench/results/session10-conv"))
     ap.add_argument("--quick", action="store_true", help="no torch.compile, no overrides")
+    ap.add_argument("--backends", default="triton",
+                    help="comma-separated; the Triton overrides run on triton only")
+    ap.add_argument("--name", default="session10_conv", help="the results' file stem")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -103,7 +106,9 @@ def main() -> None:
         if not args.quick:
             runs.append(("torch.compile", torch.compile(F.conv2d), None))
         schedules = [{}] + ([] if args.quick else OVERRIDES)
-        runs += [("kspec triton", kernel.build("triton", schedule=s), s) for s in schedules]
+        for backend in args.backends.split(","):
+            mine = schedules if backend == "triton" else [{}]
+            runs += [(f"kspec {backend}", kernel.build(backend, schedule=s), s) for s in mine]
         for impl, fn, schedule in runs:
             row = measure(label, impl, fn, [x, w, b], truth, dev, budget, schedule)
             rows.append({**row, "flops": flops})
@@ -113,10 +118,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = device_info(dev)
-    (out / "session10_conv.json").write_text(json.dumps(
+    (out / f"{args.name}.json").write_text(json.dumps(
         {"device": info, "seconds": time.perf_counter() - start, "rows": rows}, indent=1))
     lines = table(rows, info)
-    (out / "session10_conv.md").write_text("\n".join(lines) + "\n")
+    (out / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

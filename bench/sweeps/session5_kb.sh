@@ -1,7 +1,7 @@
 #!/bin/bash
 # KernelBench levels 1-2, every translation, on all three backends, in parts: each call runs
 # for at most $KB_SECONDS and --resume carries on from .kbrun/$KB_JSON (carried back and forth).
-# Usage: [KB_LEVELS=2] [KB_BACKENDS=triton,cuda] [KB_JOBS=4] [KB_JSON=name.json] \
+# Usage: [KB_LEVELS=2] [KB_BACKENDS=triton,cuda] [KB_JOBS=4] [KB_JSON=name.json] [KB_ONLY=stems] \
 #        bash bench/sweeps/session5_kb.sh [seconds]
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT" .kbrun
@@ -20,7 +20,7 @@ if [ -n "$CXX" ] && [ ! -f "$KSPEC_CACHE/.prebuilt" ]; then
 fi
 left=$((KB_SECONDS-(SECONDS-t0)))
 timeout -s TERM $left python3 bench/kernelbench/run.py --kernelbench kb_checkout --levels "$KB_LEVELS" \
-    --backends "$KB_BACKENDS" --jobs "$KB_JOBS" --timeout 150 --reps 30 --json "$KB_JSON" --resume --results-md "$OUT/RESULTS.md" \
+    --backends "$KB_BACKENDS" --jobs "$KB_JOBS" --timeout 150 --reps 30 --json "$KB_JSON" --resume ${KB_ONLY:+--only $KB_ONLY} --results-md "$OUT/RESULTS.md" \
     > "$OUT/kb.log" 2>&1
 echo "kb rc=$? $((SECONDS-t0))s"
 cp "$KB_JSON" "$OUT/"
