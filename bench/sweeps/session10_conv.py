@@ -41,6 +41,9 @@ CASES = [
 OVERRIDES = [{"0.BLOCK_K": 32}, {"0.STAGES": 4}, {"0.STAGES": 5}, {"0.WARPS": 4},
              {"0.BLOCK_M": 64}, {"0.WINDOW": False, "0.BLOCK_K": 32},
              {"0.WINDOW": False, "0.BLOCK_K": 64}, {"allow_tf32": True}]
+# the C++ kernel's (session 11: the window walk, element copies): the depth flattened, tiles
+CUDA_OVERRIDES = [{"0.window": False}, {"0.tile": "64x64x32w4s4"}, {"0.tile": "128x64x32w8s5"},
+                  {"0.tile": "128x64x32w8s3"}]
 
 
 def rel_error(out: torch.Tensor, truth: torch.Tensor) -> float:
@@ -87,6 +90,8 @@ def main() -> None:
     ap.add_argument("--backends", default="triton",
                     help="comma-separated; the Triton overrides run on triton only")
     ap.add_argument("--name", default="session10_conv", help="the results' file stem")
+    ap.add_argument("--overrides", default="triton",
+                    help="comma-separated backends that also run their override lists")
     args = ap.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -105,9 +110,10 @@ def main() -> None:
         runs = [("eager", F.conv2d, None)]
         if not args.quick:
             runs.append(("torch.compile", torch.compile(F.conv2d), None))
-        schedules = [{}] + ([] if args.quick else OVERRIDES)
+        extra = {"triton": OVERRIDES, "cuda": CUDA_OVERRIDES}
         for backend in args.backends.split(","):
-            mine = schedules if backend == "triton" else [{}]
+            mine = [{}] + ([] if args.quick or backend not in args.overrides.split(",")
+                           else extra.get(backend, []))
             runs += [(f"kspec {backend}", kernel.build(backend, schedule=s), s) for s in mine]
         for impl, fn, schedule in runs:
             row = measure(label, impl, fn, [x, w, b], truth, dev, budget, schedule)

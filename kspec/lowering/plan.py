@@ -70,6 +70,11 @@ class Launch:
                 f"stores {', '.join(self.stores)}  {sched}".rstrip())
 
 
+# A convolution's window is walked one offset per depth step (Contraction.window_split) from
+# this many channels; below, its depth is walked flattened.
+WINDOW_CHANNELS = 8
+
+
 @dataclass(frozen=True)
 class Contraction:
     """acc[batch.., I.., J..] = sum(a * b for K..): a GEMM whose rows are the indices of `a`
@@ -106,8 +111,9 @@ class Contraction:
         """(window, channels): the depth indices an operand reads offset by another index (a
         convolution's r and s in x[n, c, p + r, q + s]) and the other depth indices, when
         there are both; else ((), ()). A backend may walk the window one offset per depth
-        step and the channels in tiles (no per-element index division); any split covers
-        the depth, so this decides speed, never the result."""
+        step and the channels in tiles (no per-element index division), which pays from
+        WINDOW_CHANNELS channels (fewer leave most of each channel tile empty); any split
+        covers the depth, so this decides speed, never the result."""
         window = {v for f in (self.a, self.b) for x in ir.walk(f) if isinstance(x, ir.Load)
                   for a in x.index if a.bare is None for v, _ in a.terms if v in self.kv}
         channels = tuple(v for v in self.kv if v not in window)

@@ -39,13 +39,14 @@ from dataclasses import dataclass
 
 from ... import ir
 from ...dtypes import DType
-from ...lowering.plan import Contraction
+from ...lowering.plan import WINDOW_CHANNELS, Contraction
 from .code import Code
 from .ctype import storage_ctype
 from .generic import Arg, extent_product, grid_size
 from .patterns import LaunchContext, PatternUnit, statement_text
 from .precision import precision_for
 from .splitk import SUM_THREADS, forced_slices, scratch_shape, split_slices, split_tile
+from .staging import contiguous_load, stage_operand
 
 PAD = 8          # elements added to every shared-memory row (f16/bf16)
 # f32 rows: 4 floats along the depth (K-major: a fragment's 8 rows x 4 depths hit distinct
@@ -192,37 +193,6 @@ def tile_kind(path: str, elem: DType) -> str:
     return F32_KINDS[path] if elem == DType.f32 else path
 
 
-def contiguous_load(e: ir.Expr, var: ir.IndexVar) -> ir.Load | None:
-    """e itself is a load whose last index is exactly `var`, used nowhere else in the index."""
-    if (isinstance(e, ir.Load) and e.pad is None and e.index and e.index[-1].bare == var
-            and all(var not in a.vars() for a in e.index[:-1])):
-        return e
-    return None
-
-
-def _kmajor(e: ir.Expr, k: ir.IndexVar) -> bool:
-    """Stage along the depth when some load of the operand is contiguous along it."""
-    return any(isinstance(n, ir.Load) and n.index and n.index[-1].bare == k for n in ir.walk(e))
-
-
-class _Operand:
-    def __init__(self, ctx: LaunchContext, expr: ir.Expr, side: str, own: tuple, kv: tuple,
-                 elem: DType):
-        self.side, self.expr, self.own, self.kv = side, expr, own, kv
-        self.kmajor = _kmajor(expr, kv[-1])
-        along = kv if self.kmajor else own
-        # copied when a plain contiguous load whose address moves by a fixed step per depth
-        # index (one depth variable)
-        self.load = (contiguous_load(expr, along[-1]) if len(along) == 1 and len(kv) == 1
-                     else None)
-        self.elem = elem
-        self.ctx = ctx
-
-    def lines(self, row: str, k: str) -> list[str]:
-        """Index variables from the linear row (or column) and depth."""
-        return [*self.ctx.decompose(row, list(self.own)), *self.ctx.decompose(k, list(self.kv))]
-
-
 def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict | None
                       ) -> list[PatternUnit]:
     """The unit of launch `index` (its schedule keys are "<index>.tile", "<index>.precision"),
@@ -239,48 +209,15 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
     tiles = tiles_for(schedule, index, kind)
     chunk = CHUNK_F32 if elem == DType.f32 else CHUNK
     ectype = storage_ctype(elem, d)
-    ops = {"A": _Operand(ctx, c.a, "A", c.iv, c.kv, elem),
-           "B": _Operand(ctx, c.b, "B", c.jv, c.kv, elem)}
+    window, channels = c.window_split()
+    copies4 = kind in F32_KINDS.values()
     batch_lines = ctx.decompose("zb", list(c.batch))
-    zero = {DType.f16: d.float_to_half.format(x="0.0f"), DType.f32: "0.0f",
-            DType.bf16: d.float_to_bf16.format(x="0.0f")}[elem]
-
-    def loads(op: _Operand):
-        """(chunk lines for cp.async or None, element lines) for one operand. Both assume
-        `row` (the chunk's first row/col), `kq` (its first depth index) and `dst`."""
-        # element e of the chunk: row + e (MN-major) or kq + e (K-major)
-        erow, ek = ("row", "kq + e") if op.kmajor else ("row + e", "kq")
-        limit_row = "M" if op.side == "A" else "N"
-        body = [f"const int64_t ri = {erow};", f"const int64_t ki = {ek};"]
-        body += op.lines("ri", "ki")
-        value = r.render(op.expr)
-        body.append(f"dst[e] = {r.to_storage(value, op.expr.dtype, elem)};")
-        # one element at a time (not unrolled): the spelled-out index math of eight
-        # elements in flight would not fit the registers the accumulators leave
-        elements = ["#pragma unroll 1",
-                    f"for (int e = 0; e < {chunk}; ++e) {{",
-                    f"    if ({erow} < {limit_row} && {ek} < K) {{",
-                    *[f"        {line}" for line in body],
-                    "    } else {",
-                    f"        dst[e] = {zero};",
-                    "    }",
-                    "}"]
-        if op.load is None:
-            return None, elements
-        # the chunk's address at depth step 0 (from `row` and `kq`), and its step per depth
-        # index: the depth variable's coefficients times the strides it meets
-        k = op.kv[0]
-        inner = op.lines("row", "kq")
-        addr = r.element(op.load.tensor, [r.affine(a) for a in op.load.index])
-        steps = [(coef, ctx.strides[op.load.tensor][dim])
-                 for dim, a in enumerate(op.load.index) for v, coef in a.terms if v == k]
-        copies = dict(pointer=ctx.pointers[op.load.tensor], limit=limit_row,
-                      address=[*inner, f"src = &{addr};"],
-                      step=" + ".join(s_ if c_ == 1 else f"{c_} * {s_}" for c_, s_ in steps))
-        return copies, elements
-
-    a_async, a_elements = loads(ops["A"])
-    b_async, b_elements = loads(ops["B"])
+    ops = {side: stage_operand(ctx, e, side, own, c.kv, c.batch, elem, copies4, window, channels)
+           for side, e, own in (("A", c.a, c.iv), ("B", c.b, c.jv))}
+    # the window's offsets, once per depth step from its index `wi` (templates/contraction.j2)
+    window_data = None if not window else dict(
+        lines=ctx.decompose("wi", list(window)), total=ctx.total([v.extent for v in window]),
+        channels=ctx.total([v.extent for v in channels]), min_channels=WINDOW_CHANNELS)
 
     # the epilogue: the statement's value with the sum replaced by the accumulator
     acc = Code("v", "float")
@@ -293,25 +230,36 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
               "K": ctx.total([v.extent for v in c.kv]),
               "Z": ctx.total([v.extent for v in c.batch])}
     r.helpers |= {"kspec_pack", "kspec_sum_add", *path_helpers(kind)}
-    copy_text = [line for cp in (a_async, b_async) if cp for line in (*cp["address"], cp["step"])]
-    text = "\n".join([*batch_lines, *copy_text, *a_elements, *b_elements, *epi_lines, store,
-                      *totals.values()])
+    staged = [line for op in ops.values() for line in (
+        *(op.copies["address"] if op.copies else ()), *((op.copies["step"],) if op.copies else ()),
+        *op.elements, *(op.window_elements or ()),
+        *((*op.hoisted["lines"], *op.hoisted["stored"]) if op.hoisted else ()))]
+    window_text = [*window_data["lines"], window_data["total"], window_data["channels"]
+                   ] if window_data else []
+    text = "\n".join([*batch_lines, *staged, *window_text, *epi_lines, store, *totals.values()])
     args, params = ctx.finish_args(text)
     # the split-K kernels' parameters: the same, then the partial buffer and the slice count
     extra = (Arg("tensor", "partial", f"float* {d.restrict} partial", "float",
                  f"{name}.partial"),
              Arg("launch", "parts", "int64_t parts", "int64_t", "parts"))
     split_args, split_params = ctx.finish_args(text + "\npartial\nparts", extra)
-    has_async = a_async is not None or b_async is not None
+    has_async = any(op.copies for op in ops.values())
     variants, configs = [], []
     # with copies possible, the element-wise path is a fallback for odd inputs: the last
     # (small) tile alone; without, it is the path, in every tile
+    # (a convolution's depth: both orders in every tile, the window one `_window`; copies
+    # need a single depth index, so the two never meet)
     for t in tiles:
         for asynchronous in (True, False) if has_async else (False,):
             if asynchronous or not has_async or t == tiles[-1]:
                 fn = f"{name}_{t.key}_{'async' if asynchronous else 'safe'}"
                 variants.append(fn)
-                configs.append(dict(fn=fn, tile=t, asynchronous=asynchronous, split=False))
+                configs.append(dict(fn=fn, tile=t, asynchronous=asynchronous, split=False,
+                                    window=False))
+        if window:
+            variants.append(f"{name}_{t.key}_window")
+            configs.append(dict(fn=variants[-1], tile=t, asynchronous=False, split=False,
+                                window=True))
     small = split_tile(tiles, kind, parse_tile)
     # named apart from the contraction's kernels: it has no tensor cores and no tile
     sum_fn = f"{name.removesuffix('contraction')}splitk_sum" if small else None
@@ -319,22 +267,22 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
         for asynchronous in (True, False) if has_async else (False,):
             fn = f"{name}_{small.key}_splitk{'async' if asynchronous else 'safe'}"
             variants.append(fn)
-            configs.append(dict(fn=fn, tile=small, asynchronous=asynchronous, split=True))
-    data = dict(batch_lines=batch_lines, a_async=a_async, a_elements=a_elements,
-                b_async=b_async, b_elements=b_elements, epi_lines=epi_lines, store=store,
-                totals=totals, a_kmajor=ops["A"].kmajor, b_kmajor=ops["B"].kmajor,
+            configs.append(dict(fn=fn, tile=small, asynchronous=asynchronous, split=True,
+                                window=False))
+    data = dict(batch_lines=batch_lines, ops=ops, window=window_data, epi_lines=epi_lines,
+                store=store, totals=totals, a_kmajor=ops["A"].kmajor, b_kmajor=ops["B"].kmajor,
                 ectype=ectype, configs=configs, dtype=elem.name, group_m=GROUP_M,
                 pad=PAD, pad_k=PAD_F32[True], pad_mn=PAD_F32[False], chunk=chunk,
                 split_params=split_params, sum_fn=sum_fn, contraction=name,
                 sum_threads=SUM_THREADS, kind=kind, precision=precision)
 
     shapes = {k: [v.extent for v in vs] for k, vs in
-              (("M", c.iv), ("N", c.jv), ("K", c.kv), ("Z", c.batch))}
+              (("M", c.iv), ("N", c.jv), ("K", c.kv), ("Z", c.batch), ("KC", channels))}
     async_checks = []
     for op, extent in ((ops["A"], "K" if ops["A"].kmajor else "M"),
                        (ops["B"], "K" if ops["B"].kmajor else "N")):
-        if op.load is not None:
-            async_checks.append((op.load.tensor, extent))
+        if op.copies is not None:
+            async_checks.append((op.copies["tensor"], extent))
 
     def slices(size: dict[str, int], info) -> int:
         """The launch choice between the direct kernel (0) and split-K over S slices."""
@@ -374,6 +322,8 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
         if has_async and not fast:
             tile = tiles[-1]
         fn = f"{name}_{tile.key}_{'async' if fast else 'safe'}"
+        if window and walk_window(size["KC"], info.schedule.get(f"{index}.window")):
+            fn = f"{name}_{tile.key}_window"
         grid = size["Z"] * -(-size["M"] // tile.bm) * -(-size["N"] // tile.bn)
         smem = tile.shared_bytes(ops["A"].kmajor, ops["B"].kmajor)
         return [(fn, grid, tile.threads, {}, smem)]
@@ -399,6 +349,12 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
                             split_args, split_params, data, [sum_fn], lambda *_: [],
                             standby=True)
     return [unit, sum_unit]
+
+
+def walk_window(channels: int, forced: bool | None) -> bool:
+    """A convolution's launch walks its window one offset per depth step (else the depth
+    flattened): as the schedule's "<index>.window" says, else from WINDOW_CHANNELS channels."""
+    return channels >= WINDOW_CHANNELS if forced is None else bool(forced)
 
 
 def async_copy_ok(t, extent: int, chunk: int = CHUNK) -> bool:

@@ -143,6 +143,11 @@ def _contraction(unit: PatternUnit, d: Dialect) -> list[str]:
     if any(c["asynchronous"] for c in direct):
         lines.append(f"copies: _async (16-byte asynchronous copies) when every copied "
                      f"operand is contiguous and aligned; else _safe with {tiles[-1]}")
+    window = data.get("window")
+    if window:
+        lines.append(f"depth: the window one offset per step, the channels in tiles (_window) "
+                     f"from {window['min_channels']} channels ({window['channels']}), else "
+                     f"flattened")
     if split:
         lines.append(f"split-K from K >= {splitk.SPLIT_DEPTH}: {split[0]['tile'].key}, one "
                      f"slice when the tiles fill the multiprocessors, else enough for "
@@ -151,8 +156,9 @@ def _contraction(unit: PatternUnit, d: Dialect) -> list[str]:
                      f"slices summed by {data['sum_fn']}")
     else:
         lines.append("split-K: none (the forced tile holds too many accumulators)")
-    return lines + [f"schedule keys: '{unit.index}.tile', '{unit.index}.precision', "
-                    f"'{unit.index}.splitk', 'vector': False"]
+    keys = ["tile", "precision", "splitk", *(("window",) if window else ())]
+    return lines + ["schedule keys: " + ", ".join(f"'{unit.index}.{k}'" for k in keys)
+                    + ", 'vector': False"]
 
 
 def _splitk_sum(unit: PatternUnit, d: Dialect) -> list[str]:

@@ -169,6 +169,17 @@ class StatementRenderer:
         """pad(x, v)[...]: `(inside ? x[...] : v)`, inside testing only the bounds (and
         divisions) that the index ranges do not already guarantee."""
         assert e.pad is not None
+        element, inside = self.load_parts(e)
+        value = self.from_storage(element, self.buffers[e.tensor].element)
+        if inside is None:
+            return value
+        return ternary(inside, value, literal(e.pad.value, value.ctype, self.d), value.ctype)
+
+    def load_parts(self, e: ir.Load) -> tuple[str, Code | None]:
+        """The element a load reads (`x[...]`, in storage) and, for a padded load, the test
+        that it is inside the tensor (None: always inside)."""
+        if e.pad is None:
+            return self.element(e.tensor, [self.affine(a) for a in e.index]), None
         index = [self.affine(a) for a in e.index]
         tests: list[Code] = []
         zero = literal(0, "int64_t", self.d)
@@ -183,13 +194,12 @@ class StatementRenderer:
                 tests.append(binary(zero, "<=", num, REL, "bool"))
             if t.high:
                 tests.append(binary(num, "<", self.shape(t.size), REL, "bool"))
-        value = self.from_storage(self.element(e.tensor, index), self.buffers[e.tensor].element)
         if not tests:
-            return value
+            return self.element(e.tensor, index), None
         inside = tests[0]
         for t_ in tests[1:]:
             inside = binary(inside, "&&", t_, AND, "bool")
-        return ternary(inside, value, literal(e.pad.value, value.ctype, self.d), value.ctype)
+        return self.element(e.tensor, index), inside
 
     def element(self, tensor: str, index: list[Code]) -> str:
         buf = self.buffers[tensor]

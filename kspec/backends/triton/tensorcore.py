@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ... import ir
 from ...dtypes import DType
+from ...lowering.plan import WINDOW_CHANNELS
 from .common import extent_code, product
 from .expressions import TL_DTYPE, Scope, shape_code
 
@@ -12,9 +13,6 @@ from .expressions import TL_DTYPE, Scope, shape_code
 # matrix-vector product (K = 2^20, uniform inputs) was 51 off against a 26 tolerance on an H200
 # with one plain f32 accumulator; below this depth the plain chain is far inside tolerance.
 COMPENSATED_DEPTH = 65536
-
-# A convolution walks its window one offset per depth step (WINDOW) from this many channels.
-WINDOW_CHANNELS = 8
 
 
 class TensorCorePatterns:

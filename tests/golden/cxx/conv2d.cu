@@ -41,7 +41,7 @@ __device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) 
     acc = t;
 }
 
-// 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
+// asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
 // waited for by groups.
 __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
     uint32_t a;
@@ -51,6 +51,11 @@ __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
 __device__ __forceinline__ void kspec_copy16(void* dst, const void* src, bool full) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
                  :: "r"(kspec_shared_address(dst)), "l"(src), "r"(full ? 16 : 0) : "memory");
+}
+// 4 bytes (one f32 element of a gathered operand; cp.async.cg takes 16 bytes only)
+__device__ __forceinline__ void kspec_copy4(void* dst, const void* src, bool full) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;"
+                 :: "r"(kspec_shared_address(dst)), "l"(src), "r"(full ? 4 : 0) : "memory");
 }
 __device__ __forceinline__ void kspec_copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
@@ -94,7 +99,7 @@ __device__ __forceinline__ float kspec_nan_to_zero(float x) { return x != x ? 0.
 // one of `parts` slices of the depth, adding each depth step's products into its accumulators
 // with compensation (Kahan), and writes its f32 tile to `partial` (`parts` tiles of C, summed
 // by conv2d_0_splitk_sum), or with one slice applies the epilogue itself.
-template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC, bool SPLIT>
+template <int BM, int BN, int BK, int WARPS_M, int WARPS_N, int STAGES, bool ASYNC, bool SPLIT, bool WINDOW>
 __device__ __forceinline__ void conv2d_0_contraction_impl(
     float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
     const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
@@ -121,8 +126,10 @@ __device__ __forceinline__ void conv2d_0_contraction_impl(
     const int64_t gsize = tiles_m - first_m < 8 ? tiles_m - first_m : 8;
     const int64_t in_group = t - group * (8 * tiles_n);
     const int64_t m0 = (first_m + in_group % gsize) * BM, n0 = (in_group / gsize) * BN;
-    // the depth steps it multiplies, kt0 onwards: all of them, or its slice of `parts`
-    const int64_t steps = (K + BK - 1) / BK;
+    // the depth steps it multiplies, kt0 onwards: all of them, or its slice of `parts`; WINDOW:
+    // KWIN window offsets for each tile of BK of the KC channels, else the depth flattened
+    const int64_t KC = C, KWIN = KH * KW;
+    const int64_t steps = WINDOW ? (KC + BK - 1) / BK * KWIN : (K + BK - 1) / BK;
     const int64_t per = SPLIT ? (steps + parts - 1) / parts : steps;
     const int64_t kt0 = slice * per;
     const int64_t KT = kt0 + per <= steps ? per : (steps > kt0 ? steps - kt0 : 0);
@@ -150,66 +157,117 @@ __device__ __forceinline__ void conv2d_0_contraction_impl(
     #pragma unroll
             for (int h = 0; h < 4; ++h) acc[mi][ni][h] = comp[mi][ni][h] = 0.0f;
 
+    // the chunks of A each thread stages at every depth step
+    constexpr int A_IT = (BM * BK / 4 + THREADS - 1) / THREADS;
+    // what each row of A this thread stages needs of its index variables, computed once
+    // for every depth step
+    // (the same 4 at every chunk when the threads cover whole depth rows of the buffer)
+    constexpr int A_RIT = THREADS % (BM / 4) == 0 ? 1 : A_IT;
+    int64_t A_ro[A_RIT][4];
+    #pragma unroll
+    for (int it = 0; it < A_RIT; ++it) {
+        const int ch = tid + it * THREADS;
+        const int64_t row = m0 + (ch % (BM / 4)) * 4;
+
+    #pragma unroll
+        for (int e = 0; e < 4; ++e) {
+            int64_t rest_2 = row + e;
+            const int64_t q_2 = rest_2 % (W - KW + 1);
+            rest_2 /= (W - KW + 1);
+            const int64_t p_2 = rest_2 % (H - KH + 1);
+            rest_2 /= (H - KH + 1);
+            const int64_t n_2 = rest_2;
+            A_ro[it][e] = n_2 * x_s0 + p_2 * x_s2 + q_2 * x_s3;
+        }
+    }
 
 
     // copy the depth step `kt` of A and B into buffer `stage`
     auto load = [&](int stage, int64_t kt) {
-        #pragma unroll
-        for (int it = 0; it < (BM * BK / 4 + THREADS - 1) / THREADS; ++it) {
-            const int ch = tid + it * THREADS;
-            if (BM * BK / 4 % THREADS != 0 && ch >= BM * BK / 4) break;
-            // chunk: 4 consecutive rows at one depth index
-            const int r_ = ch / (BM / 4), c_ = (ch % (BM / 4)) * 4;
-            const int64_t row = m0 + c_, kq = kt * BK + r_;
-
-            float* dst = As + stage * A_TILE + r_ * A_COLS + c_;
+        if constexpr (WINDOW) {
+            // the window's offset wi (the inner walk: consecutive steps read the same channels)
+            // and the first channel of this step's tile
+            const int64_t wi = kt % KWIN, kb = kt / KWIN * BK;
+            int64_t rest_5 = wi;
+            const int64_t s = rest_5 % KW;
+            rest_5 /= KW;
+            const int64_t r = rest_5;
             #pragma unroll 1
-            for (int e = 0; e < 4; ++e) {
-                if (row + e < M && kq < K) {
-                    const int64_t ri = row + e;
-                    const int64_t ki = kq;
-                    int64_t rest_2 = ri;
-                    const int64_t q_2 = rest_2 % (W - KW + 1);
-                    rest_2 /= (W - KW + 1);
-                    const int64_t p_2 = rest_2 % (H - KH + 1);
-                    rest_2 /= (H - KH + 1);
-                    const int64_t n_2 = rest_2;
-                    int64_t rest_3 = ki;
-                    const int64_t s = rest_3 % KW;
-                    rest_3 /= KW;
-                    const int64_t r = rest_3 % KH;
-                    rest_3 /= KH;
-                    const int64_t c_2 = rest_3;
-                    dst[e] = x[n_2 * x_s0 + c_2 * x_s1 + (p_2 + r) * x_s2 + (q_2 + s) * x_s3];
-                } else {
-                    dst[e] = 0.0f;
+            for (int it = 0; it < (BM * BK / 4 + THREADS - 1) / THREADS; ++it) {
+                const int ch = tid + it * THREADS;
+                if (BM * BK / 4 % THREADS != 0 && ch >= BM * BK / 4) break;
+                // chunk: 4 consecutive rows at one depth index
+                const int r_ = ch / (BM / 4), c_ = (ch % (BM / 4)) * 4;
+                const int64_t row = m0 + c_, kq = kb + r_;
+
+                float* dst = As + stage * A_TILE + r_ * A_COLS + c_;
+                const int64_t c_2 = kq;
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool ok = row + e < M && kq < KC;
+                    kspec_copy4(dst + e, ok ? x + A_ro[it % A_RIT][e] + c_2 * x_s1 + r * x_s2 + s * x_s3 : x, ok);
                 }
             }
-        }
-        #pragma unroll
-        for (int it = 0; it < (BN * BK / 4 + THREADS - 1) / THREADS; ++it) {
-            const int ch = tid + it * THREADS;
-            if (BN * BK / 4 % THREADS != 0 && ch >= BN * BK / 4) break;
-            // chunk: 4 consecutive depth indices of one column
-            const int r_ = ch / (BK / 4), c_ = (ch % (BK / 4)) * 4;
-            const int64_t row = n0 + r_, kq = kt * BK + c_;
-
-            float* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
             #pragma unroll 1
-            for (int e = 0; e < 4; ++e) {
-                if (row < N && kq + e < K) {
-                    const int64_t ri = row;
-                    const int64_t ki = kq + e;
-                    const int64_t o = ri;
-                    int64_t rest_4 = ki;
+            for (int it = 0; it < (BN * BK / 4 + THREADS - 1) / THREADS; ++it) {
+                const int ch = tid + it * THREADS;
+                if (BN * BK / 4 % THREADS != 0 && ch >= BN * BK / 4) break;
+                // chunk: 4 consecutive depth indices of one column
+                const int r_ = ch / (BK / 4), c_ = (ch % (BK / 4)) * 4;
+                const int64_t row = n0 + r_, kq = kb + c_;
+
+                float* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
+                const int64_t o = row;
+                #pragma unroll 1
+                for (int e = 0; e < 4; ++e) {
+                    const int64_t c_2 = kq + e;
+                    const bool ok = row < N && kq + e < KC;
+                    kspec_copy4(dst + e, ok ? &w[o * w_s0 + c_2 * w_s1 + r * w_s2 + s * w_s3] : w, ok);
+                }
+            }
+        } else {
+            const int64_t kb = kt * BK;
+            #pragma unroll 1
+            for (int it = 0; it < (BM * BK / 4 + THREADS - 1) / THREADS; ++it) {
+                const int ch = tid + it * THREADS;
+                if (BM * BK / 4 % THREADS != 0 && ch >= BM * BK / 4) break;
+                // chunk: 4 consecutive rows at one depth index
+                const int r_ = ch / (BM / 4), c_ = (ch % (BM / 4)) * 4;
+                const int64_t row = m0 + c_, kq = kb + r_;
+
+                float* dst = As + stage * A_TILE + r_ * A_COLS + c_;
+                int64_t rest_3 = kq;
+                const int64_t s = rest_3 % KW;
+                rest_3 /= KW;
+                const int64_t r = rest_3 % KH;
+                rest_3 /= KH;
+                const int64_t c_2 = rest_3;
+                #pragma unroll
+                for (int e = 0; e < 4; ++e) {
+                    const bool ok = row + e < M && kq < K;
+                    kspec_copy4(dst + e, ok ? x + A_ro[it % A_RIT][e] + c_2 * x_s1 + r * x_s2 + s * x_s3 : x, ok);
+                }
+            }
+            #pragma unroll 1
+            for (int it = 0; it < (BN * BK / 4 + THREADS - 1) / THREADS; ++it) {
+                const int ch = tid + it * THREADS;
+                if (BN * BK / 4 % THREADS != 0 && ch >= BN * BK / 4) break;
+                // chunk: 4 consecutive depth indices of one column
+                const int r_ = ch / (BK / 4), c_ = (ch % (BK / 4)) * 4;
+                const int64_t row = n0 + r_, kq = kb + c_;
+
+                float* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
+                const int64_t o = row;
+                #pragma unroll 1
+                for (int e = 0; e < 4; ++e) {
+                    int64_t rest_4 = kq + e;
                     const int64_t s = rest_4 % KW;
                     rest_4 /= KW;
                     const int64_t r = rest_4 % KH;
                     rest_4 /= KH;
                     const int64_t c_2 = rest_4;
-                    dst[e] = w[o * w_s0 + c_2 * w_s1 + r * w_s2 + s * w_s3];
-                } else {
-                    dst[e] = 0.0f;
+                    const bool ok = row < N && kq + e < K;
+                    kspec_copy4(dst + e, ok ? &w[o * w_s0 + c_2 * w_s1 + r * w_s2 + s * w_s3] : w, ok);
                 }
             }
         }
@@ -291,12 +349,12 @@ __device__ __forceinline__ void conv2d_0_contraction_impl(
                     if (SPLIT && parts > 1) {
                         partial[((slice * Z + zb) * M + row) * N + col] = v;
                     } else {
-                        int64_t rest_5 = row;
-                        const int64_t q_2 = rest_5 % (W - KW + 1);
-                        rest_5 /= (W - KW + 1);
-                        const int64_t p_2 = rest_5 % (H - KH + 1);
-                        rest_5 /= (H - KH + 1);
-                        const int64_t n_2 = rest_5;
+                        int64_t rest_6 = row;
+                        const int64_t q_2 = rest_6 % (W - KW + 1);
+                        rest_6 /= (W - KW + 1);
+                        const int64_t p_2 = rest_6 % (H - KH + 1);
+                        rest_6 /= (H - KH + 1);
+                        const int64_t n_2 = rest_6;
                         const int64_t o = col;
                         y[n_2 * y_s0 + o * y_s1 + p_2 * y_s2 + q_2 * y_s3] = v + bias[o * bias_s0];
                     }
@@ -312,7 +370,18 @@ conv2d_0_contraction_128x64x32w8s3_safe(
     const float* __restrict__ bias, int64_t bias_s0,
     int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
 {
-    conv2d_0_contraction_impl<128, 64, 32, 2, 4, 3, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+    conv2d_0_contraction_impl<128, 64, 32, 2, 4, 3, false, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1)
+conv2d_0_contraction_128x64x32w8s3_window(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
+{
+    conv2d_0_contraction_impl<128, 64, 32, 2, 4, 3, false, false, true>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
@@ -323,7 +392,18 @@ conv2d_0_contraction_64x64x32w4s3_safe(
     const float* __restrict__ bias, int64_t bias_s0,
     int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
 {
-    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, false, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
+}
+
+extern "C" __global__ void __launch_bounds__(128, 1)
+conv2d_0_contraction_64x64x32w4s3_window(
+    float* __restrict__ y, int64_t y_s0, int64_t y_s1, int64_t y_s2, int64_t y_s3,
+    const float* __restrict__ x, int64_t x_s0, int64_t x_s1, int64_t x_s2, int64_t x_s3,
+    const float* __restrict__ w, int64_t w_s0, int64_t w_s1, int64_t w_s2, int64_t w_s3,
+    const float* __restrict__ bias, int64_t bias_s0,
+    int64_t N_2, int64_t C, int64_t H, int64_t W, int64_t O, int64_t KH, int64_t KW)
+{
+    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, false, true>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, nullptr, 1);
 }
 
 extern "C" __global__ void __launch_bounds__(128, 1)
@@ -336,7 +416,7 @@ conv2d_0_contraction_64x64x32w4s3_splitksafe(
     float* __restrict__ partial,
     int64_t parts)
 {
-    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, true>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, partial, parts);
+    conv2d_0_contraction_impl<64, 64, 32, 2, 2, 3, false, true, false>(y, y_s0, y_s1, y_s2, y_s3, x, x_s0, x_s1, x_s2, x_s3, w, w_s0, w_s1, w_s2, w_s3, bias, bias_s0, N_2, C, H, W, O, KH, KW, partial, parts);
 }
 
 // split-K, second kernel: element (zb, row, col) of C is the compensated sum, in slice order,
@@ -362,12 +442,12 @@ conv2d_0_splitk_sum(
         float sum = 0.0f, sc = 0.0f;
         for (int64_t q = 0; q < parts; ++q) kspec_sum_add(sum, sc, partial[q * total + lin]);
         const float v = sum - sc;
-        int64_t rest_5 = row;
-        const int64_t q_2 = rest_5 % (W - KW + 1);
-        rest_5 /= (W - KW + 1);
-        const int64_t p_2 = rest_5 % (H - KH + 1);
-        rest_5 /= (H - KH + 1);
-        const int64_t n_2 = rest_5;
+        int64_t rest_6 = row;
+        const int64_t q_2 = rest_6 % (W - KW + 1);
+        rest_6 /= (W - KW + 1);
+        const int64_t p_2 = rest_6 % (H - KH + 1);
+        rest_6 /= (H - KH + 1);
+        const int64_t n_2 = rest_6;
         const int64_t o = col;
         y[n_2 * y_s0 + o * y_s1 + p_2 * y_s2 + q_2 * y_s3] = v + bias[o * bias_s0];
     }

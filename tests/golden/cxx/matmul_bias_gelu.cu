@@ -46,7 +46,7 @@ __device__ __forceinline__ void kspec_sum_add(float& acc, float& comp, float x) 
     acc = t;
 }
 
-// 16-byte asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
+// asynchronous copies into shared memory (cp.async; zero-filled when `full` is false),
 // waited for by groups.
 __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
     uint32_t a;
@@ -56,6 +56,11 @@ __device__ __forceinline__ uint32_t kspec_shared_address(const void* p) {
 __device__ __forceinline__ void kspec_copy16(void* dst, const void* src, bool full) {
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;"
                  :: "r"(kspec_shared_address(dst)), "l"(src), "r"(full ? 16 : 0) : "memory");
+}
+// 4 bytes (one f32 element of a gathered operand; cp.async.cg takes 16 bytes only)
+__device__ __forceinline__ void kspec_copy4(void* dst, const void* src, bool full) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;"
+                 :: "r"(kspec_shared_address(dst)), "l"(src), "r"(full ? 4 : 0) : "memory");
 }
 __device__ __forceinline__ void kspec_copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
@@ -162,8 +167,11 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
     #pragma unroll
             for (int h = 0; h < 4; ++h) acc[mi][ni][h] = comp[mi][ni][h] = 0.0f;
 
-    // A's chunks this thread copies: their addresses at depth step 0, and the step
+    // the chunks of A each thread stages at every depth step
     constexpr int A_IT = (BM * BK / 8 + THREADS - 1) / THREADS;
+    // the chunks of B each thread stages at every depth step
+    constexpr int B_IT = (BN * BK / 8 + THREADS - 1) / THREADS;
+    // A's chunks this thread copies: their addresses at depth step 0, and the step
     const __half* A_src[A_IT];
     bool A_row_ok[A_IT];
     const int64_t A_step = (int64_t)BK * (a_s1);
@@ -172,7 +180,7 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
         const int ch = tid + it * THREADS;
         // chunk: 8 consecutive depth indices of one row
         const int r_ = ch / (BK / 8), c_ = (ch % (BK / 8)) * 8;
-        const int64_t row = m0 + r_, kq = 0 * BK + c_;
+        const int64_t row = m0 + r_, kq = c_;
 
         A_row_ok[it] = ch < BM * BK / 8 && row < M;
         const __half* src = a;
@@ -184,7 +192,6 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
         A_src[it] = src;
     }
     // B's chunks this thread copies: their addresses at depth step 0, and the step
-    constexpr int B_IT = (BN * BK / 8 + THREADS - 1) / THREADS;
     const __half* B_src[B_IT];
     bool B_row_ok[B_IT];
     const int64_t B_step = (int64_t)BK * (b_s0);
@@ -193,7 +200,7 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
         const int ch = tid + it * THREADS;
         // chunk: 8 consecutive columns at one depth index
         const int r_ = ch / (BN / 8), c_ = (ch % (BN / 8)) * 8;
-        const int64_t row = n0 + c_, kq = 0 * BK + r_;
+        const int64_t row = n0 + c_, kq = r_;
 
         B_row_ok[it] = ch < BN * BK / 8 && row < N;
         const __half* src = b;
@@ -208,26 +215,25 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
 
     // copy the depth step `kt` of A and B into buffer `stage`
     auto load = [&](int stage, int64_t kt) {
+        const int64_t kb = kt * BK;
         #pragma unroll
         for (int it = 0; it < (BM * BK / 8 + THREADS - 1) / THREADS; ++it) {
             const int ch = tid + it * THREADS;
             if (BM * BK / 8 % THREADS != 0 && ch >= BM * BK / 8) break;
             // chunk: 8 consecutive depth indices of one row
             const int r_ = ch / (BK / 8), c_ = (ch % (BK / 8)) * 8;
-            const int64_t row = m0 + r_, kq = kt * BK + c_;
+            const int64_t row = m0 + r_, kq = kb + c_;
 
             __half* dst = As + stage * A_TILE + r_ * A_COLS + c_;
             if (ASYNC) {
                 const bool ok = A_row_ok[it] && kq < K;
                 kspec_copy16(dst, ok ? A_src[it] + kt * A_step : a, ok);
             } else {
+                const int64_t i = row;
                 #pragma unroll 1
                 for (int e = 0; e < 8; ++e) {
                     if (row < M && kq + e < K) {
-                        const int64_t ri = row;
-                        const int64_t ki = kq + e;
-                        const int64_t i = ri;
-                        const int64_t k = ki;
+                        const int64_t k = kq + e;
                         dst[e] = __float2half_rn(__half2float(a[i * a_s0 + k * a_s1]));
                     } else {
                         dst[e] = __float2half_rn(0.0f);
@@ -241,20 +247,18 @@ __device__ __forceinline__ void matmul_bias_gelu_0_contraction_impl(
             if (BN * BK / 8 % THREADS != 0 && ch >= BN * BK / 8) break;
             // chunk: 8 consecutive columns at one depth index
             const int r_ = ch / (BN / 8), c_ = (ch % (BN / 8)) * 8;
-            const int64_t row = n0 + c_, kq = kt * BK + r_;
+            const int64_t row = n0 + c_, kq = kb + r_;
 
             __half* dst = Bs + stage * B_TILE + r_ * B_COLS + c_;
             if (ASYNC) {
                 const bool ok = B_row_ok[it] && kq < K;
                 kspec_copy16(dst, ok ? B_src[it] + kt * B_step : b, ok);
             } else {
+                const int64_t k = kq;
                 #pragma unroll 1
                 for (int e = 0; e < 8; ++e) {
                     if (row + e < N && kq < K) {
-                        const int64_t ri = row + e;
-                        const int64_t ki = kq;
-                        const int64_t j = ri;
-                        const int64_t k = ki;
+                        const int64_t j = row + e;
                         dst[e] = __float2half_rn(__half2float(b[k * b_s0 + j * b_s1]));
                     } else {
                         dst[e] = __float2half_rn(0.0f);
