@@ -3,7 +3,7 @@ the implicit GEMM's two depth orders and its operand staging, run by the CPU emu
 f32 tensor-core path against the float64 reference under the gate's f32 tolerance.
 
 A convolution's depth is walked flattened ((c, r, s) split per element) or one window offset
-per step with the channels in tiles (`_window` kernels, from WINDOW_CHANNELS channels, or as
+per step with the channels in tiles (`_window` kernels, from half a depth step of channels, or as
 "0.window" forces). Rows of several indices are split once per thread (the row offset of a
 plain load, the index variables otherwise); f32 plain loads are copied element by element
 (zero-filled outside and in zero padding). Each case runs both orders in both emulated tiles
@@ -13,13 +13,15 @@ depth), padding with zero and with a nonzero value, a stride, a prologue, conv1d
 """
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 import kspec
 from kspec.backends.cxx import emulate
 from kspec.dtypes import DType
-from kspec.lowering.plan import WINDOW_CHANNELS
+from kspec.lowering.plan import window_min_channels
 from kspec.verify.inputs import random_arguments
 from kspec.verify.tolerance import compare, magnitude
 
@@ -71,7 +73,7 @@ class Recorder:
 def test_both_depth_orders_agree_with_reference(name: str, tile: str | None) -> None:
     src, sizes = CASES[name]
     kernel = kspec.loads(src)["conv"]
-    for channels in (3, WINDOW_CHANNELS, 19):
+    for channels in (3, 8, 16, 19):
         args = random_arguments(kernel.ir, {**sizes, "C": channels}, seed=channels)
         want = kernel.reference(*args)
         for forced in (None, True, False):
@@ -80,8 +82,9 @@ def test_both_depth_orders_agree_with_reference(name: str, tile: str | None) -> 
             fn = emulate.build(kernel.ir, schedule=schedule)
             fn.runtime = recorder = Recorder(fn.runtime)
             result = compare(fn(*args), want, DType.f32, magnitude(kernel, args)[0])
-            window = channels >= WINDOW_CHANNELS if forced is None else forced
             (launched,) = recorder.functions
+            depth_step = int(re.search(r"_\d+x\d+x(\d+)w", launched).group(1))
+            window = channels >= window_min_channels(depth_step) if forced is None else forced
             assert launched.endswith("_window") == window, launched
             assert result.ok, f"C={channels} window={window}: {result.detail}"
 

@@ -70,9 +70,13 @@ class Launch:
                 f"stores {', '.join(self.stores)}  {sched}".rstrip())
 
 
-# A convolution's window is walked one offset per depth step (Contraction.window_split) from
-# this many channels; below, its depth is walked flattened.
-WINDOW_CHANNELS = 8
+def window_min_channels(depth_step: int) -> int:
+    """The fewest channels from which a convolution's window is walked one offset per depth
+    step of `depth_step` channels (Contraction.window_split): half a step. Fewer leave most of
+    each step's channel tile empty; the flattened depth is then faster (H200, KernelBench
+    level-2 shapes: Triton's 16-deep steps from 8 channels, session 10; C++'s 32-deep steps at
+    8 channels 1.4x slower than flattened, at 16 even, session 11)."""
+    return max(1, depth_step // 2)
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,7 @@ class Contraction:
         convolution's r and s in x[n, c, p + r, q + s]) and the other depth indices, when
         there are both; else ((), ()). A backend may walk the window one offset per depth
         step and the channels in tiles (no per-element index division), which pays from
-        WINDOW_CHANNELS channels (fewer leave most of each channel tile empty); any split
+        window_min_channels channels; any split
         covers the depth, so this decides speed, never the result."""
         window = {v for f in (self.a, self.b) for x in ir.walk(f) if isinstance(x, ir.Load)
                   for a in x.index if a.bare is None for v, _ in a.terms if v in self.kv}

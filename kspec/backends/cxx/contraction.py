@@ -39,7 +39,7 @@ from dataclasses import dataclass
 
 from ... import ir
 from ...dtypes import DType
-from ...lowering.plan import WINDOW_CHANNELS, Contraction
+from ...lowering.plan import Contraction, window_min_channels
 from .code import Code
 from .ctype import storage_ctype
 from .generic import Arg, extent_product, grid_size
@@ -217,7 +217,7 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
     # the window's offsets, once per depth step from its index `wi` (templates/contraction.j2)
     window_data = None if not window else dict(
         lines=ctx.decompose("wi", list(window)), total=ctx.total([v.extent for v in window]),
-        channels=ctx.total([v.extent for v in channels]), min_channels=WINDOW_CHANNELS)
+        channels=ctx.total([v.extent for v in channels]))
 
     # the epilogue: the statement's value with the sum replaced by the accumulator
     acc = Code("v", "float")
@@ -322,7 +322,7 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
         if has_async and not fast:
             tile = tiles[-1]
         fn = f"{name}_{tile.key}_{'async' if fast else 'safe'}"
-        if window and walk_window(size["KC"], info.schedule.get(f"{index}.window")):
+        if window and walk_window(size["KC"], info.schedule.get(f"{index}.window"), tile.bk):
             fn = f"{name}_{tile.key}_window"
         grid = size["Z"] * -(-size["M"] // tile.bm) * -(-size["N"] // tile.bn)
         smem = tile.shared_bytes(ops["A"].kmajor, ops["B"].kmajor)
@@ -351,10 +351,11 @@ def lower_contraction(ctx: LaunchContext, name: str, index: int, schedule: dict 
     return [unit, sum_unit]
 
 
-def walk_window(channels: int, forced: bool | None) -> bool:
+def walk_window(channels: int, forced: bool | None, depth_step: int) -> bool:
     """A convolution's launch walks its window one offset per depth step (else the depth
-    flattened): as the schedule's "<index>.window" says, else from WINDOW_CHANNELS channels."""
-    return channels >= WINDOW_CHANNELS if forced is None else bool(forced)
+    flattened): as the schedule's "<index>.window" says, else from half a step of channels
+    (plan.window_min_channels)."""
+    return channels >= window_min_channels(depth_step) if forced is None else bool(forced)
 
 
 def async_copy_ok(t, extent: int, chunk: int = CHUNK) -> bool:

@@ -146,8 +146,8 @@ def _contraction(unit: PatternUnit, d: Dialect) -> list[str]:
     window = data.get("window")
     if window:
         lines.append(f"depth: the window one offset per step, the channels in tiles (_window) "
-                     f"from {window['min_channels']} channels ({window['channels']}), else "
-                     f"flattened")
+                     f"from half a depth step of channels ({window['channels']} >= BK / 2), "
+                     f"else flattened")
     if split:
         lines.append(f"split-K from K >= {splitk.SPLIT_DEPTH}: {split[0]['tile'].key}, one "
                      f"slice when the tiles fill the multiprocessors, else enough for "

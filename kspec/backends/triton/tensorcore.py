@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ... import ir
 from ...dtypes import DType
-from ...lowering.plan import WINDOW_CHANNELS
+from ...lowering.plan import window_min_channels
 from .common import extent_code, product
 from .expressions import TL_DTYPE, Scope, shape_code
 
@@ -13,6 +13,11 @@ from .expressions import TL_DTYPE, Scope, shape_code
 # matrix-vector product (K = 2^20, uniform inputs) was 51 off against a 26 tolerance on an H200
 # with one plain f32 accumulator; below this depth the plain chain is far inside tolerance.
 COMPENSATED_DEPTH = 65536
+
+
+# A convolution's window steps are 16 channels deep (BLOCK_K), walked from half a step.
+WINDOW_BLOCK_K = 16
+WINDOW_CHANNELS = window_min_channels(WINDOW_BLOCK_K)
 
 
 class TensorCorePatterns:
@@ -100,7 +105,7 @@ class TensorCorePatterns:
             # its best tile (bench/sweeps/session10_conv.py, 8 to 64 channels); the flat
             # depth in 32-deep steps, 1.03-1.9x faster than 64 there
             schedule["WINDOW"] = f"{extent_code(channels)} >= {WINDOW_CHANNELS}"
-            schedule["BLOCK_K"] = "16 if WINDOW else min(TILE_K, 32)"
+            schedule["BLOCK_K"] = f"{WINDOW_BLOCK_K} if WINDOW else min(TILE_K, 32)"
             steps = f"(triton.cdiv({extent_code(channels)}, BLOCK_K) if WINDOW else {steps})"
         else:
             schedule["BLOCK_K"] = "TILE_K"

@@ -23,8 +23,7 @@ from ...shapes import Shape
 from ...lowering.policy import NARROW_GEMM
 from .common import product
 from .rows import ROW_BLOCK, STRIDED_KEPT, STRIDED_TILE
-from ...lowering.plan import WINDOW_CHANNELS
-from .tensorcore import COMPENSATED_DEPTH
+from .tensorcore import COMPENSATED_DEPTH, WINDOW_CHANNELS
 
 SPLIT_SLICE = 16384     # the shortest slice a split program reduces (templates' _row_split)
 INDEX_LIMIT = 2 ** 31
