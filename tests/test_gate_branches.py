@@ -93,3 +93,28 @@ def test_a_small_budget_names_what_it_leaves_out() -> None:
         "N > 32767 and M <= 8: needs 0.25 MiB, more than the budget of 0.25 MiB leaves it "
         "(one case takes half at most)")
     assert drawn.spent <= 0.25 * 2 ** 20
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+@pytest.mark.parametrize("spec", ["conv2d", "conv2d_pad", "conv1d"])
+def test_cxx_window_branch_data_predicts_the_launch(spec: str, arch: str) -> None:
+    """The C++ convolution's depth order (kspec/backends/cxx/branches.py): at every shape the
+    gate draws for it, the kernels the launcher picks (planned at that shape, no kernel runs)
+    show the value the data predicts, and both values are drawn."""
+    from kspec.backends import get_backend
+    from kspec.backends.cxx import CUDA
+    from kspec.backends.cxx.shape import launches_at
+
+    k = kspec.load(ROOT / "specs" / f"{spec}.kspec")[spec]
+    branches = get_backend("cuda").branches(k.ir, 132, arch)
+    assert [b.name for b in branches] == ["0.window"]
+    drawn = branch_cases(k.ir, branches, int(BUDGET_MB["cpu"] * 2 ** 20))
+    records = []
+    for case in drawn.cases:
+        launched = [{"kernel": p.function, "constexprs": {}}
+                    for p in launches_at(k.ir, CUDA, arch, case.env)]
+        records.append({"phase": "dry run", "launches": branches_of(launched)})
+        predicted = {v.label for b in branches for v in b.values
+                     if any(r.holds(case.env) for r in v.regions)}
+        assert predicted == set(coverage(branches, records[-1:])["0.window"]), case.env
+    assert set(coverage(branches, records)["0.window"]) == {"flat", "window"}

@@ -49,16 +49,18 @@ class Region:
 
 @dataclass(frozen=True)
 class Sight:
-    """A launch record shows the value: a kernel whose name starts with `kernel` ran, and its
-    constexpr `flag` (when given) equals `value` or is above `above`."""
+    """A launch record shows the value: a kernel whose name starts with `kernel` (and ends
+    with `suffix`) ran, and its constexpr `flag` (when given) equals `value` or is above
+    `above`."""
 
     kernel: str
     flag: str | None = None
     value: Any = None
     above: int | None = None
+    suffix: str = ""
 
     def seen(self, kernel: str, constexprs: Mapping[str, Any]) -> bool:
-        if not kernel.startswith(self.kernel):
+        if not kernel.startswith(self.kernel) or not kernel.endswith(self.suffix):
             return False
         if self.flag is None:
             return True

@@ -182,7 +182,7 @@ def launch_branches(kernel: ir.Kernel, target: str, device: str) -> list:
     same ones; the report says which of their values its launches showed."""
     from ..backends import get_backend
 
-    if target != "triton":
+    if target not in ("triton", "cuda", "hip"):
         return []
     backend = get_backend(target)
     sms = 4                 # as the generated _row_split assumes off the GPU

@@ -202,7 +202,7 @@ class Session:
                     return ("compile_error", "the module defines no launch(...) function")
                 self.launch = module.launch
             else:
-                self.launch = _cxx_launch(job)
+                self.launch = _cxx_launch(job, self.launches)
         except SyntaxError as e:
             return ("compile_error", f"SyntaxError: {e.msg} (line {e.lineno})")
         except Exception as e:  # noqa: BLE001 - an import's or a compiler's failure
@@ -293,7 +293,21 @@ def _overlaps(a, b) -> bool:
     return a0 < b1 and b0 < a1
 
 
-def _cxx_launch(job: dict[str, Any]):
+class _NotedRuntime:
+    """A C++ launcher's runtime noting each launched function, for the branch report. kspec's
+    own launcher makes every launch, on the caller's stream: no tensors are shadowed or
+    fenced here (the guards around the call check the buffers)."""
+
+    def __init__(self, runtime, launches: list[dict[str, Any]]):
+        self.runtime, self.launches = runtime, launches
+
+    def launch(self, function: str, *args, **kwargs):
+        self.launches.append({"kernel": function, "constexprs": {}, "storages": [],
+                              "side_stream": False, "fences_broken": 0, "outside": []})
+        return self.runtime.launch(function, *args, **kwargs)
+
+
+def _cxx_launch(job: dict[str, Any], launches: list[dict[str, Any]]):
     """A C++ candidate runs through kspec's own launcher, which makes every launch itself."""
     from kspec import loads
     from kspec.verify.launchers import cxx_launcher
@@ -303,6 +317,7 @@ def _cxx_launch(job: dict[str, Any]):
                              job.get("schedule"))
     if launch is None:
         raise RuntimeError(f"no device here runs {job['target']} kernels")
+    launch.runtime = _NotedRuntime(launch.runtime, launches)
     return launch
 
 

@@ -21,6 +21,7 @@ from ... import ir
 from ...errors import KspecError
 from ..cxx import CUDA, plan_for, render_plan
 from ..cxx.describe import plan_text
+from ..cxx.branches import plan_branches
 from ..cxx.launch import PlanLauncher
 from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
@@ -84,6 +85,14 @@ class CudaBackend:
                                 schedule=schedule)
         runtime = launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"cuda {arch}", schedule)
+
+    def branches(self, kernel: ir.Kernel, multiprocessors: int = 4, arch: str | None = None
+                 ) -> list:
+        """The launch's size-dependent choices as data (cxx/branches.py), for the verifier:
+        for `arch`, else this machine's GPU (else the default)."""
+        if arch is None and launcher.unavailable_reason() is None:
+            arch = device_arch()
+        return plan_branches(plan_for(kernel, CUDA, arch))
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
                     shape: dict[str, int] | None = None) -> dict[str, str]:

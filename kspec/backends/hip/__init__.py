@@ -28,6 +28,7 @@ from ..cuda import launcher as cuda_launcher
 from ..cuda import toolchain as cuda_toolchain
 from ..cxx import HIP, plan_for, render_plan
 from ..cxx.describe import plan_text
+from ..cxx.branches import plan_branches
 from ..cxx.launch import PlanLauncher
 from ..cxx.shape import launches_at, launches_text
 from ..cxx.tools import Compiled
@@ -100,6 +101,17 @@ class HipBackend:
                                 schedule=schedule)
         runtime = cuda_launcher.CudaRuntime(compiled.binary, [f for u in plan.units for f in u.functions()])
         return PlanLauncher(plan, runtime, "cuda", f"hip-on-nvidia {arch}", schedule)
+
+    def branches(self, kernel: ir.Kernel, multiprocessors: int = 4, arch: str | None = None
+                 ) -> list:
+        """The launch's size-dependent choices as data (cxx/branches.py), for the verifier:
+        for `arch`, else this machine's GPU (AMD, or NVIDIA through HIP's NVIDIA platform),
+        else the default."""
+        if arch is None and torch.version.hip is not None and not launcher.unavailable_reason():
+            arch = launcher.device_arch()
+        elif arch is None and cuda_launcher.unavailable_reason() is None:
+            arch = cuda_device_arch()
+        return plan_branches(plan_for(kernel, HIP, arch or toolchain.DEFAULT_ARCH))
 
     def compile_asm(self, kernel: ir.Kernel, arch: str | None = None,
                     shape: dict[str, int] | None = None) -> dict[str, str]:
